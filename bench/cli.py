@@ -1,0 +1,120 @@
+"""The `bench` command line: one Typer app, one module per command group.
+
+Every command shares the same conventions: ``--config PATH`` (default ./bench.toml,
+falling back to the packaged defaults), ``-q/--quiet``, ``--json`` where it reports
+values, and exit codes 0 ok, 1 failure, 2 bad usage or config.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+import typer.core
+
+from bench import console
+from bench.config import Config, load_config
+from bench.errors import EXIT_FAILURE, BenchError
+
+
+class _Group(typer.core.TyperGroup):
+    """Turns :class:`BenchError` into one red line and its exit code, for every command."""
+
+    def invoke(self, ctx: Any) -> Any:
+        try:
+            return super().invoke(ctx)
+        except BenchError as failure:
+            console.error(str(failure))
+            ctx.exit(failure.exit_code)
+        except KeyboardInterrupt:
+            console.error("interrupted")
+            ctx.exit(130)
+
+
+app = typer.Typer(
+    cls=_Group,
+    help="Benchmark and reproducibility harness for residual diffusion models "
+    "(RDDM, Resfusion, SR3, DDIM) in image restoration.",
+    no_args_is_help=True,
+    rich_markup_mode="rich",
+    pretty_exceptions_show_locals=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+ConfigOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--config",
+        "-c",
+        help="Configuration file [default: ./bench.toml, else the packaged defaults].",
+        dir_okay=False,
+    ),
+]
+QuietOption = Annotated[bool, typer.Option("--quiet", "-q", help="Print only results and errors.")]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print the result as one JSON document.")]
+
+
+def _show_version(value: bool) -> None:
+    if value:
+        from bench import __version__
+
+        typer.echo(f"bench {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool | None,
+        typer.Option("--version", callback=_show_version, is_eager=True, help="Print the version."),
+    ] = None,
+) -> None:
+    """Benchmark and reproducibility harness for residual diffusion models."""
+
+
+def setup(
+    config_path: Path | None = None,
+    quiet: bool = False,
+    as_json: bool = False,
+    overrides: dict[str, Any] | None = None,
+) -> Config:
+    """Apply the shared output flags and load the validated config."""
+    console.state.quiet = quiet
+    console.state.json = as_json
+    return load_config(config_path, overrides)
+
+
+@app.command(
+    epilog="Example: [bold]bench env --json > env.json[/bold]",
+)
+def env(
+    config_path: ConfigOption = None, quiet: QuietOption = False, as_json: JsonOption = False
+) -> None:
+    """Show Python, torch, CUDA, devices, package versions, the git commit and the config."""
+    from bench.envinfo import environment
+
+    config = setup(config_path, quiet, as_json)
+    record = environment()
+    record["config"] = {
+        "file": str(config.source),
+        "tracking_uri": config.tracking_uri(),
+        **{name: str(value) for name, value in vars(config.paths).items()},
+    }
+    rows = [
+        (key, value) for key, value in record.items() if key not in ("packages", "git", "config")
+    ]
+    rows += [(f"config {key}", value) for key, value in record["config"].items()]
+    rows += [("git commit", record["git"]["commit"]), ("git dirty", record["git"]["dirty"])]
+    rows += [
+        (f"  {name}", version or "not installed") for name, version in record["packages"].items()
+    ]
+    console.emit(record, console.table("environment", ["item", "value"], rows))
+
+
+def main() -> None:
+    try:
+        app()
+    except BenchError as failure:  # raised outside a command (e.g. during completion)
+        console.error(str(failure))
+        raise SystemExit(EXIT_FAILURE) from None

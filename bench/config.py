@@ -1,0 +1,283 @@
+"""Typed, validated configuration from bench.toml and CLI flags.
+
+The packaged defaults (a copy of the repository's bench.toml) are read first; the
+user's file is merged over them key by key, then CLI overrides. The merged tree is
+checked against the dataclasses below: an unknown key, a wrong type or an unknown
+name raises :class:`~bench.errors.ConfigError` naming the key, the file and the
+valid choices, before anything runs.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from bench.errors import ConfigError, choices
+
+PACKAGED_DEFAULTS = Path(__file__).with_name("defaults.toml")
+DEFAULT_CONFIG_NAME = "bench.toml"
+
+Paper = Literal["paper"]
+
+
+@dataclass(frozen=True)
+class TrackingConfig:
+    uri: str = ""
+    experiment: str = "bench"
+
+
+@dataclass(frozen=True)
+class PathsConfig:
+    data_root: Path = Path("data")
+    weights_dir: Path = Path("weights")
+    results_dir: Path = Path("results")
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    dataset: str = "synth-shadow"
+    methods: tuple[str, ...] = ("rddm", "resfusion", "sr3")
+    seeds: tuple[int, ...] = (0,)
+    profile: str = "smoke"
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+
+
+@dataclass(frozen=True)
+class ProfileConfig:
+    """A training and sampling budget. "paper" takes the paper's value for the task."""
+
+    image_size: int
+    batch_size: int
+    grad_accumulation: int
+    iterations: int | Paper
+    steps: int | Paper
+    unet_dim: int
+    unet_mults: tuple[int, ...]
+    lr: float | Paper
+    ema_decay: float
+    ema_every: int
+    ema_start: int
+    checkpoint_every: int
+    eval_images: int  # 0: the whole test split
+
+
+@dataclass(frozen=True)
+class Config:
+    tracking: TrackingConfig = field(default_factory=TrackingConfig)
+    paths: PathsConfig = field(default_factory=PathsConfig)
+    run: RunConfig = field(default_factory=RunConfig)
+    profiles: dict[str, ProfileConfig] = field(default_factory=dict)
+    #: the file the values came from (the packaged defaults when no file was found)
+    source: Path = PACKAGED_DEFAULTS
+
+    @property
+    def profile(self) -> ProfileConfig:
+        """The profile selected by ``run.profile``."""
+        return self.profiles[self.run.profile]
+
+    def tracking_uri(self) -> str:
+        """File value, else MLFLOW_TRACKING_URI, else a SQLite store in the results folder."""
+        if self.tracking.uri:
+            return self.tracking.uri
+        if os.environ.get("MLFLOW_TRACKING_URI"):
+            return os.environ["MLFLOW_TRACKING_URI"]
+        return f"sqlite:///{(self.paths.results_dir / 'mlflow.db').resolve()}"
+
+    def to_dict(self) -> dict[str, Any]:
+        """The resolved config as plain TOML-compatible values (for logging as params)."""
+        return _plain(dataclasses.asdict(self))
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    if isinstance(value, Path):
+        return str(value)
+    return value
+
+
+# ---------------------------------------------------------------------------------------
+# loading and merging
+
+
+def find_config(path: Path | None) -> Path:
+    """The file to read: ``path`` if given, else ./bench.toml, else the packaged defaults."""
+    if path is not None:
+        if not path.is_file():
+            raise ConfigError(
+                f"config file {path} does not exist; pass an existing file to --config "
+                f"or omit it to use ./{DEFAULT_CONFIG_NAME}"
+            )
+        return path
+    local = Path.cwd() / DEFAULT_CONFIG_NAME
+    return local if local.is_file() else PACKAGED_DEFAULTS
+
+
+def read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as handle:
+            return tomllib.load(handle)
+    except tomllib.TOMLDecodeError as error:
+        raise ConfigError(f"{path}: not valid TOML ({error})") from None
+    except OSError as error:
+        raise ConfigError(f"{path}: cannot be read ({error.strerror})") from None
+
+
+def merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    """Deep-merge ``override`` over ``base`` (tables merge, everything else replaces)."""
+    merged = dict(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def load_config(path: Path | None = None, overrides: dict[str, Any] | None = None) -> Config:
+    """Read, merge and validate the configuration.
+
+    ``overrides`` is a nested dict of CLI values (``{"run": {"profile": "paper"}}``);
+    keys whose value is None are ignored so unset flags keep the file's value.
+    """
+    source = find_config(path)
+    tree = read_toml(PACKAGED_DEFAULTS)
+    if source != PACKAGED_DEFAULTS:
+        tree = merge(tree, read_toml(source))
+    if overrides:
+        tree = merge(tree, _drop_none(overrides))
+    config = _build(Config, tree, source, "")
+    paths = {
+        name: value if value.is_absolute() else source.parent / value
+        for name, value in dataclasses.asdict(config.paths).items()
+    }
+    config = dataclasses.replace(config, paths=PathsConfig(**paths), source=source)
+    _check_names(config)
+    return config
+
+
+def _check_names(config: Config) -> None:
+    """Refuse names that no registry knows, before anything runs."""
+    from baselines import METHODS
+    from bench.data import DATASETS
+
+    where = f"{config.source}: run"
+    if config.run.profile not in config.profiles:
+        raise ConfigError(
+            f"{where}.profile = '{config.run.profile}' is not a profile; "
+            f"valid choices: {choices(config.profiles)}"
+        )
+    if config.run.dataset not in DATASETS:
+        raise ConfigError(
+            f"{where}.dataset = '{config.run.dataset}' is not a dataset; "
+            f"valid choices: {choices(DATASETS)}"
+        )
+    for method in config.run.methods:
+        if method not in METHODS:
+            raise ConfigError(
+                f"{where}.methods has '{method}', which is not a method; "
+                f"valid choices: {choices(METHODS)}"
+            )
+
+
+def _drop_none(tree: dict[str, Any]) -> dict[str, Any]:
+    out = {}
+    for key, value in tree.items():
+        if isinstance(value, dict):
+            value = _drop_none(value)
+            if not value:
+                continue
+        if value is not None:
+            out[key] = value
+    return out
+
+
+# ---------------------------------------------------------------------------------------
+# validation against the dataclasses' type hints
+
+
+def _build(cls: type, table: Any, source: Path, prefix: str) -> Any:
+    where = prefix.rstrip(".") or "the top level"
+    if not isinstance(table, dict):
+        raise ConfigError(f"{source}: {where} must be a table, got {_describe(table)}")
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls) if f.name != "source"}
+    unknown = set(table) - set(fields)
+    if unknown:
+        key = sorted(unknown)[0]
+        raise ConfigError(
+            f"{source}: unknown key '{prefix}{key}'; valid keys in {where}: {choices(fields)}"
+        )
+    missing = [
+        name
+        for name, f in fields.items()
+        if name not in table
+        and f.default is dataclasses.MISSING
+        and f.default_factory is dataclasses.MISSING
+    ]
+    if missing:
+        raise ConfigError(
+            f"{source}: {where} is missing key(s) {', '.join(prefix + m for m in missing)}"
+        )
+    values = {name: _convert(hints[name], table[name], source, prefix + name) for name in table}
+    return cls(**values)
+
+
+def _convert(hint: Any, value: Any, source: Path, key: str) -> Any:
+    origin = typing.get_origin(hint)
+    args = typing.get_args(hint)
+    if dataclasses.is_dataclass(hint):
+        return _build(hint, value, source, key + ".")
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"{source}: {key} must be a table, got {_describe(value)}")
+        return {
+            name: _convert(args[1], item, source, f"{key}.{name}") for name, item in value.items()
+        }
+    if origin is tuple:
+        if not isinstance(value, list):
+            raise ConfigError(f"{source}: {key} must be a list, got {_describe(value)}")
+        return tuple(_convert(args[0], item, source, f"{key}[{i}]") for i, item in enumerate(value))
+    if origin is Literal:
+        if value not in args:
+            raise ConfigError(
+                f"{source}: {key} = {value!r} is not valid; valid choices: {choices(map(str, args))}"
+            )
+        return value
+    if origin in (typing.Union, types.UnionType):
+        for option in args:
+            try:
+                return _convert(option, value, source, key)
+            except ConfigError:
+                continue
+        expected = " or ".join(_name(option) for option in args)
+        raise ConfigError(f"{source}: {key} must be {expected}, got {_describe(value)}")
+    if hint is Path:
+        if not isinstance(value, str) or not value:
+            raise ConfigError(f"{source}: {key} must be a path string, got {_describe(value)}")
+        return Path(value).expanduser()
+    if hint is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if hint is int and isinstance(value, bool) or not isinstance(value, hint):
+        raise ConfigError(f"{source}: {key} must be {_name(hint)}, got {_describe(value)}")
+    return value
+
+
+def _name(hint: Any) -> str:
+    if typing.get_origin(hint) is Literal:
+        return " or ".join(repr(a) for a in typing.get_args(hint))
+    return {int: "an integer", float: "a number", str: "a string", bool: "true or false"}.get(
+        hint, getattr(hint, "__name__", str(hint))
+    )
+
+
+def _describe(value: Any) -> str:
+    return f"{type(value).__name__} {value!r}"

@@ -1,0 +1,120 @@
+"""Output shared by every command: messages, tables, --json, -q and progress bars.
+
+Results go to stdout (a rich table, or one JSON document with ``--json``);
+messages and progress bars go to stderr, so ``bench ... --json | jq`` stays clean.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+from rich.table import Table
+
+T = TypeVar("T")
+
+
+@dataclass
+class OutputState:
+    quiet: bool = False
+    json: bool = False
+
+
+state = OutputState()
+out = Console(soft_wrap=True)
+err = Console(stderr=True, soft_wrap=True)
+
+
+def info(message: str) -> None:
+    """A progress or status message; silenced by -q and by --json."""
+    if not (state.quiet or state.json):
+        err.print(message)
+
+
+def warn(message: str) -> None:
+    """A warning; always shown (on stderr)."""
+    err.print(f"[yellow]warning:[/yellow] {message}")
+
+
+def error(message: str) -> None:
+    err.print(f"[bold red]error:[/bold red] {message}", highlight=False)
+
+
+def _json_default(value: Any) -> Any:
+    if hasattr(value, "item"):  # numpy and torch scalars
+        return value.item()
+    return str(value)
+
+
+def _finite(value: Any) -> Any:
+    """JSON has no inf/nan: write them as strings rather than emit invalid JSON."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(v) for v in value]
+    return value
+
+
+def emit(data: Any, table: Table | None = None) -> None:
+    """Print a command's result: JSON with --json, else the table (if any)."""
+    if state.json:
+        out.print_json(json.dumps(_finite(data), default=_json_default))
+    elif table is not None:
+        out.print(table)
+
+
+def table(title: str | None, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> Table:
+    """A plain rich table; cells are printed with str()."""
+    result = Table(title=title, title_justify="left")
+    for column in columns:
+        result.add_column(column)
+    for row in rows:
+        result.add_row(*("" if cell is None else str(cell) for cell in row))
+    return result
+
+
+def _bars_enabled() -> bool:
+    return not (state.quiet or state.json) and err.is_terminal
+
+
+@contextmanager
+def progress_bar(description: str, total: float | None) -> Iterator[Any]:
+    """A progress bar on stderr; yields ``advance(n=1)``. Invisible with -q, --json or no TTY."""
+    if not _bars_enabled():
+        yield lambda n=1: None
+        return
+    columns = [
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+    ]
+    with Progress(*columns, console=err, transient=True) as bar:
+        task = bar.add_task(description, total=total)
+        yield lambda n=1: bar.advance(task, n)
+
+
+def track(items: Iterable[T], description: str, total: int | None = None) -> Iterator[T]:
+    """Iterate with a progress bar (see :func:`progress_bar`)."""
+    if total is None and hasattr(items, "__len__"):
+        total = len(items)  # type: ignore[arg-type]
+    with progress_bar(description, total) as advance:
+        for item in items:
+            yield item
+            advance()

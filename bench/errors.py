@@ -1,0 +1,40 @@
+"""Errors that end a command with one clear line and a defined exit code.
+
+Exit codes are the same for every command: 0 ok, 1 failure, 2 bad usage or config.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+EXIT_OK = 0
+EXIT_FAILURE = 1
+EXIT_USAGE = 2
+
+
+class BenchError(Exception):
+    """A failure the user can act on; the message says what happened and what to do."""
+
+    exit_code = EXIT_FAILURE
+
+
+class UsageError(BenchError):
+    """Bad input: a wrong value, name, file or flag. Nothing was run."""
+
+    exit_code = EXIT_USAGE
+
+
+class ConfigError(UsageError):
+    """bench.toml (or a flag overriding it) is invalid."""
+
+
+def choices(values: Iterable[str]) -> str:
+    """Format valid choices for an error message."""
+    values = sorted(values)
+    return ", ".join(values) if values else "(none registered)"
+
+
+def unknown_name(kind: str, name: str, valid: Iterable[str], where: str = "") -> UsageError:
+    """The error for a name that is not in a registry (method, dataset, protocol, profile...)."""
+    place = f" in {where}" if where else ""
+    return UsageError(f"unknown {kind} '{name}'{place}; valid choices: {choices(valid)}")

@@ -1,0 +1,109 @@
+"""bench.toml parsing: merging, overrides, and one clear error (exit 2) per bad input."""
+
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from bench.cli import app
+from bench.config import PACKAGED_DEFAULTS, load_config
+from bench.errors import EXIT_USAGE, ConfigError
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "bench.toml"
+    path.write_text(text)
+    return path
+
+
+def test_packaged_defaults_are_the_repository_file():
+    assert PACKAGED_DEFAULTS.read_text() == (REPO / "bench.toml").read_text()
+
+
+def test_defaults_load_with_both_profiles(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # no ./bench.toml here: packaged defaults
+    config = load_config()
+    assert config.source == PACKAGED_DEFAULTS
+    assert {"smoke", "paper"} <= set(config.profiles)
+    assert config.profiles["paper"].image_size == 256
+    assert config.profiles["paper"].batch_size == 1
+    assert config.profiles["paper"].iterations == "paper"
+    assert config.profiles["smoke"].unet_mults == (1, 2, 4, 8)
+
+
+def test_partial_file_merges_over_defaults_and_paths_resolve_beside_it(tmp_path):
+    path = write(tmp_path, '[paths]\ndata_root = "mydata"\n[profiles.smoke]\niterations = 7\n')
+    config = load_config(path)
+    assert config.paths.data_root == tmp_path / "mydata"
+    assert config.paths.results_dir == tmp_path / "results"
+    assert config.profiles["smoke"].iterations == 7
+    assert config.profiles["smoke"].image_size == 64  # kept from the defaults
+
+
+def test_cli_overrides_win_and_none_means_unset(tmp_path):
+    path = write(tmp_path, '[run]\nseeds = [1, 2]\nprofile = "smoke"\n')
+    config = load_config(path, {"run": {"seeds": [5], "profile": None}})
+    assert config.run.seeds == (5,)
+    assert config.run.profile == "smoke"
+
+
+def test_int_accepted_where_float_expected(tmp_path):
+    config = load_config(write(tmp_path, "[profiles.smoke]\nlr = 1\n"))
+    assert config.profiles["smoke"].lr == 1.0
+    assert isinstance(config.profiles["smoke"].lr, float)
+
+
+def test_tracking_uri_defaults_to_sqlite_in_results(tmp_path):
+    config = load_config(write(tmp_path, ""))
+    assert config.tracking_uri() == f"sqlite:///{tmp_path / 'results' / 'mlflow.db'}"
+
+
+BAD_INPUTS = {
+    "typo": (
+        '[run]\ndataste = "istd"\n',
+        ["unknown key 'run.dataste'", "valid keys in run", "dataset"],
+    ),
+    "typo-table": ("[trackin]\nuri = ''\n", ["unknown key 'trackin'", "tracking"]),
+    "wrong-type": ('[run]\nseeds = "0"\n', ["run.seeds must be a list", "str '0'"]),
+    "wrong-item-type": ("[run]\nseeds = [0, 1.5]\n", ["run.seeds[1] must be an integer"]),
+    "bool-as-int": ("[profiles.smoke]\nbatch_size = true\n", ["profiles.smoke.batch_size"]),
+    "bad-literal": ('[run]\ndevice = "gpu"\n', ["run.device = 'gpu'", "auto, cpu, cuda"]),
+    "bad-union": ('[profiles.smoke]\niterations = "many"\n', ["profiles.smoke.iterations must be"]),
+    "unknown-profile": ('[run]\nprofile = "quick"\n', ["run.profile = 'quick'", "paper, smoke"]),
+    "unknown-method": ('[run]\nmethods = ["rdm"]\n', ["'rdm'", "not a method", "valid choices"]),
+    "unknown-dataset": ('[run]\ndataset = "itsd"\n', ["'itsd'", "not a dataset", "valid choices"]),
+    "incomplete-profile": ("[profiles.mine]\nimage_size = 32\n", ["profiles.mine", "missing key"]),
+    "not-toml": ("[run\n", ["not valid TOML"]),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_INPUTS))
+def test_bad_config_raises_one_clear_error(tmp_path, case):
+    text, fragments = BAD_INPUTS[case]
+    path = write(tmp_path, text)
+    with pytest.raises(ConfigError) as caught:
+        load_config(path)
+    message = str(caught.value)
+    assert str(path) in message
+    for fragment in fragments:
+        assert fragment in message
+
+
+@pytest.mark.parametrize("case", sorted(BAD_INPUTS))
+def test_bad_config_exits_2_with_one_line(tmp_path, case):
+    text, fragments = BAD_INPUTS[case]
+    path = write(tmp_path, text)
+    result = CliRunner().invoke(app, ["env", "--config", str(path)])
+    assert result.exit_code == EXIT_USAGE
+    assert "error:" in result.output
+    assert fragments[0] in " ".join(result.output.split())
+    assert "Traceback" not in result.output
+    assert "environment" not in result.output  # nothing ran
+
+
+def test_missing_config_file_exits_2(tmp_path):
+    result = CliRunner().invoke(app, ["env", "--config", str(tmp_path / "nope.toml")])
+    assert result.exit_code == EXIT_USAGE
+    assert "nope.toml does not exist" in " ".join(result.output.split())

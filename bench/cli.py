@@ -7,15 +7,14 @@ values, and exit codes 0 ok, 1 failure, 2 bad usage or config.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 import typer.core
 
 from bench import console
-from bench.config import Config, load_config
 from bench.errors import EXIT_FAILURE, BenchError
+from bench.options import ConfigOption, JsonOption, QuietOption, setup
 
 
 class _Group(typer.core.TyperGroup):
@@ -42,18 +41,6 @@ app = typer.Typer(
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 
-ConfigOption = Annotated[
-    Path | None,
-    typer.Option(
-        "--config",
-        "-c",
-        help="Configuration file [default: ./bench.toml, else the packaged defaults].",
-        dir_okay=False,
-    ),
-]
-QuietOption = Annotated[bool, typer.Option("--quiet", "-q", help="Print only results and errors.")]
-JsonOption = Annotated[bool, typer.Option("--json", help="Print the result as one JSON document.")]
-
 
 def _show_version(value: bool) -> None:
     if value:
@@ -71,18 +58,6 @@ def _root(
     ] = None,
 ) -> None:
     """Benchmark and reproducibility harness for residual diffusion models."""
-
-
-def setup(
-    config_path: Path | None = None,
-    quiet: bool = False,
-    as_json: bool = False,
-    overrides: dict[str, Any] | None = None,
-) -> Config:
-    """Apply the shared output flags and load the validated config."""
-    console.state.quiet = quiet
-    console.state.json = as_json
-    return load_config(config_path, overrides)
 
 
 @app.command(
@@ -110,6 +85,9 @@ def env(
         (f"  {name}", version or "not installed") for name, version in record["packages"].items()
     ]
     console.emit(record, console.table("environment", ["item", "value"], rows))
+
+
+# Command registration: one line per command module in bench/commands/.
 
 
 def main() -> None:

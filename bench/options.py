@@ -1,0 +1,35 @@
+"""Options and setup shared by every command module (bench/commands/*)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from bench import console
+from bench.config import Config, load_config
+
+ConfigOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--config",
+        "-c",
+        help="Configuration file [default: ./bench.toml, else the packaged defaults].",
+        dir_okay=False,
+    ),
+]
+QuietOption = Annotated[bool, typer.Option("--quiet", "-q", help="Print only results and errors.")]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print the result as one JSON document.")]
+
+
+def setup(
+    config_path: Path | None = None,
+    quiet: bool = False,
+    as_json: bool = False,
+    overrides: dict[str, Any] | None = None,
+) -> Config:
+    """Apply the shared output flags and load the validated config (exit 2 if invalid)."""
+    console.state.quiet = quiet
+    console.state.json = as_json
+    return load_config(config_path, overrides)

@@ -13,6 +13,9 @@ import typer
 import typer.core
 
 from bench import console
+from bench.commands import profile as profile_command
+from bench.commands import run as run_command
+from bench.commands import ui as ui_command
 from bench.errors import EXIT_FAILURE, BenchError
 from bench.options import ConfigOption, JsonOption, QuietOption, setup
 
@@ -88,6 +91,9 @@ def env(
 
 
 # Command registration: one line per command module in bench/commands/.
+app.command(epilog=run_command.EXAMPLE)(run_command.run)
+app.command(epilog=profile_command.EXAMPLE)(profile_command.profile)
+app.command(epilog=ui_command.EXAMPLE)(ui_command.ui)
 
 
 def main() -> None:

@@ -65,6 +65,7 @@ class ProfileConfig:
     ema_start: int
     checkpoint_every: int
     eval_images: int  # 0: the whole test split
+    eval_batch_size: int
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,123 @@
+"""`bench profile`: parameters, MACs and latency of a method's networks."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from bench import console
+from bench.options import ConfigOption, JsonOption, QuietOption, setup
+
+EXAMPLE = "Example: bench profile rddm --size 256 --json"
+
+
+def profile(
+    method: Annotated[str, typer.Argument(help="Method name, e.g. rddm, resfusion, sr3.")],
+    size: Annotated[int, typer.Option(help="Image side in pixels.")] = 256,
+    dataset: Annotated[
+        str | None,
+        typer.Option(help="Dataset whose task sets steps and mask input [default: run.dataset]."),
+    ] = None,
+    steps: Annotated[
+        int | None, typer.Option(help="Sampling steps [default: the paper's].")
+    ] = None,
+    dim: Annotated[int, typer.Option(help="UNet base width (64 in the papers).")] = 64,
+    device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
+    repeats: Annotated[
+        int, typer.Option(help="Timed repeats after warm-up (at least 15).", min=15)
+    ] = 15,
+    config_path: ConfigOption = None,
+    quiet: QuietOption = False,
+    as_json: JsonOption = False,
+) -> None:
+    """Count parameters and MACs (as the papers did with thop, and audited) and time the networks."""
+    from baselines import METHODS, paper_settings
+    from bench.data import get_dataset
+    from bench.errors import unknown_name
+    from bench.profiling import profile_method
+    from bench.runner.cell import resolve_device
+
+    config = setup(config_path, quiet, as_json, {"run": {"dataset": dataset}})
+    if method not in METHODS:
+        raise unknown_name("method", method, METHODS)
+    spec = get_dataset(config.run.dataset)
+    settings = paper_settings(method, spec.task)
+    steps = steps or settings.get("steps") or 1
+    from baselines import build_method
+
+    model = build_method(
+        method,
+        mask_channels=1 if spec.has_mask else 0,
+        unet_dim=dim,
+        unet_mults=config.profile.unet_mults,
+        **settings.get("options", {}),
+    )
+    console.info(f"profiling {method} ({spec.task}, {steps} steps) at {size}x{size}, dim {dim}")
+    result = profile_method(model, size, steps, resolve_device(device), repeats=repeats)
+    result |= {"method": method, "task": spec.task, "unet_dim": dim}
+    rows = []
+    for name, net in result["networks"].items():
+        rows.append(
+            _row(
+                name,
+                net["params"],
+                net["params_thop"],
+                net["macs"],
+                net["macs_thop"],
+                net["latency_s"]["median"],
+                net["latency_s"]["iqr"],
+            )
+        )
+    total = result["total"]
+    rows.append(
+        _row(
+            "per step",
+            total["params"],
+            total["params_thop"],
+            total["macs"],
+            total["macs_thop"],
+            total["latency_step_s"],
+            None,
+        )
+    )
+    rows.append(
+        [
+            "per image",
+            "",
+            "",
+            f"{total['macs_per_image'] / 1e9:.1f}",
+            f"{total['macs_thop_per_image'] / 1e9:.1f}",
+            f"{total['latency_image_s']:.3f}",
+            "",
+        ]
+    )
+    table = console.table(
+        f"{method} at {size}x{size} on {result['device']} ({steps} steps); "
+        "paper = thop 0.1.1 as published, audited = parameter sum / torch flop counter",
+        [
+            "network",
+            "params M (audited)",
+            "params M (paper)",
+            "GMACs (audited)",
+            "GMACs (paper)",
+            "latency s (median)",
+            "IQR s",
+        ],
+        rows,
+    )
+    console.emit(result, table)
+    for key, value in result["memory"].items():
+        console.info(f"{key}: {value:.0f}")
+
+
+def _row(name, params, params_thop, macs, macs_thop, median, iqr):
+    return [
+        name,
+        f"{params / 1e6:.2f}",
+        f"{params_thop / 1e6:.2f}",
+        f"{macs / 1e9:.2f}",
+        f"{macs_thop / 1e9:.2f}",
+        f"{median:.4f}",
+        "" if iqr is None else f"{iqr:.4f}",
+    ]

@@ -1,0 +1,73 @@
+"""`bench ui`: the MLflow UI for the configured store, on the loopback interface only."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from typing import Annotated
+
+import typer
+
+from bench import console
+from bench.errors import BenchError
+from bench.options import ConfigOption, QuietOption, setup
+
+EXAMPLE = "Example: bench ui --port 5001   (then open http://127.0.0.1:5001)"
+HOST = "127.0.0.1"  # never another interface: the store holds unpublished results
+
+
+def ui_command(port: int, uri: str) -> list[str]:
+    from bench.tracking import artifact_root
+
+    command = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", uri]
+    command += ["--host", HOST, "--port", str(port), "--workers", "1"]
+    if artifacts := artifact_root(uri):
+        command += ["--default-artifact-root", artifacts]
+    return command
+
+
+def wait_until_ready(url: str, process: subprocess.Popen, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise BenchError(
+                f"the MLflow UI exited with code {process.returncode} before it was ready"
+            )
+        try:
+            with urllib.request.urlopen(f"{url}/health", timeout=2) as answer:
+                if answer.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.5)
+    raise BenchError(f"the MLflow UI did not answer at {url} within {timeout:.0f} s")
+
+
+def ui(
+    port: Annotated[int, typer.Option(help="Port on 127.0.0.1.")] = 5000,
+    timeout: Annotated[float, typer.Option(help="Seconds to wait for the server to start.")] = 60,
+    config_path: ConfigOption = None,
+    quiet: QuietOption = False,
+) -> None:
+    """Start the MLflow UI for the configured tracking store and print its URL."""
+    config = setup(config_path, quiet)
+    uri = config.tracking_uri()
+    if not uri.startswith("sqlite:///"):
+        raise BenchError(f"tracking URI {uri} is a server already: open it in a browser instead")
+    url = f"http://{HOST}:{port}"
+    process = subprocess.Popen(ui_command(port, uri))
+    try:
+        wait_until_ready(url, process, timeout)
+        console.out.print(f"MLflow UI for {uri}\n{url}  (Ctrl-C to stop)")
+        process.wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                process.kill()

@@ -1,0 +1,253 @@
+"""Run one cell: train or load, sample the test split, score, profile, track.
+
+:func:`run_cell` is a plain function of picklable arguments that returns a
+:class:`CellRecord`, so any executor (in process, subprocesses, Slurm) can call it.
+A failure inside the cell is recorded (run status FAILED, with the error) and returned,
+never raised; Ctrl-C marks the run KILLED, keeps the checkpoint and propagates.
+"""
+
+from __future__ import annotations
+
+import time
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from bench import console
+from bench.errors import BenchError
+from bench.files import atomic_write, write_image
+from bench.runner.cells import Cell
+from bench.runner.seeding import derived_seed, seed_everything
+from bench.runner.train import NetworkClock, train
+from bench.tracking import FAILED, FINISHED, KILLED, Tracker
+
+#: images per row in the logged sample grid (input / output / ground truth columns)
+GRID_ROWS = 4
+
+
+@dataclass(frozen=True)
+class RunContext:
+    """What every cell of one invocation shares (all picklable)."""
+
+    tracking_uri: str
+    experiment: str
+    parent_run_id: str | None
+    data_root: Path
+    weights_dir: Path
+    results_dir: Path
+    device: str
+    resume: bool = False
+    checkpoint: Path | None = None  # load these weights instead of training
+    log_checkpoint: bool = False
+    tags: dict[str, str] = field(default_factory=dict)
+    config: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class CellRecord:
+    cell: Cell
+    status: str
+    run_id: str | None = None
+    metrics: dict[str, float] = field(default_factory=dict)
+    unavailable: dict[str, str] = field(default_factory=dict)
+    error: str | None = None
+    seconds: float = 0.0
+    network_seconds: float = 0.0
+
+
+def to_uint8(images: torch.Tensor) -> torch.Tensor:
+    """[-1, 1] float -> uint8, rounded (what is saved as PNG and scored)."""
+    return ((images.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise BenchError("--device cuda was asked for, but torch sees no CUDA device")
+    return torch.device(name)
+
+
+def checkpoint_path(results_dir: Path, cell: Cell) -> Path:
+    return (
+        results_dir
+        / "checkpoints"
+        / cell.dataset
+        / cell.method
+        / f"seed{cell.seed}-{cell.profile}.pt"
+    )
+
+
+def build(cell: Cell, has_mask: bool) -> Any:
+    from baselines import build_method
+
+    return build_method(
+        cell.method,
+        mask_channels=1 if has_mask else 0,
+        unet_dim=cell.unet_dim,
+        unet_mults=cell.unet_mults,
+        **cell.options,
+    )
+
+
+def sample_split(method: Any, split: Any, cell: Cell, device: torch.device) -> dict[str, Any]:
+    """Sample every test image, batched; return uint8 predictions, inputs, targets, masks."""
+    count = len(split) if cell.eval_images == 0 else min(cell.eval_images, len(split))
+    generator = torch.Generator(device=device).manual_seed(derived_seed(cell.seed, "sampling"))
+    outputs: dict[str, list] = {"pred": [], "input": [], "target": [], "mask": [], "name": []}
+    method.eval()
+    with console.progress_bar(f"sampling {cell.method}", count) as advance:
+        for start in range(0, count, cell.eval_batch_size):
+            items = [split[i] for i in range(start, min(start + cell.eval_batch_size, count))]
+            target = torch.stack([item["target"] for item in items])
+            condition = (
+                torch.stack([item["input"] for item in items]) if "input" in items[0] else None
+            )
+            mask = torch.stack([item["mask"] for item in items]) if "mask" in items[0] else None
+            with torch.no_grad():
+                pred = method.sample(
+                    None if condition is None else condition.to(device),
+                    mask=None if mask is None else mask.to(device),
+                    shape=tuple(target.shape),
+                    steps=cell.steps,
+                    eta=cell.eta,
+                    generator=generator,
+                )
+            outputs["pred"].append(to_uint8(pred.cpu()))
+            outputs["target"].append(to_uint8(target))
+            if condition is not None:
+                outputs["input"].append(to_uint8(condition))
+            if mask is not None:
+                outputs["mask"].append((mask > 0.5).to(torch.uint8) * 255)
+            outputs["name"] += [item["name"] for item in items]
+            advance(len(items))
+    return {
+        key: (torch.cat(value) if value else None) if key != "name" else value
+        for key, value in outputs.items()
+    }
+
+
+def score(cell: Cell, samples: dict[str, Any], weights_dir: Path, kind: str, device: torch.device):
+    """Score with the dataset's protocol (restoration) or FID/IS/KID (generation)."""
+    if kind == "generation":
+        from bench.metrics.fidelity import generation_metrics
+
+        return generation_metrics(
+            samples["pred"], samples["target"], weights_dir, device=str(device)
+        )
+    from bench.protocols import get_protocol
+
+    protocol = get_protocol(cell.protocol, weights_dir, device=str(device))
+    return protocol.evaluate(samples["pred"], samples["target"], samples["mask"], samples["name"])
+
+
+def sample_grid(samples: dict[str, Any], path: Path) -> None:
+    """Rows of (input | output | ground truth) for the first few test images."""
+    columns = [samples[k] for k in ("input", "pred", "target") if samples[k] is not None]
+    rows = [
+        torch.cat([c[i] for c in columns], dim=2) for i in range(min(GRID_ROWS, len(columns[0])))
+    ]
+    grid = torch.cat(rows, dim=1).permute(1, 2, 0).numpy()
+    write_image(path, np.ascontiguousarray(grid))
+
+
+def run_cell(cell: Cell, context: RunContext) -> CellRecord:
+    """Train or load, sample, score, profile and log one cell; never raises on failure."""
+    from bench.data import ensure_dataset, fingerprint, get_dataset, open_split
+    from bench.profiling import flat_metrics, profile_method
+
+    started = time.perf_counter()
+    tracker = Tracker(context.tracking_uri, context.experiment)
+    tags = {**context.tags, "cell": cell.key, "method": cell.method, "dataset": cell.dataset}
+    tags |= {"seed": cell.seed, "profile": cell.profile, "protocol": cell.protocol}
+    tags |= {"device": context.device, "run_kind": "cell"}
+    run_id = tracker.start(f"{cell.method} seed{cell.seed}", tags, parent=context.parent_run_id)
+    record = CellRecord(cell, FAILED, run_id)
+    clock = None
+    try:
+        seed_everything(cell.seed)
+        device = resolve_device(context.device)
+        spec = get_dataset(cell.dataset)
+        root = ensure_dataset(cell.dataset, context.data_root)
+        tracker.set_tags(run_id, {"dataset_fingerprint": fingerprint(cell.dataset, root) or "none"})
+        tracker.log_params(run_id, {"cell": cell.params(), "config": context.config})
+        method = build(cell, spec.has_mask).to(device)
+        clock = NetworkClock(method.networks())
+        checkpoint = checkpoint_path(context.results_dir, cell)
+        if context.checkpoint is not None:
+            state = torch.load(context.checkpoint, map_location=device, weights_only=False)
+            method.load_state_dict(state.get("ema", state.get("model", state)))
+            tracker.set_tags(run_id, {"weights": str(context.checkpoint)})
+        else:
+            train_split = open_split(
+                cell.dataset, root, spec.train_split, image_size=cell.image_size, train=True
+            )
+            with console.progress_bar(f"training {cell.method}", cell.iterations) as advance:
+                result, ema = train(
+                    method,
+                    train_split,
+                    cell,
+                    device,
+                    checkpoint,
+                    context.resume,
+                    clock,
+                    on_step=lambda iteration, parts: advance(),
+                )
+            for name in result.losses[0][1] if result.losses else ():
+                tracker.log_history(
+                    run_id, f"train/{name}", [(i, p[name]) for i, p in result.losses]
+                )
+            tracker.log_metrics(run_id, {"train/seconds": result.seconds})
+            if result.resumed_from:
+                tracker.set_tags(run_id, {"resumed_from_iteration": result.resumed_from})
+            method.load_state_dict(
+                ema.model.state_dict()
+            )  # sample with the EMA weights, as the papers do
+            if context.log_checkpoint:
+                tracker.log_file(run_id, checkpoint, "checkpoint")
+        test_split = open_split(
+            cell.dataset, root, spec.test_split, image_size=cell.image_size, train=False
+        )
+        samples = sample_split(method, test_split, cell, device)
+        scores = score(cell, samples, context.weights_dir, method.kind, device)
+        prefix = cell.protocol if method.kind != "generation" else "generation"
+        record.metrics = {f"{prefix}/{k}": v for k, v in scores.summary.items()}
+        record.unavailable = {f"{prefix}/{k}": v for k, v in scores.unavailable.items()}
+        tracker.log_metrics(run_id, record.metrics)
+        tracker.set_tags(run_id, {f"unavailable.{k}": v for k, v in record.unavailable.items()})
+        profile = profile_method(method, cell.image_size, cell.steps, device)
+        tracker.log_metrics(run_id, flat_metrics(profile))
+        run_folder = context.results_dir / "runs" / run_id
+        for image, name in zip(samples["pred"], samples["name"], strict=True):
+            write_image(run_folder / "samples" / f"{name}.png", image.permute(1, 2, 0).numpy())
+        tracker.set_tags(run_id, {"samples_dir": str(run_folder / "samples")})
+        with atomic_write(run_folder / "per_image.csv", "w") as handle:
+            scores.per_image.to_csv(handle, index=False)
+        sample_grid(samples, run_folder / "sample_grid.png")
+        for artifact in ("per_image.csv", "sample_grid.png"):
+            tracker.log_file(run_id, run_folder / artifact)
+        tracker.log_json(run_id, profile, "profile.json")
+        tracker.log_json(run_id, {**getattr(scores, "meta", {})}, "scoring.json")
+        record.status = FINISHED
+    except KeyboardInterrupt:
+        record.status, record.error = KILLED, "interrupted (Ctrl-C); resume with --resume"
+        tracker.set_tags(run_id, {"error": record.error})
+        tracker.end(run_id, KILLED)
+        raise
+    except Exception as error:  # a failed cell must not stop the grid
+        record.error = f"{type(error).__name__}: {error}"
+        tracker.set_tags(
+            run_id, {"error": record.error[:5000], "traceback": traceback.format_exc()[-5000:]}
+        )
+    finally:
+        if clock is not None:
+            clock.close()
+            record.network_seconds = clock.seconds
+        record.seconds = time.perf_counter() - started
+    tracker.log_metrics(run_id, {"harness/cell_seconds": record.seconds})
+    tracker.end(run_id, record.status)
+    return record

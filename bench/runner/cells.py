@@ -1,0 +1,109 @@
+"""Expand a config into cells (dataset x method x seed) with every setting resolved.
+
+A profile value of "paper" is replaced by the paper's value for the dataset's task
+(``baselines.paper_settings``); CLI overrides (--iters, --steps) win over both.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+from bench.config import Config
+from bench.errors import UsageError
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One unit of work: everything needed to train, sample and score one method."""
+
+    dataset: str
+    method: str
+    seed: int
+    profile: str
+    task: str
+    protocol: str
+    image_size: int
+    batch_size: int
+    grad_accumulation: int
+    iterations: int
+    steps: int
+    lr: float
+    unet_dim: int
+    unet_mults: tuple[int, ...]
+    ema_decay: float
+    ema_every: int
+    ema_start: int
+    checkpoint_every: int
+    eval_images: int
+    eval_batch_size: int
+    #: build_method options from the paper's settings for this task (sum_scale, ...)
+    options: dict[str, Any] = field(default_factory=dict)
+    eta: float = 0.0
+
+    @property
+    def key(self) -> str:
+        return f"{self.dataset}/{self.method}/seed{self.seed}/{self.profile}"
+
+    def params(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def _paper(method: str, task: str, key: str, profile: str) -> Any:
+    from baselines import paper_settings
+
+    settings = paper_settings(method, task)
+    if key not in settings:
+        raise UsageError(
+            f"profile '{profile}' asks for the paper's {key} for {method} on task '{task}', "
+            f"but the paper does not state it; set {key} in [profiles.{profile}] or pass "
+            f"--{'iters' if key == 'iterations' else key}"
+        )
+    return settings[key]
+
+
+def expand(config: Config, iterations: int | None = None, steps: int | None = None) -> list[Cell]:
+    """The grid of cells for ``config.run``, in a stable order (method, then seed)."""
+    from baselines import paper_settings
+    from bench.data import get_dataset
+
+    spec = get_dataset(config.run.dataset)
+    profile = config.profile
+    cells = []
+    for method in config.run.methods:
+
+        def resolve(key: str, value: Any, override: Any, method: str = method) -> Any:
+            if override is not None:
+                return override
+            if value == "paper":
+                return _paper(method, spec.task, key, config.run.profile)
+            return value
+
+        for seed in config.run.seeds:
+            cells.append(
+                Cell(
+                    dataset=spec.name,
+                    method=method,
+                    seed=seed,
+                    profile=config.run.profile,
+                    task=spec.task,
+                    protocol=spec.protocol,
+                    image_size=profile.image_size,
+                    batch_size=profile.batch_size,
+                    grad_accumulation=profile.grad_accumulation,
+                    iterations=int(resolve("iterations", profile.iterations, iterations)),
+                    steps=int(resolve("steps", profile.steps, steps)),
+                    lr=float(resolve("lr", profile.lr, None)),
+                    unet_dim=profile.unet_dim,
+                    unet_mults=profile.unet_mults,
+                    ema_decay=profile.ema_decay,
+                    ema_every=profile.ema_every,
+                    ema_start=profile.ema_start,
+                    checkpoint_every=profile.checkpoint_every,
+                    eval_images=profile.eval_images,
+                    eval_batch_size=profile.eval_batch_size,
+                    options=dict(paper_settings(method, spec.task).get("options", {})),
+                )
+            )
+    return cells

@@ -1,0 +1,128 @@
+"""Run a grid of cells under one MLflow parent run, with the identity baseline beside them."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from bench import console
+from bench.config import Config
+from bench.envinfo import environment
+from bench.runner.cell import CellRecord, RunContext, run_cell, sample_split, score
+from bench.runner.cells import Cell
+from bench.tracking import FAILED, FINISHED, KILLED, Tracker
+
+IDENTITY = "identity"
+
+
+class Identity:
+    """The degraded input scored as the output: the floor every method must beat."""
+
+    kind = "restoration"
+
+    def eval(self) -> Identity:
+        return self
+
+    def sample(self, condition: torch.Tensor, **_: Any) -> torch.Tensor:
+        return condition
+
+
+@dataclass
+class GridResult:
+    parent_run_id: str
+    records: list[CellRecord]
+    identity: CellRecord | None
+    seconds: float
+    network_seconds: float = 0.0
+    failed: list[CellRecord] = field(default_factory=list)
+
+    @property
+    def overhead(self) -> float:
+        """Share of wall time spent outside network forward and backward passes."""
+        return 1 - self.network_seconds / self.seconds if self.seconds else 0.0
+
+
+def score_identity(cell: Cell, context: RunContext, tracker: Tracker) -> CellRecord:
+    from bench.data import ensure_dataset, get_dataset, open_split
+
+    started = time.perf_counter()
+    tags = {**context.tags, "method": IDENTITY, "dataset": cell.dataset, "run_kind": "identity"}
+    tags |= {"protocol": cell.protocol, "profile": cell.profile}
+    run_id = tracker.start(IDENTITY, tags, parent=context.parent_run_id)
+    record = CellRecord(cell, FAILED, run_id)
+    try:
+        spec = get_dataset(cell.dataset)
+        root = ensure_dataset(cell.dataset, context.data_root)
+        split = open_split(
+            cell.dataset, root, spec.test_split, image_size=cell.image_size, train=False
+        )
+        samples = sample_split(Identity(), split, cell, torch.device("cpu"))
+        scores = score(cell, samples, context.weights_dir, "restoration", torch.device("cpu"))
+        record.metrics = {f"{cell.protocol}/{k}": v for k, v in scores.summary.items()}
+        record.unavailable = {f"{cell.protocol}/{k}": v for k, v in scores.unavailable.items()}
+        tracker.log_metrics(run_id, record.metrics)
+        record.status = FINISHED
+    except Exception as error:
+        record.error = f"{type(error).__name__}: {error}"
+        tracker.set_tags(run_id, {"error": record.error[:5000]})
+    record.seconds = time.perf_counter() - started
+    tracker.end(run_id, record.status)
+    return record
+
+
+def run_grid(config: Config, cells: list[Cell], context: RunContext) -> GridResult:
+    """Run every cell in order; failed cells are recorded and the rest still run."""
+    started = time.perf_counter()
+    tracker = Tracker(context.tracking_uri, context.experiment)  # fails here if unreachable
+    env = environment()
+    tags = {
+        "git_commit": env["git"]["commit"] or "unknown",
+        "git_dirty": env["git"]["dirty"],
+        "device": context.device,
+        "profile": config.run.profile,
+        "dataset": config.run.dataset,
+        "run_kind": "grid",
+        **{f"version.{name}": version for name, version in env["packages"].items()},
+    }
+    parent = tracker.start(f"{config.run.dataset} {config.run.profile}", tags)
+    tracker.log_params(parent, context.config)
+    tracker.log_json(parent, context.config, "config.json")
+    tracker.log_json(parent, env, "environment.json")
+    child_tags = {k: v for k, v in tags.items() if k != "run_kind"}
+    context = RunContext(**{**vars(context), "parent_run_id": parent, "tags": child_tags})
+
+    records: list[CellRecord] = []
+    identity = None
+    try:
+        if cells and _is_restoration(cells[0]):
+            console.info(f"scoring the identity baseline on {cells[0].dataset}")
+            identity = score_identity(cells[0], context, tracker)
+        for index, cell in enumerate(cells, 1):
+            console.info(f"[{index}/{len(cells)}] {cell.key}")
+            records.append(run_cell(cell, context))
+    except KeyboardInterrupt:
+        tracker.end(parent, KILLED)
+        raise
+    seconds = time.perf_counter() - started
+    result = GridResult(parent, records, identity, seconds)
+    result.network_seconds = sum(r.network_seconds for r in records)
+    result.failed = [r for r in records if r.status != FINISHED]
+    tracker.log_metrics(
+        parent,
+        {
+            "harness/wall_seconds": seconds,
+            "harness/network_seconds": result.network_seconds,
+            "harness/overhead_fraction": result.overhead,
+        },
+    )
+    tracker.end(parent, FAILED if result.failed else FINISHED)
+    return result
+
+
+def _is_restoration(cell: Cell) -> bool:
+    from bench.data import get_dataset
+
+    return get_dataset(cell.dataset).kind != "unpaired"

@@ -1,0 +1,216 @@
+"""Training one cell: the RDDM template's loop (methods.md §6), resumable bit for bit.
+
+Adam with betas (0.9, 0.99), gradient-norm clip 1.0, gradient accumulation, EMA.
+The batch order is a pure function of (seed, iteration), and every random stream
+(Python, numpy, torch, the method's generator) is saved in each checkpoint, so a run
+interrupted and resumed from its last checkpoint ends with exactly the weights of an
+uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from bench.errors import BenchError
+from bench.files import atomic_write
+from bench.runner.cells import Cell
+from bench.runner.ema import EMA
+from bench.runner.seeding import derived_seed, rng_state, set_rng_state
+
+GRAD_CLIP = 1.0
+ADAM_BETAS = (0.9, 0.99)
+
+
+class NonFiniteLoss(BenchError):
+    """The loss became NaN or inf; training stopped and the cell fails."""
+
+
+class NetworkClock:
+    """Time spent inside the networks' forward and backward passes.
+
+    Forward time comes from hooks on the outermost network calls; backward time is
+    measured around ``loss.backward()``. Everything else is harness overhead.
+    """
+
+    def __init__(self, networks: dict[str, nn.Module]) -> None:
+        self.seconds = 0.0
+        self._depth = 0
+        self._started = 0.0
+        self._handles = []
+        for network in networks.values():
+            self._handles.append(network.register_forward_pre_hook(self._enter))
+            self._handles.append(network.register_forward_hook(self._leave))
+
+    def _enter(self, *_: Any) -> None:
+        if self._depth == 0:
+            self._sync()
+            self._started = time.perf_counter()
+        self._depth += 1
+
+    def _leave(self, *_: Any) -> None:
+        self._depth -= 1
+        if self._depth == 0:
+            self._sync()
+            self.seconds += time.perf_counter() - self._started
+
+    def _sync(self) -> None:
+        if torch.cuda.is_available() and torch.cuda.is_initialized():
+            torch.cuda.synchronize()
+
+    def backward(self, loss: torch.Tensor) -> None:
+        self._sync()
+        started = time.perf_counter()
+        loss.backward()
+        self._sync()
+        self.seconds += time.perf_counter() - started
+
+    def close(self) -> None:
+        for handle in self._handles:
+            handle.remove()
+
+
+@dataclass
+class TrainResult:
+    iterations: int
+    losses: list[tuple[int, dict[str, float]]] = field(default_factory=list)
+    resumed_from: int = 0
+    seconds: float = 0.0
+
+
+class BatchOrder:
+    """Which samples form each batch: a fresh permutation per epoch, seeded by (seed, epoch)."""
+
+    def __init__(self, size: int, batch_size: int, seed: int) -> None:
+        if size == 0:
+            raise BenchError("the training split is empty")
+        self.size, self.batch_size, self.seed = size, batch_size, seed
+        self._epoch, self._perm = -1, torch.empty(0, dtype=torch.long)
+
+    def indices(self, batch_number: int) -> list[int]:
+        out = []
+        for k in range(batch_number * self.batch_size, (batch_number + 1) * self.batch_size):
+            epoch, position = divmod(k, self.size)
+            if epoch != self._epoch:
+                generator = torch.Generator().manual_seed(derived_seed(self.seed, f"data/{epoch}"))
+                self._epoch, self._perm = epoch, torch.randperm(self.size, generator=generator)
+            out.append(int(self._perm[position]))
+        return out
+
+
+def collate(items: list[dict[str, Any]], device: torch.device) -> dict[str, Any]:
+    batch: dict[str, Any] = {}
+    for key in items[0]:
+        values = [item[key] for item in items]
+        batch[key] = torch.stack(values).to(device) if torch.is_tensor(values[0]) else values
+    return batch
+
+
+def checkpoint_state(
+    method: nn.Module, ema: EMA, optimizer, streams: dict[str, Any], result: TrainResult
+) -> dict:
+    return {
+        "iteration": result.iterations,
+        "model": method.state_dict(),
+        "ema": ema.state_dict(),
+        "optimizer": optimizer.state_dict(),
+        "streams": streams,
+        "losses": result.losses,
+    }
+
+
+def random_streams(generator: torch.Generator) -> dict[str, Any]:
+    """Every random stream training draws from, as of now."""
+    return {"generator": generator.get_state(), "rng": rng_state()}
+
+
+def save_checkpoint(path: Path, state: dict) -> None:
+    with atomic_write(path) as handle:
+        torch.save(state, handle)
+
+
+def train(
+    method: nn.Module,
+    dataset: torch.utils.data.Dataset,
+    cell: Cell,
+    device: torch.device,
+    checkpoint: Path | None = None,
+    resume: bool = False,
+    clock: NetworkClock | None = None,
+    on_step: Callable[[int, dict[str, float]], None] | None = None,
+) -> tuple[TrainResult, EMA]:
+    """Train ``method`` for ``cell.iterations``; return the loss history and the EMA."""
+    method.to(device).train()
+    optimizer = torch.optim.Adam(method.parameters(), lr=cell.lr, betas=ADAM_BETAS)
+    ema = EMA(method, cell.ema_decay, cell.ema_every, cell.ema_start)
+    generator = torch.Generator(device=device).manual_seed(derived_seed(cell.seed, "diffusion"))
+    order = BatchOrder(len(dataset), cell.batch_size, cell.seed)
+    result = TrainResult(iterations=0)
+
+    if resume and checkpoint is not None and checkpoint.is_file():
+        state = torch.load(checkpoint, map_location=device, weights_only=False)
+        method.load_state_dict(state["model"])
+        ema.load_state_dict(state["ema"])
+        optimizer.load_state_dict(state["optimizer"])
+        generator.set_state(state["streams"]["generator"])
+        set_rng_state(state["streams"]["rng"])
+        result.iterations = result.resumed_from = state["iteration"]
+        result.losses = state["losses"]
+
+    started = time.perf_counter()
+    stepping = False  # True while weights are being updated: no consistent state to save
+    try:
+        for iteration in range(result.iterations + 1, cell.iterations + 1):
+            streams = random_streams(generator)  # as of the end of the last whole iteration
+            optimizer.zero_grad(set_to_none=True)
+            parts_sum: dict[str, float] = {}
+            for micro in range(cell.grad_accumulation):
+                number = (iteration - 1) * cell.grad_accumulation + micro
+                batch = collate([dataset[i] for i in order.indices(number)], device)
+                parts = method.loss(batch, generator=generator)
+                loss = parts["loss"] / cell.grad_accumulation
+                if not torch.isfinite(loss):
+                    raise NonFiniteLoss(
+                        f"{cell.key}: loss became {loss.item()} at iteration {iteration}; "
+                        "lower the learning rate or check the data"
+                    )
+                if clock is not None:
+                    clock.backward(loss)
+                else:
+                    loss.backward()
+                for name, value in parts.items():
+                    parts_sum[name] = (
+                        parts_sum.get(name, 0.0) + value.item() / cell.grad_accumulation
+                    )
+            stepping = True
+            torch.nn.utils.clip_grad_norm_(method.parameters(), GRAD_CLIP)
+            optimizer.step()
+            method.training_step_hook(iteration)
+            ema.step(method, iteration)
+            result.iterations = iteration
+            result.losses.append((iteration, parts_sum))
+            stepping = False
+            if on_step is not None:
+                on_step(iteration, parts_sum)
+            if checkpoint is not None and (
+                iteration % cell.checkpoint_every == 0 or iteration == cell.iterations
+            ):
+                state = checkpoint_state(method, ema, optimizer, random_streams(generator), result)
+                save_checkpoint(checkpoint, state)
+    except KeyboardInterrupt:
+        # Leave a resumable checkpoint at the last whole iteration, with the random streams
+        # as they were then. Interrupted mid-update, the periodic checkpoint stays instead.
+        if checkpoint is not None and not stepping and result.iterations > result.resumed_from:
+            save_checkpoint(checkpoint, checkpoint_state(method, ema, optimizer, streams, result))
+        raise
+    result.seconds = time.perf_counter() - started
+    if result.losses and not math.isfinite(result.losses[-1][1]["loss"]):
+        raise NonFiniteLoss(f"{cell.key}: final loss is not finite")
+    return result, ema

@@ -1,0 +1,143 @@
+"""MLflow tracking: one parent run per invocation, one child run per cell.
+
+Everything goes through an explicit :class:`~mlflow.tracking.MlflowClient` with an
+explicit tracking URI and artifact location (MLflow 3 otherwise picks ./mlflow.db and
+artifact folders relative to whatever the working directory was; environment.md §6).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from bench.errors import BenchError
+
+#: MLflow's own limit on a param value's length.
+_PARAM_LIMIT = 6000
+
+# Run statuses (mlflow.entities.RunStatus names).
+FINISHED, FAILED, KILLED = "FINISHED", "FAILED", "KILLED"
+
+
+def flatten(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """``{"a": {"b": 1}}`` -> ``{"a.b": 1}``; lists are kept as values."""
+    flat: dict[str, Any] = {}
+    for key, value in tree.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping):
+            flat.update(flatten(value, name + "."))
+        else:
+            flat[name] = value
+    return flat
+
+
+def artifact_root(uri: str) -> str | None:
+    """Artifacts beside a local SQLite store: <folder of mlflow.db>/artifacts."""
+    if uri.startswith("sqlite:///"):
+        return (Path(uri.removeprefix("sqlite:///")).parent / "artifacts").resolve().as_uri()
+    return None  # a server decides (--default-artifact-root)
+
+
+class Tracker:
+    """A thin, explicit wrapper over MlflowClient for one experiment."""
+
+    def __init__(self, uri: str, experiment: str) -> None:
+        os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+        os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "10")
+        from mlflow.tracking import MlflowClient
+
+        self.uri = uri
+        if uri.startswith("sqlite:///"):
+            Path(uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+        self.client = MlflowClient(tracking_uri=uri)
+        try:
+            found = self.client.get_experiment_by_name(experiment)
+            self.experiment_id = (
+                found.experiment_id
+                if found is not None
+                else self.client.create_experiment(
+                    experiment, artifact_location=artifact_root(uri)
+                )
+            )
+        except Exception as error:  # MLflow raises many types; all mean the same thing here
+            raise BenchError(
+                f"tracking store {uri} is unreachable ({type(error).__name__}: "
+                f"{str(error).splitlines()[0][:200]}); check tracking.uri in bench.toml, "
+                "--tracking-uri or MLFLOW_TRACKING_URI"
+            ) from None
+        self.experiment = experiment
+
+    def start(
+        self, name: str, tags: Mapping[str, Any] | None = None, parent: str | None = None
+    ) -> str:
+        all_tags = {k: str(v) for k, v in (tags or {}).items()}
+        if parent:
+            all_tags["mlflow.parentRunId"] = parent
+        run = self.client.create_run(self.experiment_id, run_name=name, tags=all_tags)
+        return run.info.run_id
+
+    def log_params(self, run_id: str, params: Mapping[str, Any]) -> None:
+        from mlflow.entities import Param
+
+        items = [Param(k, _param_text(v)) for k, v in sorted(flatten(params).items())]
+        for start in range(0, len(items), 100):  # MLflow's batch limit for params
+            self.client.log_batch(run_id, params=items[start : start + 100])
+
+    def log_metrics(self, run_id: str, metrics: Mapping[str, float], step: int = 0) -> None:
+        """Log finite values; a non-finite value is an error in the caller, never silently 0."""
+        from mlflow.entities import Metric
+
+        now = int(time.time() * 1000)
+        items = [
+            Metric(k, float(v), now, step)
+            for k, v in sorted(metrics.items())
+            if v is not None and math.isfinite(float(v))
+        ]
+        for start in range(0, len(items), 1000):
+            self.client.log_batch(run_id, metrics=items[start : start + 1000])
+
+    def log_history(self, run_id: str, key: str, values: list[tuple[int, float]]) -> None:
+        """A curve (loss per iteration) as one metric with steps."""
+        from mlflow.entities import Metric
+
+        now = int(time.time() * 1000)
+        items = [Metric(key, float(v), now, step) for step, v in values if math.isfinite(v)]
+        for start in range(0, len(items), 1000):
+            self.client.log_batch(run_id, metrics=items[start : start + 1000])
+
+    def set_tags(self, run_id: str, tags: Mapping[str, Any]) -> None:
+        from mlflow.entities import RunTag
+
+        items = [RunTag(k, str(v)[:_PARAM_LIMIT]) for k, v in sorted(tags.items())]
+        self.client.log_batch(run_id, tags=items)
+
+    def log_file(self, run_id: str, path: Path, folder: str | None = None) -> None:
+        self.client.log_artifact(run_id, str(path), folder)
+
+    def log_text(self, run_id: str, text: str, name: str) -> None:
+        self.client.log_text(run_id, text, name)
+
+    def log_json(self, run_id: str, data: Any, name: str) -> None:
+        self.log_text(run_id, json.dumps(data, indent=2, sort_keys=True, default=str), name)
+
+    def end(self, run_id: str, status: str) -> None:
+        self.client.set_terminated(run_id, status)
+
+    @contextmanager
+    def staging(self) -> Iterator[Path]:
+        """A temporary folder for artifacts that are written then logged."""
+        with tempfile.TemporaryDirectory(prefix="bench-artifacts-") as folder:
+            yield Path(folder)
+
+
+def _param_text(value: Any) -> str:
+    if isinstance(value, list | tuple):
+        value = ",".join(str(v) for v in value)
+    return str(value)[:_PARAM_LIMIT]

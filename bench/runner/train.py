@@ -166,9 +166,9 @@ def train(
 
     started = time.perf_counter()
     stepping = False  # True while weights are being updated: no consistent state to save
+    streams = random_streams(generator)  # as of the end of the last whole iteration
     try:
         for iteration in range(result.iterations + 1, cell.iterations + 1):
-            streams = random_streams(generator)  # as of the end of the last whole iteration
             optimizer.zero_grad(set_to_none=True)
             parts_sum: dict[str, float] = {}
             for micro in range(cell.grad_accumulation):
@@ -196,6 +196,7 @@ def train(
             ema.step(method, iteration)
             result.iterations = iteration
             result.losses.append((iteration, parts_sum))
+            streams = random_streams(generator)
             stepping = False
             if on_step is not None:
                 on_step(iteration, parts_sum)

@@ -62,9 +62,7 @@ class Tracker:
             self.experiment_id = (
                 found.experiment_id
                 if found is not None
-                else self.client.create_experiment(
-                    experiment, artifact_location=artifact_root(uri)
-                )
+                else self.client.create_experiment(experiment, artifact_location=artifact_root(uri))
             )
         except Exception as error:  # MLflow raises many types; all mean the same thing here
             raise BenchError(

@@ -7,7 +7,11 @@ from bench.tracking import FAILED, FINISHED, Tracker, flatten
 
 
 def test_flatten_nested_tables():
-    assert flatten({"a": {"b": 1, "c": {"d": [1, 2]}}, "e": "x"}) == {"a.b": 1, "a.c.d": [1, 2], "e": "x"}
+    assert flatten({"a": {"b": 1, "c": {"d": [1, 2]}}, "e": "x"}) == {
+        "a.b": 1,
+        "a.c.d": [1, 2],
+        "e": "x",
+    }
 
 
 def test_parent_and_child_runs_with_params_metrics_tags_and_artifacts(tmp_path):

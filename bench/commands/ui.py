@@ -57,7 +57,8 @@ def ui(
     if not uri.startswith("sqlite:///"):
         raise BenchError(f"tracking URI {uri} is a server already: open it in a browser instead")
     url = f"http://{HOST}:{port}"
-    process = subprocess.Popen(ui_command(port, uri))
+    # the server's own log goes to stderr: stdout carries only the URL
+    process = subprocess.Popen(ui_command(port, uri), stdout=sys.stderr)
     try:
         wait_until_ready(url, process, timeout)
         console.out.print(f"MLflow UI for {uri}\n{url}  (Ctrl-C to stop)")

@@ -51,10 +51,26 @@ class ToyData(torch.utils.data.Dataset):
 
 
 CELL = Cell(
-    dataset="toy", method="toy", seed=3, profile="test", task="shadow-removal", protocol="rgb",
-    image_size=8, batch_size=3, grad_accumulation=2, iterations=12, steps=1, lr=1e-2,
-    unet_dim=8, unet_mults=(1,), ema_decay=0.9, ema_every=2, ema_start=4,
-    checkpoint_every=5, eval_images=0, eval_batch_size=4,
+    dataset="toy",
+    method="toy",
+    seed=3,
+    profile="test",
+    task="shadow-removal",
+    protocol="rgb",
+    image_size=8,
+    batch_size=3,
+    grad_accumulation=2,
+    iterations=12,
+    steps=1,
+    lr=1e-2,
+    unet_dim=8,
+    unet_mults=(1,),
+    ema_decay=0.9,
+    ema_every=2,
+    ema_start=4,
+    checkpoint_every=5,
+    eval_images=0,
+    eval_batch_size=4,
 )
 
 
@@ -64,7 +80,9 @@ def fresh(seed=0, **kwargs):
 
 
 def test_training_lowers_the_loss():
-    result, _ = train(fresh(), ToyData(), dataclasses.replace(CELL, iterations=60), torch.device("cpu"))
+    result, _ = train(
+        fresh(), ToyData(), dataclasses.replace(CELL, iterations=60), torch.device("cpu")
+    )
     first, last = result.losses[0][1]["loss"], result.losses[-1][1]["loss"]
     assert last < 0.5 * first
 
@@ -84,7 +102,9 @@ def test_interrupted_and_resumed_equals_uninterrupted(tmp_path):
     assert torch.load(tmp_path / "part.pt", weights_only=False)["iteration"] == 7
 
     resumed = fresh(seed=99)  # different initial weights: everything must come from the checkpoint
-    result, ema = train(resumed, ToyData(), CELL, torch.device("cpu"), tmp_path / "part.pt", resume=True)
+    result, ema = train(
+        resumed, ToyData(), CELL, torch.device("cpu"), tmp_path / "part.pt", resume=True
+    )
     assert result.resumed_from == 7
     for a, b in zip(full.state_dict().values(), resumed.state_dict().values(), strict=True):
         assert torch.equal(a, b)

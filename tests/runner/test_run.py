@@ -1,0 +1,263 @@
+"""`bench run` end to end on the offline synthetic suite, shortened; faults; resume; `bench ui`."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import socket
+import subprocess
+import sys
+import urllib.request
+from pathlib import Path
+
+import pytest
+import torch
+from mlflow.tracking import MlflowClient
+from typer.testing import CliRunner
+
+from bench.cli import app
+from bench.config import load_config
+from bench.runner import train as train_module
+from bench.runner.cell import RunContext, run_cell
+from bench.runner.cells import expand
+from bench.tracking import FAILED, FINISHED, KILLED
+
+SHORT = """
+[paths]
+data_root = "{root}/data"
+results_dir = "{root}/results"
+weights_dir = "{root}/weights"
+
+[tracking]
+experiment = "test"
+
+[profiles.smoke]
+image_size = 32
+batch_size = 2
+iterations = 6
+unet_dim = 8
+checkpoint_every = 3
+eval_images = 3
+eval_batch_size = 2
+"""
+
+
+def short_config(tmp_path: Path) -> Path:
+    path = tmp_path / "bench.toml"
+    path.write_text(SHORT.format(root=tmp_path))
+    return path
+
+
+def runs(tmp_path: Path) -> list:
+    client = MlflowClient(f"sqlite:///{tmp_path / 'results' / 'mlflow.db'}")
+    experiment = client.get_experiment_by_name("test")
+    return client, client.search_runs([experiment.experiment_id])
+
+
+@pytest.fixture(scope="module")
+def default_run(tmp_path_factory):
+    """The embedded default's path (synth-shadow; rddm, resfusion, sr3), shortened."""
+    tmp_path = tmp_path_factory.mktemp("run")
+    result = CliRunner().invoke(app, ["run", "--config", str(short_config(tmp_path))])
+    return tmp_path, result
+
+
+def test_default_run_prints_the_table_with_identity(default_run):
+    _, result = default_run
+    assert result.exit_code == 0, result.output
+    text = " ".join(result.output.split())
+    assert "identity (input)" in text
+    for method in ("rddm", "resfusion", "sr3"):
+        assert method in text
+    assert "istd/psnr_all" in text
+    assert "bench report" in text and "bench ui" in text
+    assert "harness overhead" in text
+
+
+def test_default_run_tracks_parent_and_children(default_run):
+    tmp_path, _ = default_run
+    client, found = runs(tmp_path)
+    parents = [r for r in found if r.data.tags.get("run_kind") == "grid"]
+    assert len(parents) == 1
+    parent = parents[0]
+    assert parent.info.status == FINISHED
+    assert parent.data.params["run.dataset"] == "synth-shadow"
+    assert parent.data.params["profiles.smoke.iterations"] == "6"
+    assert {a.path for a in client.list_artifacts(parent.info.run_id)} >= {
+        "config.json",
+        "environment.json",
+    }
+    children = [r for r in found if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
+    cells = [r for r in children if r.data.tags["run_kind"] == "cell"]
+    assert sorted(r.data.tags["method"] for r in cells) == ["rddm", "resfusion", "sr3"]
+    assert [r.data.tags["method"] for r in children if r.data.tags["run_kind"] == "identity"] == [
+        "identity"
+    ]
+    for run in cells:
+        assert run.info.status == FINISHED
+        assert run.data.params["cell.iterations"] == "6"
+        assert run.data.params["config.run.profile"] == "smoke"
+        for tag in ("git_commit", "git_dirty", "version.torch", "device", "seed", "profile"):
+            assert tag in run.data.tags, tag
+        assert len(run.data.tags["dataset_fingerprint"]) == 64
+        metrics = run.data.metrics
+        assert "istd/psnr_all" in metrics and "istd/ssim_all" in metrics
+        assert "profile/params_m" in metrics and "profile/gmacs_thop_step" in metrics
+        history = client.get_metric_history(run.info.run_id, "train/loss")
+        assert [m.step for m in history] == list(range(1, 7))
+        artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
+        assert {"per_image.csv", "sample_grid.png", "profile.json"} <= artifacts
+        samples = Path(run.data.tags["samples_dir"])
+        assert len(list(samples.glob("*.png"))) == 3
+
+
+def test_metric_without_weights_is_unavailable_not_zero(default_run):
+    tmp_path, _ = default_run
+    _, found = runs(tmp_path)
+    cell = next(r for r in found if r.data.tags.get("run_kind") == "cell")
+    assert "istd/lpips" not in cell.data.metrics
+    assert "bench weights" in cell.data.tags["unavailable.istd/lpips"]
+
+
+def cell_and_context(tmp_path: Path, method: str = "rddm-sm-res"):
+    config = load_config(short_config(tmp_path), {"run": {"methods": [method]}})
+    (cell,) = expand(config)
+    context = RunContext(
+        tracking_uri=config.tracking_uri(),
+        experiment="test",
+        parent_run_id=None,
+        data_root=config.paths.data_root,
+        weights_dir=config.paths.weights_dir,
+        results_dir=config.paths.results_dir,
+        device="cpu",
+        config=config.to_dict(),
+    )
+    return cell, context
+
+
+def test_same_seed_gives_identical_metrics(tmp_path):
+    cell, context = cell_and_context(tmp_path)
+    first = run_cell(cell, context)
+    second = run_cell(cell, context)
+    assert first.status == second.status == FINISHED
+    assert first.metrics == second.metrics
+    other = run_cell(dataclasses.replace(cell, seed=1), context)
+    assert other.metrics != first.metrics
+
+
+def test_interrupted_run_is_killed_and_resumes_to_the_same_metrics(tmp_path, monkeypatch):
+    cell, context = cell_and_context(tmp_path)
+    uninterrupted = run_cell(cell, context)
+
+    calls = {"n": 0}
+    original = train_module.NetworkClock.backward
+
+    def interrupt_at_fifth(self, loss):
+        calls["n"] += 1
+        if calls["n"] == 5:
+            raise KeyboardInterrupt
+        original(self, loss)
+
+    monkeypatch.setattr(train_module.NetworkClock, "backward", interrupt_at_fifth)
+    with pytest.raises(KeyboardInterrupt):
+        run_cell(cell, context)
+    monkeypatch.setattr(train_module.NetworkClock, "backward", original)
+    client, found = runs(tmp_path)
+    assert found[0].info.status == KILLED  # newest first
+
+    resumed = run_cell(cell, dataclasses.replace(context, resume=True))
+    assert resumed.status == FINISHED
+    assert client.get_run(resumed.run_id).data.tags["resumed_from_iteration"] == "4"
+    assert resumed.metrics == uninterrupted.metrics
+
+
+def test_failing_cell_is_recorded_and_the_rest_still_run(tmp_path, monkeypatch):
+    import baselines
+
+    original = baselines.build_method
+
+    def build(name, **options):
+        method = original(name, **options)
+        if name == "resfusion":
+            real_loss = method.loss
+            method.loss = lambda batch, generator=None: {
+                k: v * float("nan") for k, v in real_loss(batch, generator).items()
+            }
+        return method
+
+    monkeypatch.setattr(baselines, "build_method", build)
+    config = short_config(tmp_path)
+    result = CliRunner().invoke(app, ["run", "-c", str(config), "-m", "rddm-sm-res,resfusion"])
+    assert result.exit_code == 1
+    text = " ".join(result.output.split())
+    assert "resfusion" in text and "FAILED" in text and "loss became nan" in text
+    _, found = runs(tmp_path)
+    status = {
+        r.data.tags["method"]: r.info.status for r in found if r.data.tags["run_kind"] == "cell"
+    }
+    assert status == {"rddm-sm-res": FINISHED, "resfusion": FAILED}
+    parent = next(r for r in found if r.data.tags["run_kind"] == "grid")
+    assert parent.info.status == FAILED
+
+
+def test_unreachable_store_is_reported_before_training(tmp_path):
+    config = short_config(tmp_path)
+    result = CliRunner().invoke(
+        app, ["run", "-c", str(config), "--tracking-uri", "http://127.0.0.1:9"]
+    )
+    assert result.exit_code == 1
+    assert "unreachable" in result.output
+    assert not (tmp_path / "results" / "checkpoints").exists()
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.mark.slow
+def test_ui_serves_the_store_and_stops_cleanly(default_run):
+    tmp_path, _ = default_run
+    port = free_port()
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "bench",
+            "ui",
+            "--port",
+            str(port),
+            "-c",
+            str(tmp_path / "bench.toml"),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert f"http://127.0.0.1:{port}" in process.stdout.readline() + process.stdout.readline()
+        client, found = runs(tmp_path)
+        experiment_id = client.get_experiment_by_name("test").experiment_id
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{port}/api/2.0/mlflow/runs/search",
+            data=json.dumps({"experiment_ids": [experiment_id]}).encode(),
+            headers={"Content-Type": "application/json"},
+        )
+        with urllib.request.urlopen(request, timeout=30) as answer:
+            listed = json.load(answer)["runs"]
+        assert {r["info"]["run_id"] for r in listed} == {r.info.run_id for r in found}
+    finally:
+        process.send_signal(2)  # Ctrl-C
+        process.wait(timeout=30)
+    assert process.returncode == 0
+    with pytest.raises(OSError):
+        urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2)
+
+
+def test_cuda_device_without_cuda_is_a_clear_error(tmp_path):
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    cell, context = cell_and_context(tmp_path)
+    record = run_cell(cell, dataclasses.replace(context, device="cuda"))
+    assert record.status == FAILED
+    assert "no CUDA device" in record.error

@@ -111,7 +111,7 @@ def test_interrupted_and_resumed_equals_uninterrupted(tmp_path):
     saved_full = torch.load(tmp_path / "full.pt", weights_only=False)
     for key, value in saved_full["ema"].items():
         assert torch.equal(value, ema.state_dict()[key])
-    assert [l for _, l in saved_full["losses"]] == [l for _, l in result.losses]
+    assert saved_full["losses"] == result.losses
 
 
 def test_same_seed_same_weights_different_seed_different():

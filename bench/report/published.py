@@ -86,7 +86,7 @@ class PrintedValue:
     """One cell as printed: ``text`` without marks, the number (``None`` when absent)."""
 
     text: str
-    value: float | str | None
+    value: int | float | str | None
     decimals: int | None
 
     @property
@@ -210,13 +210,18 @@ class PublishedTable:
                 f"table {self.id} has no column '{key}'; columns: {choices(self._columns)}"
             ) from None
 
-    def row(self, label: str) -> Row:
-        """The row printed as ``label`` (labels are unique within a table)."""
-        for row in self.rows:
-            if row.label == label:
-                return row
+    def row(self, label: str, variant: str | None = None) -> Row:
+        """The row printed as ``label`` (and ``variant`` where two rows share a label)."""
+        found = [
+            row
+            for row in self.rows
+            if row.label == label and (variant is None or row.variant == variant)
+        ]
+        if len(found) == 1:
+            return found[0]
         raise BenchError(
-            f"table {self.id} has no row '{label}'; rows: {choices(r.label for r in self.rows)}"
+            f"table {self.id}: {len(found)} rows match '{label}' (variant {variant}); rows: "
+            f"{choices({r.label for r in self.rows})}"
         )
 
     def format(self, key: str, value: float | None) -> str:
@@ -369,8 +374,13 @@ def parse_printed(text: str, where: str, kind: str = "number") -> PrintedValue:
             f"{where} = '{text}' is not a printed number; write it as printed, e.g. "
             f"\"0.9170\", or \"{ABSENT}\" for an empty cell"
         )
-    decimals = len(text.split(".")[1]) if "." in text else 0
-    return PrintedValue(text, float(text), decimals)
+    if "." not in text:
+        return PrintedValue(text, int(text), 0)
+    return PrintedValue(text, float(text), len(text.split(".")[1]))
+
+
+def _identity(row: Row) -> tuple:
+    return (row.label, row.method, row.variant, row.source, tuple(sorted(row.settings.items())))
 
 
 class _TableReader:
@@ -435,9 +445,12 @@ class _TableReader:
         rows = tuple(
             self.row(r, f"rows[{i}]", columns) for i, r in enumerate(take(data, "", "rows", list))
         )
-        labels = [r.label for r in rows]
-        if len(set(labels)) != len(labels):
-            raise self.fail("rows", "row labels must be unique (add the setting to the label)")
+        identities = [_identity(r) for r in rows]
+        for i, identity in enumerate(identities):
+            if identity in identities[:i]:
+                raise self.fail(
+                    f"rows[{i}]", "repeats an earlier row's label, method, variant and settings"
+                )
         displays = tuple(
             self.display(d, f"displays[{i}]", keys)
             for i, d in enumerate(take(data, "", "displays", list, []))

@@ -50,7 +50,8 @@ SOURCE_STATUS = {
     "official-code": "official",
     "recomputed": "recomputed",
 }
-TABLE_SOURCES = ("paper", "talk", "mixed")
+#: "secondary": not a table of the paper; numbers gathered from other sources
+TABLE_SOURCES = ("paper", "talk", "mixed", "secondary")
 
 _NUMBER = re.compile(r"\d+(\.\d+)?")
 
@@ -137,7 +138,7 @@ class Row:
 
     @property
     def status(self) -> str:
-        """"published" (paper or talk), "unverified", "official" or "recomputed"."""
+        """ "published" (paper or talk), "unverified", "official" or "recomputed"."""
         return SOURCE_STATUS[self.source]
 
 
@@ -248,7 +249,8 @@ class PublishedTable:
                     cells[column.label] = self.printed(row, column.key)
                 elif display.label not in cells:
                     parts = {name: self.printed(row, name) for name in display.fields}
-                    cells[display.label] = display.template.format(**parts)
+                    empty = all(row.values[name].absent for name in display.fields)
+                    cells[display.label] = ABSENT if empty else display.template.format(**parts)
             result.append(cells)
         return result
 
@@ -372,7 +374,7 @@ def parse_printed(text: str, where: str, kind: str = "number") -> PrintedValue:
     if not _NUMBER.fullmatch(text):
         raise ValueError(
             f"{where} = '{text}' is not a printed number; write it as printed, e.g. "
-            f"\"0.9170\", or \"{ABSENT}\" for an empty cell"
+            f'"0.9170", or "{ABSENT}" for an empty cell'
         )
     if "." not in text:
         return PrintedValue(text, int(text), 0)
@@ -403,8 +405,8 @@ class _TableReader:
         value = data[key]
         # bool is an int in Python; a true/false where a number belongs is a mistake.
         if not isinstance(value, kind) or (isinstance(value, bool) and kind is not bool):
-            expected = kind.__name__ if isinstance(kind, type) else " or ".join(
-                k.__name__ for k in kind
+            expected = (
+                kind.__name__ if isinstance(kind, type) else " or ".join(k.__name__ for k in kind)
             )
             raise self.fail(name, f"expected {expected}, got {type(value).__name__} {value!r}")
         return value
@@ -535,14 +537,14 @@ class _TableReader:
         missing = [key for key in types if key not in raw]
         if missing:
             raise self.fail(
-                f"{where}.values.{missing[0]}", f"missing; write \"{ABSENT}\" for an empty cell"
+                f"{where}.values.{missing[0]}", f'missing; write "{ABSENT}" for an empty cell'
             )
         self.no_extra(raw, types, f"{where}.values")
         values = {}
         for key, text in raw.items():
             name = f"{where}.values.{key}"
             if not isinstance(text, str):
-                raise self.fail(name, f"write the printed text as a string, e.g. \"{text}\"")
+                raise self.fail(name, f'write the printed text as a string, e.g. "{text}"')
             try:
                 values[key] = parse_printed(text, name, types[key])
             except ValueError as error:
@@ -604,7 +606,9 @@ class _TableReader:
         if not isinstance(data, dict):
             raise self.fail(where, "expected a table {label, template}")
         self.no_extra(data, ("label", "template"), where)
-        display = Display(self.take(data, where, "label", str), self.take(data, where, "template", str))
+        display = Display(
+            self.take(data, where, "label", str), self.take(data, where, "template", str)
+        )
         unknown = [name for name in display.fields if name not in keys]
         if unknown or not display.fields:
             raise self.fail(f"{where}.template", f"must name columns; unknown: {unknown}")

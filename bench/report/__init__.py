@@ -1,0 +1,1 @@
+"""Reports: the papers' published numbers as data (``bench.report.published``)."""

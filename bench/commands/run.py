@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import math
+import tomllib
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -34,6 +35,24 @@ def _split(value: str | None, kind: type = str) -> list | None:
         raise UsageError(f"'{value}' is not a comma-separated list of {kind.__name__}s") from None
 
 
+def parse_options(items: list[str]) -> dict[str, Any]:
+    """``["sum_scale=1", "objective='sm-res'"]`` -> ``{"sum_scale": 1, "objective": "sm-res"}``.
+
+    Values are read as TOML, so numbers, booleans and lists keep their types; a bare
+    word is taken as a string.
+    """
+    options: dict[str, Any] = {}
+    for item in items:
+        key, sep, text = item.partition("=")
+        if not sep or not key.strip():
+            raise UsageError(f"--option '{item}' is not KEY=VALUE, e.g. --option sum_scale=1")
+        try:
+            options[key.strip()] = tomllib.loads(f"v = {text}")["v"]
+        except tomllib.TOMLDecodeError:
+            options[key.strip()] = text
+    return options
+
+
 def run(
     dataset: Annotated[
         str | None, typer.Argument(help="Dataset name (`bench data list`) [default: run.dataset].")
@@ -51,6 +70,14 @@ def run(
     ] = None,
     steps: Annotated[
         int | None, typer.Option(help="Sampling steps (overrides the profile).")
+    ] = None,
+    option: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--option",
+            "-o",
+            help="Method option KEY=VALUE (repeatable), e.g. -o sum_scale=1; values are TOML.",
+        ),
     ] = None,
     checkpoint: Annotated[
         Path | None,
@@ -86,7 +113,7 @@ def run(
     config = setup(config_path, quiet, as_json, overrides)
     if iters is not None and iters < 1 or steps is not None and steps < 1:
         raise UsageError("--iters and --steps must be at least 1")
-    cells = expand(config, iterations=iters, steps=steps)
+    cells = expand(config, iterations=iters, steps=steps, options=parse_options(option or []))
     context = RunContext(
         tracking_uri=config.tracking_uri(),
         experiment=config.tracking.experiment,

@@ -63,8 +63,17 @@ def _paper(method: str, task: str, key: str, profile: str) -> Any:
     return settings[key]
 
 
-def expand(config: Config, iterations: int | None = None, steps: int | None = None) -> list[Cell]:
-    """The grid of cells for ``config.run``, in a stable order (method, then seed)."""
+def expand(
+    config: Config,
+    iterations: int | None = None,
+    steps: int | None = None,
+    options: dict[str, Any] | None = None,
+) -> list[Cell]:
+    """The grid of cells for ``config.run``, in a stable order (method, then seed).
+
+    ``options`` (``--option KEY=VALUE``) override the paper's method options, e.g.
+    ``sum_scale`` for RDDM's Table 10.
+    """
     from baselines import paper_settings
     from bench.data import get_dataset
 
@@ -103,7 +112,10 @@ def expand(config: Config, iterations: int | None = None, steps: int | None = No
                     checkpoint_every=profile.checkpoint_every,
                     eval_images=profile.eval_images,
                     eval_batch_size=profile.eval_batch_size,
-                    options=dict(paper_settings(method, spec.task).get("options", {})),
+                    options={
+                        **paper_settings(method, spec.task).get("options", {}),
+                        **(options or {}),
+                    },
                 )
             )
     return cells

@@ -82,6 +82,7 @@ def run_grid(config: Config, cells: list[Cell], context: RunContext) -> GridResu
         "git_commit": env["git"]["commit"] or "unknown",
         "git_dirty": env["git"]["dirty"],
         "device": context.device,
+        "hardware": hardware(env, context.device),
         "profile": config.run.profile,
         "dataset": config.run.dataset,
         "run_kind": "grid",
@@ -120,6 +121,13 @@ def run_grid(config: Config, cells: list[Cell], context: RunContext) -> GridResu
     )
     tracker.end(parent, FAILED if result.failed else FINISHED)
     return result
+
+
+def hardware(env: dict[str, Any], device: str) -> str:
+    """The processor the numbers were measured on, for the report's Table 11."""
+    if device in ("auto", "cuda") and env["gpus"]:
+        return env["gpus"][0]["name"]
+    return f"{env['cpu']} ({env['cpu_count']} cores)"
 
 
 def _is_restoration(cell: Cell) -> bool:

@@ -88,6 +88,7 @@ def env(
 
 
 # Command registration: one line per command module in bench/commands/.
+app.add_typer(__import__("bench.commands.data", fromlist=["app"]).app, name="data")
 
 
 def main() -> None:

@@ -18,14 +18,21 @@ import tempfile
 import urllib.error
 import urllib.request
 import zipfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path, PurePosixPath
 
 from bench.data.spec import Download
 from bench.errors import BenchError
 from bench.files import CHUNK
 
-Progress = Callable[[int, int | None], object]  # (bytes so far, total or None)
+#: called once with the total byte count (None if unknown); yields advance(n_bytes)
+Progress = Callable[[int | None], AbstractContextManager[Callable[[int], object]]]
+
+
+@contextmanager
+def no_progress(total: int | None) -> Iterator[Callable[[int], object]]:
+    yield lambda n: None
 
 
 class ChecksumError(BenchError):
@@ -61,9 +68,7 @@ def check_file(path: Path, item: Download, quarantine: Path) -> None:
         return
 
 
-def download(
-    item: Download, downloads: Path, progress: Progress = lambda done, total: None
-) -> Path:
+def download(item: Download, downloads: Path, progress: Progress = no_progress) -> Path:
     """Fetch ``item.url`` into ``downloads/item.file``, resuming a previous partial download."""
     final = downloads / item.file
     if final.is_file():
@@ -95,13 +100,14 @@ def download(
                 have = 0  # the server ignored the Range request: start over
             length = response.headers.get("Content-Length")
             total = have + int(length) if length is not None else None
+            done = have
             try:
-                with partial.open("ab" if resumed else "wb") as handle:
-                    done = have
+                with partial.open("ab" if resumed else "wb") as handle, progress(total) as advance:
+                    advance(have)
                     for block in iter(lambda: response.read(CHUNK), b""):
                         handle.write(block)
                         done += len(block)
-                        progress(done, total)
+                        advance(len(block))
             except OSError as error:
                 raise BenchError(
                     f"{item.url}: download interrupted ({error}); run the command again to resume"

@@ -31,6 +31,15 @@ KINDS = ("triplet", "paired", "unpaired")
 #: the roles a split can have, in the order they are read; "target" is always present
 ROLES = ("input", "target", "mask")
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
+TOP_LEVEL_KEYS = {
+    "name", "title", "task", "protocol", "kind", "synthetic", "train_split", "test_split",
+    "native_size", "open", "sources", "prepare", "pairing", "splits", "preprocess", "synth",
+    "settings",
+}  # fmt: skip
+PREPROCESS_KEYS = {
+    "equalize_input", "train_flip", "fixed_crop", "center_box_mask", "native_long_side",
+    "native_multiple",
+}  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -122,6 +131,12 @@ def parse_manifest(path: Path) -> DatasetSpec:
             table = tomllib.load(handle)
     except tomllib.TOMLDecodeError as error:
         raise UsageError(f"{where}: not valid TOML ({error})") from None
+    for key, known, place in (
+        (set(table), TOP_LEVEL_KEYS, "top level"),
+        (set(table.get("preprocess", {})), PREPROCESS_KEYS, "[preprocess]"),
+    ):
+        if key - known:
+            raise UsageError(f"{where}: unknown key(s) {sorted(key - known)} at {place}")
     kind = _one_of(_require(table, "kind", where), KINDS, "kind", where)
     patterns = table.get("pairing", {})
     layouts: dict[str, Split] = {}

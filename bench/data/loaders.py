@@ -102,7 +102,8 @@ def _resize(image: np.ndarray, size: int) -> np.ndarray:
 
 
 def _to_tensor(image: np.ndarray, normalize: bool) -> torch.Tensor:
-    tensor = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1).float() / 255.0
+    writable = np.require(image, requirements=["C", "W"])  # PIL arrays are read-only views
+    tensor = torch.from_numpy(writable).permute(2, 0, 1).float() / 255.0
     return tensor * 2.0 - 1.0 if normalize else tensor
 
 
@@ -121,8 +122,8 @@ class _SplitDataset(torch.utils.data.Dataset):
             cx, cy, size = o.fixed_crop
             top, left = cy - size // 2, cx - size // 2
             images = {k: v[top : top + size, left : left + size] for k, v in images.items()}
-        if o.pad and o.image_size is not None:
-            images = {k: _pad(v, o.image_size, o.pad_multiple) for k, v in images.items()}
+        if o.pad:
+            images = {k: _pad(v, o.image_size or 0, o.pad_multiple) for k, v in images.items()}
         if o.equalize_input and "input" in images:
             channels = [equalize_histogram(images["input"][..., c]) for c in range(3)]
             images["input"] = np.stack(channels, axis=-1)
@@ -147,7 +148,7 @@ class _SplitDataset(torch.utils.data.Dataset):
         for role, image in images.items():
             if role == "mask":
                 binary = (image >= 128).astype(np.float32)  # bicubic ringing must not leak in
-                item["mask"] = torch.from_numpy(np.ascontiguousarray(binary))[None]
+                item["mask"] = torch.from_numpy(binary)[None]
             else:
                 item[role] = _to_tensor(image, self.options.normalize)
         if self.options.center_box_mask:

@@ -33,7 +33,9 @@ Flip = Literal["none", "random", "always"]
 @dataclass(frozen=True)
 class Preprocess:
     image_size: int | None = 256  # None: keep the (padded) size
-    pad: bool = True
+    pad: bool = True  # restoration data only; generation loaders crop and resize instead
+    pad_to_size: bool = True  # pad to at least image_size (RDDM); the synthetic suites' small
+    # crops would otherwise sit in a mostly black canvas, so they pad to a multiple of 8 only
     pad_multiple: int = 8
     equalize_input: bool = False
     flip: Flip = "none"
@@ -51,6 +53,8 @@ class Preprocess:
         crop = manifest.get("fixed_crop")
         defaults = cls(
             image_size=image_size,
+            pad=spec.kind != "unpaired",
+            pad_to_size=not spec.synthetic,
             equalize_input=bool(manifest.get("equalize_input", False)),
             flip=manifest.get("train_flip", "random") if train else "none",
             fixed_crop=tuple(crop) if crop else None,
@@ -123,7 +127,8 @@ class _SplitDataset(torch.utils.data.Dataset):
             top, left = cy - size // 2, cx - size // 2
             images = {k: v[top : top + size, left : left + size] for k, v in images.items()}
         if o.pad:
-            images = {k: _pad(v, o.image_size or 0, o.pad_multiple) for k, v in images.items()}
+            minimum = (o.image_size or 0) if o.pad_to_size else 0
+            images = {k: _pad(v, minimum, o.pad_multiple) for k, v in images.items()}
         if o.equalize_input and "input" in images:
             channels = [equalize_histogram(images["input"][..., c]) for c in range(3)]
             images["input"] = np.stack(channels, axis=-1)

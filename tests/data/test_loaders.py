@@ -86,7 +86,7 @@ def test_padding_is_zero_at_bottom_right_to_a_multiple_of_8(tmp_path):
     assert (unit[30:] == 0).all() and (unit[:, 45:] == 0).all()
     # with an output size, padding reaches at least that size before the resize (RDDM step 2)
     item = open_spec_split(
-        spec, tmp_path, "test", image_size=64, train=False, equalize_input=False
+        spec, tmp_path, "test", image_size=64, train=False, equalize_input=False, pad_to_size=True
     )[0]
     padded = np.zeros((64, 64, 3), np.uint8)
     padded[:30, :45] = image
@@ -148,6 +148,23 @@ def test_lowlight_equalizes_the_input_only(tmp_path):
 def unpaired_spec(name, splits):
     spec = get_dataset(name)
     return replace(spec, split_layouts={s: replace(spec.split(s), count=None) for s in splits})
+
+
+def test_generation_images_are_resized_not_padded(tmp_path):
+    from bench.data.synth import generate
+
+    root = generate(
+        get_dataset("synth-faces"), tmp_path / "f", 0, {"train_count": 2, "test_count": 1}
+    )
+    item = open_split("synth-faces", root, "test", image_size=64, train=False)[0]
+    expected = pil_bicubic(root / "test" / f"{item['name']}.png", 64)
+    assert np.array_equal(to_unit(item["target"]), expected)
+
+
+def test_synthetic_crops_are_not_padded_to_the_output_size(small_shadow):
+    item = open_split("synth-shadow", small_shadow, "train", image_size=64, flip="none")[0]
+    expected = pil_bicubic(small_shadow / "train" / "train_C" / "0000.png", 64)
+    assert np.array_equal(to_unit(item["target"]), expected)  # 48 px crops, resized, no canvas
 
 
 def test_celeba_fixed_crop_then_resize(tmp_path):

@@ -31,7 +31,7 @@ def test_decode_and_preprocess_throughput_256(benchmark, suites):
         for index in range(len(ds)):
             ds[index]
 
-    benchmark.pedantic(epoch, rounds=5, warmup_rounds=1)
+    benchmark.pedantic(epoch, rounds=8, warmup_rounds=1)
     if benchmark.enabled:
         # The fastest round is the machine's capability; the median also carries noise from
         # other processes sharing the 2 cores.

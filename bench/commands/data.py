@@ -73,7 +73,7 @@ def list_datasets(
                 "task": spec.task,
                 "protocol": spec.protocol,
                 "synthetic": spec.synthetic,
-                "splits": info["counts"] if info else spec.splits,
+                "splits": {s: info["counts"].get(s) for s in spec.splits} if info else spec.splits,
                 "status": status,
                 "size_bytes": size,
                 "path": str(root),

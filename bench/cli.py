@@ -13,6 +13,7 @@ import typer
 import typer.core
 
 from bench import console
+from bench.commands import data as data_command
 from bench.commands import profile as profile_command
 from bench.commands import run as run_command
 from bench.commands import ui as ui_command
@@ -92,6 +93,7 @@ def env(
 
 # Command registration: one line per command module in bench/commands/.
 app.command(epilog=run_command.EXAMPLE)(run_command.run)
+app.add_typer(data_command.app, name="data")
 app.command(epilog=profile_command.EXAMPLE)(profile_command.profile)
 app.command(epilog=ui_command.EXAMPLE)(ui_command.ui)
 

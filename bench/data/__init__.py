@@ -1,6 +1,89 @@
-"""Datasets: manifests, fetch and verify, offline synthetic suites and torch loaders."""
+"""Datasets: manifests, fetch and verify, offline synthetic suites and torch loaders.
 
+The runner's interface::
+
+    spec = get_dataset(name)                      # a DatasetSpec (UsageError if unknown)
+    root = ensure_dataset(name, data_root, seed)  # the folder; synthetic suites are generated
+    fingerprint(name, root)                       # SHA-256 of the verify lock file, or None
+    ds = open_split(name, root, split, image_size=64, train=True, **preprocess_options)
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from bench.data.spec import DatasetSpec, parse_manifest
+from bench.errors import BenchError
 from bench.registry import Registry
+from bench.resources import manifest_dir
+
+if TYPE_CHECKING:
+    import torch
 
 #: name -> dataset description; manifests in datasets/ and the synthetic suites register here.
 DATASETS: Registry = Registry("dataset")
+
+for _manifest in sorted(manifest_dir().glob("*.toml")):
+    _spec = parse_manifest(_manifest)
+    DATASETS.add(_spec.name, _spec)
+
+
+def get_dataset(name: str) -> DatasetSpec:
+    """The dataset's description; an unknown name is a UsageError listing the valid ones."""
+    return DATASETS.get(name)
+
+
+def missing_message(spec: DatasetSpec, root: Path) -> str:
+    if spec.downloads:
+        return f"dataset '{spec.name}' not found at {root}; run `bench data fetch {spec.name}`"
+    return (
+        f"dataset '{spec.name}' not found at {root}; it needs a manual download: "
+        f"`bench data fetch {spec.name}` prints what to download and where to put it"
+    )
+
+
+def ensure_dataset(name: str, data_root: Path, seed: int = 0) -> Path:
+    """The dataset's folder under ``data_root``.
+
+    A synthetic suite is generated (deterministically, and verified) when it is missing or was
+    made with another seed or generator version; a real dataset must already be there.
+    """
+    from bench.data.synth import generate, suite_info
+    from bench.data.verify import LOCK_NAME, synth_info
+
+    spec = get_dataset(name)
+    root = Path(data_root) / name
+    if spec.synthetic:
+        existing = synth_info(root) if root.is_dir() else None
+        if existing != suite_info(spec, seed) or not (root / LOCK_NAME).is_file():
+            generate(spec, root, seed)
+        return root
+    if not root.is_dir():
+        raise BenchError(missing_message(spec, root))
+    return root
+
+
+def fingerprint(name: str, root: Path) -> str | None:
+    """SHA-256 of the lock file `bench data verify` wrote; None if never verified."""
+    from bench.data import verify
+
+    get_dataset(name)
+    return verify.fingerprint(Path(root))
+
+
+def open_split(
+    name: str,
+    root: Path,
+    split: str,
+    image_size: int | None = 64,
+    train: bool = True,
+    **preprocess_options: Any,
+) -> torch.utils.data.Dataset:
+    """A torch Dataset of ``split``; items are dicts (input, target, mask, name); see loaders."""
+    from bench.data.loaders import open_split as _open
+
+    return _open(get_dataset(name), Path(root), split, image_size, train, **preprocess_options)
+
+
+__all__ = ["DATASETS", "DatasetSpec", "ensure_dataset", "fingerprint", "get_dataset", "open_split"]

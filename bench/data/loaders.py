@@ -1,0 +1,226 @@
+"""torch Datasets for paired, triplet and unpaired data, with the papers' preprocessing.
+
+The RDDM template (protocols.md §1, "Preprocessing") in its order:
+  1. decode as RGB (masks as one binary channel);
+  2. zero-pad bottom/right to at least the output size and to a multiple of 8;
+  3. low-light only: histogram-equalise each channel of the input (cv2.equalizeHist);
+  4. training only: horizontal flip ("random" p=0.5 by default; "always" is the official
+     code's Augmentor setting, which mirrors every training pair);
+  5. resize to the output size (256 in the papers), PIL bicubic as in Augmentor;
+  6. map images to [-1, 1]; masks stay binary {0, 1}.
+Options that are not part of that template (a fixed crop for CelebA 64, a random crop as in
+Resfusion, the inpainting centre box) are named options too, defaulted from the manifest.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields, replace
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import torch
+from PIL import Image
+
+from bench.data.spec import DatasetSpec
+from bench.data.verify import SplitFiles, pair_split
+from bench.errors import UsageError
+from bench.files import read_image
+
+Flip = Literal["none", "random", "always"]
+
+
+@dataclass(frozen=True)
+class Preprocess:
+    image_size: int | None = 256  # None: keep the (padded) size
+    pad: bool = True  # restoration data only; generation loaders crop and resize instead
+    pad_to_size: bool = True  # pad to at least image_size (RDDM); the synthetic suites' small
+    # crops would otherwise sit in a mostly black canvas, so they pad to a multiple of 8 only
+    pad_multiple: int = 8
+    equalize_input: bool = False
+    flip: Flip = "none"
+    fixed_crop: tuple[int, int, int] | None = None  # centre x, centre y, size (CelebA 64)
+    random_crop: int | None = None  # Resfusion-style training crops
+    center_box_mask: bool = False  # inpainting: centre h/2 x w/2 box filled with 0.5
+    normalize: bool = True  # [0, 1] -> [-1, 1]
+
+    @classmethod
+    def for_split(
+        cls, spec: DatasetSpec, image_size: int | None, train: bool, **options: Any
+    ) -> Preprocess:
+        """The manifest's defaults for this task, then the caller's named options."""
+        manifest = spec.preprocess
+        crop = manifest.get("fixed_crop")
+        defaults = cls(
+            image_size=image_size,
+            pad=spec.kind != "unpaired",
+            pad_to_size=not spec.synthetic,
+            equalize_input=bool(manifest.get("equalize_input", False)),
+            flip=manifest.get("train_flip", "random") if train else "none",
+            fixed_crop=tuple(crop) if crop else None,
+            center_box_mask=bool(manifest.get("center_box_mask", False)),
+        )
+        valid = {field.name for field in fields(cls)} - {"image_size"}
+        unknown = set(options) - valid
+        if unknown:
+            raise UsageError(
+                f"unknown preprocessing option(s) {sorted(unknown)}; valid: {', '.join(sorted(valid))}"
+            )
+        chosen = replace(defaults, **options)
+        if chosen.flip not in ("none", "random", "always"):
+            raise UsageError(f"flip = '{chosen.flip}'; valid: none, random, always")
+        return chosen
+
+
+def equalize_histogram(channel: np.ndarray) -> np.ndarray:
+    """cv2.equalizeHist on one uint8 channel: LUT = round(cdf' * 255 / (N - h_min)), where cdf'
+    counts pixels above the lowest occupied level (that level maps to 0)."""
+    histogram = np.bincount(channel.ravel(), minlength=256)
+    lowest = int(np.flatnonzero(histogram)[0])
+    total = channel.size
+    if histogram[lowest] == total:  # a constant image stays as it is
+        return channel.copy()
+    scale = np.float32(255.0 / (total - histogram[lowest]))
+    cumulative = np.cumsum(histogram) - histogram[lowest]
+    lut = np.clip(np.rint(cumulative.astype(np.float32) * scale), 0, 255).astype(np.uint8)
+    lut[:lowest] = 0
+    return lut[channel]
+
+
+def _pad(image: np.ndarray, minimum: int, multiple: int) -> np.ndarray:
+    height, width = image.shape[:2]
+    new_h = max(height, minimum)
+    new_w = max(width, minimum)
+    new_h += -new_h % multiple
+    new_w += -new_w % multiple
+    if (new_h, new_w) == (height, width):
+        return image
+    padding = [(0, new_h - height), (0, new_w - width)] + [(0, 0)] * (image.ndim - 2)
+    return np.pad(image, padding)
+
+
+def _resize(image: np.ndarray, size: int) -> np.ndarray:
+    if image.shape[:2] == (size, size):
+        return image
+    return np.asarray(Image.fromarray(image).resize((size, size), Image.Resampling.BICUBIC))
+
+
+def _to_tensor(image: np.ndarray, normalize: bool) -> torch.Tensor:
+    writable = np.require(image, requirements=["C", "W"])  # PIL arrays are read-only views
+    tensor = torch.from_numpy(writable).permute(2, 0, 1).float() / 255.0
+    return tensor * 2.0 - 1.0 if normalize else tensor
+
+
+class _SplitDataset(torch.utils.data.Dataset):
+    """Shared decoding and geometry; subclasses decide which files make one item."""
+
+    def __init__(self, spec: DatasetSpec, files: SplitFiles, options: Preprocess) -> None:
+        self.spec = spec
+        self.files = files
+        self.options = options
+
+    def _geometry(self, images: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Steps 2-5 on every image of an item with the same random draws."""
+        o = self.options
+        if o.fixed_crop is not None:
+            cx, cy, size = o.fixed_crop
+            top, left = cy - size // 2, cx - size // 2
+            images = {k: v[top : top + size, left : left + size] for k, v in images.items()}
+        if o.pad:
+            minimum = (o.image_size or 0) if o.pad_to_size else 0
+            images = {k: _pad(v, minimum, o.pad_multiple) for k, v in images.items()}
+        if o.equalize_input and "input" in images:
+            channels = [equalize_histogram(images["input"][..., c]) for c in range(3)]
+            images["input"] = np.stack(channels, axis=-1)
+        if o.random_crop is not None:
+            images = {k: _pad(v, o.random_crop, 1) for k, v in images.items()}
+            height, width = next(iter(images.values())).shape[:2]
+            top = int(torch.randint(0, height - o.random_crop + 1, ()))
+            left = int(torch.randint(0, width - o.random_crop + 1, ()))
+            images = {
+                k: v[top : top + o.random_crop, left : left + o.random_crop]
+                for k, v in images.items()
+            }
+        if o.flip == "always" or (o.flip == "random" and bool(torch.rand(()) < 0.5)):
+            images = {k: v[:, ::-1] for k, v in images.items()}
+        if o.image_size is not None:
+            images = {k: _resize(np.ascontiguousarray(v), o.image_size) for k, v in images.items()}
+        return images
+
+    def _item(self, images: dict[str, np.ndarray], name: str) -> dict[str, Any]:
+        images = self._geometry(images)
+        item: dict[str, Any] = {"name": name}
+        for role, image in images.items():
+            if role == "mask":
+                binary = (image >= 128).astype(np.float32)  # bicubic ringing must not leak in
+                item["mask"] = torch.from_numpy(binary)[None]
+            else:
+                item[role] = _to_tensor(image, self.options.normalize)
+        if self.options.center_box_mask:
+            target = item["target"]
+            height, width = target.shape[1:]
+            mask = torch.zeros(1, height, width)
+            mask[
+                :, height // 4 : height // 4 + height // 2, width // 4 : width // 4 + width // 2
+            ] = 1
+            fill = 0.0 if self.options.normalize else 0.5  # 0.5 in [0, 1] is 0 in [-1, 1]
+            item["input"] = target * (1 - mask) + fill * mask
+            item["mask"] = mask
+        return item
+
+
+class PairedDataset(_SplitDataset):
+    """Paired and triplet data: one item per pair id, every role decoded."""
+
+    def __init__(self, spec: DatasetSpec, files: SplitFiles, options: Preprocess) -> None:
+        super().__init__(spec, files, options)
+        self.ids = sorted(files.pairs)
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        pair_id = self.ids[index]
+        roles = self.files.pairs[pair_id]
+        images = {
+            role: read_image(path, "L" if role == "mask" else "RGB") for role, path in roles.items()
+        }
+        # Outputs are saved under the input's basename, as in the official code.
+        return self._item(images, roles.get("input", roles["target"]).stem)
+
+
+class UnpairedDataset(_SplitDataset):
+    """Single images (generation, inpainting); with an input folder (translation) an input
+    from the other domain is drawn by index, without any pairing."""
+
+    def __init__(self, spec: DatasetSpec, files: SplitFiles, options: Preprocess) -> None:
+        super().__init__(spec, files, options)
+        self.targets = files.singles["target"]
+        self.inputs = files.singles.get("input", [])
+
+    def __len__(self) -> int:
+        return len(self.targets)
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        path = self.targets[index]
+        images = {"target": read_image(path, "RGB")}
+        item = self._item(images, path.stem)
+        if self.inputs:
+            source = self.inputs[index % len(self.inputs)]
+            item["input"] = self._item({"target": read_image(source, "RGB")}, source.stem)["target"]
+        return item
+
+
+def open_split(
+    spec: DatasetSpec,
+    root: Path,
+    split: str,
+    image_size: int | None = 64,
+    train: bool = True,
+    **options: Any,
+) -> torch.utils.data.Dataset:
+    """A torch Dataset over ``root``'s ``split``, after the structural checks of verify."""
+    preprocess = Preprocess.for_split(spec, image_size, train, **options)
+    files = pair_split(spec, Path(root), split)
+    cls = UnpairedDataset if spec.kind == "unpaired" else PairedDataset
+    return cls(spec, files, preprocess)

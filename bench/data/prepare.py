@@ -1,0 +1,146 @@
+"""Conversions from the layouts datasets are distributed in to the canonical layout.
+
+Each conversion builds its output in a temporary folder inside the dataset root and renames
+the finished folders into place, so an interrupted or failed prepare leaves nothing behind.
+Images are hard-linked where the file system allows it (no second copy on disk).
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import shutil
+import tempfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+
+from bench.data.spec import DatasetSpec
+from bench.data.verify import list_images
+from bench.errors import BenchError
+from bench.files import write_image
+
+
+def _link(source: Path, destination: Path) -> None:
+    destination.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        os.link(source, destination)
+    except OSError:  # another file system, or links not supported
+        shutil.copy2(source, destination)
+
+
+@contextmanager
+def _staged(root: Path, outputs: tuple[str, ...]) -> Iterator[Path]:
+    """Yield a staging folder; on success move its ``outputs`` into ``root``."""
+    clashes = [root / name for name in outputs if (root / name).exists()]
+    if clashes:
+        raise BenchError(
+            f"{clashes[0]}: already exists (already prepared?); remove it to prepare again"
+        )
+    staging = Path(tempfile.mkdtemp(prefix=".prepare.", suffix=".partial", dir=root))
+    try:
+        yield staging
+        for name in outputs:
+            (staging / name).rename(root / name)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def _need(path: Path, what: str) -> Path:
+    if not path.exists():
+        raise BenchError(f"{path}: missing ({what})")
+    return path
+
+
+def unwrap(root: Path, folder: str) -> None:
+    """Lift the contents of ``root/folder`` (an archive's top folder) into ``root``."""
+    inner = _need(root / folder, f"expected the extracted {folder} folder here")
+    entries = sorted(inner.iterdir())
+    clashes = [root / entry.name for entry in entries if (root / entry.name).exists()]
+    if clashes:
+        raise BenchError(f"{clashes[0]}: already exists; cannot lift {inner} into {root}")
+    for entry in entries:
+        entry.rename(root / entry.name)
+    inner.rmdir()
+
+
+def gopro_sequences(root: Path) -> None:
+    """GOPRO_Large/{train,test}/<sequence>/{blur,sharp}/<frame>.png ->
+    {train,test}/{input,target}/<sequence>_<frame>.png."""
+    source = _need(root / "GOPRO_Large", "place the original GOPRO_Large folder here")
+    with _staged(root, ("train", "test")) as staging:
+        for split in ("train", "test"):
+            sequences = sorted(
+                p for p in _need(source / split, "split folder").iterdir() if p.is_dir()
+            )
+            if not sequences:
+                raise BenchError(f"{source / split}: no sequence folders")
+            for sequence in sequences:
+                for role, kind in (("input", "blur"), ("target", "sharp")):
+                    for frame in list_images(_need(sequence / kind, f"{kind} frames")):
+                        _link(frame, staging / split / role / f"{sequence.name}_{frame.name}")
+
+
+def celeba_partition(root: Path) -> None:
+    """Split img_align_celeba/ by list_eval_partition.txt (0 train, 1 valid, 2 test)."""
+    images = _need(root / "img_align_celeba", "the aligned CelebA images")
+    listing = _need(root / "list_eval_partition.txt", "the official partition list")
+    folders = {"0": "train", "1": "valid", "2": "test"}
+    with _staged(root, tuple(folders.values())) as staging:
+        for folder in folders.values():
+            (staging / folder).mkdir()
+        for number, line in enumerate(listing.read_text().splitlines(), 1):
+            if not line.strip():
+                continue
+            fields = line.split()
+            if len(fields) != 2 or fields[1] not in folders:
+                raise BenchError(f"{listing}:{number}: expected '<file> <0|1|2>', got '{line}'")
+            _link(
+                _need(images / fields[0], f"listed in {listing.name}"),
+                staging / folders[fields[1]] / fields[0],
+            )
+
+
+def cifar10_batches(root: Path) -> None:
+    """The python pickles (data_batch_1..5, test_batch) -> train/00000.png ..., test/00000.png ..."""
+    batches = _need(root / "cifar-10-batches-py", "extract cifar-10-python.tar.gz here")
+    with _staged(root, ("train", "test")) as staging:
+        for split, names in (
+            ("train", [f"data_batch_{i}" for i in range(1, 6)]),
+            ("test", ["test_batch"]),
+        ):
+            index = 0
+            for name in names:
+                with _need(batches / name, "a CIFAR-10 batch").open("rb") as handle:
+                    # The file's checksum was verified at download (trusted input for pickle).
+                    batch = pickle.load(handle, encoding="bytes")
+                images = (
+                    np.asarray(batch[b"data"], np.uint8)
+                    .reshape(-1, 3, 32, 32)
+                    .transpose(0, 2, 3, 1)
+                )
+                for image in images:
+                    write_image(staging / split / f"{index:05d}.png", np.ascontiguousarray(image))
+                    index += 1
+
+
+CONVERSIONS: dict[str, Callable[[Path], None]] = {
+    "gopro-sequences": gopro_sequences,
+    "celeba-partition": celeba_partition,
+    "cifar10-batches": cifar10_batches,
+}
+
+
+def prepare(spec: DatasetSpec, root: Path) -> str:
+    """Run the manifest's conversion on ``root``; returns what was done."""
+    if spec.prepare is None:
+        return f"{spec.name}: no conversion needed; the files are read as they are laid out"
+    if not root.is_dir():
+        raise BenchError(f"{root}: dataset folder missing (see `bench data fetch {spec.name}`)")
+    if spec.prepare.startswith("unwrap:"):
+        unwrap(root, spec.prepare.partition(":")[2])
+    else:
+        CONVERSIONS[spec.prepare](root)
+    return f"{spec.name}: converted to the canonical layout ({spec.prepare})"

@@ -1,0 +1,226 @@
+"""Check a dataset folder against its manifest, and lock its contents by SHA-256.
+
+``pair_split`` does the structural checks (folders, file names, partners, counts) that every
+loader repeats when it opens a split; ``verify`` adds a full decode of every image, the pair
+size check, and writes the lock file. The lock lists the SHA-256 of every file under the
+dataset root; the SHA-256 of the lock file itself is the dataset's fingerprint, which tracked
+runs carry. A later verify compares against the lock and names every file that changed.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from bench.data.spec import IMAGE_SUFFIXES, DatasetSpec, Split
+from bench.errors import BenchError
+from bench.files import ImageError, atomic_write, read_image, sha256
+
+LOCK_NAME = "bench-lock.json"
+SYNTH_INFO = "synth.json"  # generation parameters of a synthetic suite
+LOCK_FORMAT = 1
+
+
+class DataError(BenchError):
+    """A dataset folder that does not match its manifest; ``problems`` lists every finding."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = problems
+        more = f" (and {len(problems) - 1} more problems)" if len(problems) > 1 else ""
+        super().__init__(problems[0] + more)
+
+
+@dataclass
+class SplitFiles:
+    """The files of one split: ``pairs`` maps pair id -> role -> file for paired data;
+    unpaired data lists each role's files on its own in ``singles``."""
+
+    name: str
+    pairs: dict[str, dict[str, Path]] = field(default_factory=dict)
+    singles: dict[str, list[Path]] = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        if self.pairs:
+            return len(self.pairs)
+        return len(self.singles.get("target", []))
+
+
+def list_images(folder: Path, recursive: bool = False) -> list[Path]:
+    """Every image in ``folder``, sorted; anything else there is an error, never skipped."""
+    if not folder.is_dir():
+        raise DataError([f"{folder}: folder missing"])
+    entries = sorted(folder.rglob("*") if recursive else folder.iterdir())
+    images, problems = [], []
+    for entry in entries:
+        if entry.is_dir():
+            if not recursive:
+                problems.append(f"{entry}: unexpected folder inside an image folder")
+        elif entry.suffix.lower() in IMAGE_SUFFIXES and not entry.name.startswith("."):
+            images.append(entry)
+        else:
+            problems.append(f"{entry}: not an image file (remove it or move it elsewhere)")
+    if problems:
+        raise DataError(problems)
+    return images
+
+
+def synth_info(root: Path) -> dict | None:
+    path = root / SYNTH_INFO
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def expected_count(spec: DatasetSpec, root: Path, split: Split) -> int | None:
+    """The manifest's count; a synthetic suite's counts come from its own synth.json."""
+    info = synth_info(root) if spec.synthetic else None
+    if info is not None:
+        return info["counts"].get(split.name)
+    return split.count
+
+
+def _name(path: Path, folder: Path) -> str:
+    return path.relative_to(folder).with_suffix("").as_posix()
+
+
+def pair_split(spec: DatasetSpec, root: Path, split_name: str) -> SplitFiles:
+    """Match a split's files by the manifest's pairing rule and check the expected count."""
+    split = spec.split(split_name)
+    result = SplitFiles(split_name)
+    problems: list[str] = []
+    if spec.kind == "unpaired":
+        for role_name, role in split.roles.items():
+            result.singles[role_name] = list_images(root / role.folder, recursive=True)
+    else:
+        by_role: dict[str, dict[str, Path]] = {}
+        for role_name, role in split.roles.items():
+            folder = root / role.folder
+            regex = role.stem_regex()
+            ids: dict[str, Path] = {}
+            for path in list_images(folder):
+                match = regex.match(path.stem)
+                if match is None:
+                    problems.append(f"{path}: name does not follow the pattern '{role.pattern}'")
+                elif match["id"] in ids:
+                    problems.append(f"{path}: duplicate of {ids[match['id']].name}")
+                else:
+                    ids[match["id"]] = path
+            by_role[role_name] = ids
+        all_ids = sorted(set().union(*(ids.keys() for ids in by_role.values())))
+        for pair_id in all_ids:
+            present = {role: ids[pair_id] for role, ids in by_role.items() if pair_id in ids}
+            for role_name in by_role.keys() - present.keys():
+                some_file = next(iter(present.values()))
+                wanted = split.roles[role_name].stem_for(pair_id)
+                problems.append(
+                    f"{some_file}: no partner '{wanted}.*' in {root / split.roles[role_name].folder}"
+                )
+            if len(present) == len(by_role):
+                result.pairs[pair_id] = present
+    expected = expected_count(spec, root, split)
+    if not problems and expected is not None and len(result) != expected:
+        folder = root / split.roles["target"].folder
+        problems.append(
+            f"{folder}: {len(result)} images in split '{split_name}', expected {expected}"
+        )
+    if problems:
+        raise DataError(problems)
+    return result
+
+
+def _decode_problems(spec: DatasetSpec, files: SplitFiles) -> list[str]:
+    """Decode every image; RGB where RGB is expected; the roles of a pair agree in size."""
+    problems: list[str] = []
+
+    def size_of(path: Path, role: str) -> tuple[int, int] | None:
+        try:
+            return read_image(path, "L" if role == "mask" else "RGB").shape[:2]
+        except ImageError as error:
+            problems.append(str(error))
+            return None
+
+    for role, paths in files.singles.items():
+        for path in paths:
+            size_of(path, role)
+    for roles in files.pairs.values():
+        sizes = {role: size_of(path, role) for role, path in roles.items()}
+        known = {role: size for role, size in sizes.items() if size is not None}
+        if len(set(known.values())) > 1:
+            described = ", ".join(f"{roles[r].name} {s[1]}x{s[0]}" for r, s in known.items())
+            problems.append(f"{roles['target']}: pair sizes differ ({described})")
+    return problems
+
+
+def dataset_files(root: Path) -> list[Path]:
+    """Every file under the root that the lock covers (all but the lock itself)."""
+    return sorted(p for p in root.rglob("*") if p.is_file() and p.name != LOCK_NAME)
+
+
+def read_lock(root: Path) -> dict | None:
+    path = root / LOCK_NAME
+    if not path.is_file():
+        return None
+    try:
+        return json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise BenchError(f"{path}: corrupt lock file; delete it and run verify again") from None
+
+
+def fingerprint(root: Path) -> str | None:
+    """SHA-256 of the lock file written by verify; None when the folder was never verified."""
+    path = root / LOCK_NAME
+    return sha256(path) if path.is_file() else None
+
+
+@dataclass
+class VerifyReport:
+    name: str
+    root: Path
+    counts: dict[str, int]
+    files: int
+    fingerprint: str
+    relocked: bool
+
+
+def verify(
+    spec: DatasetSpec,
+    root: Path,
+    relock: bool = False,
+    advance: Callable[[int], object] = lambda n: None,
+) -> VerifyReport:
+    """Full check of ``root`` against ``spec``; writes (or checks) the lock file.
+
+    With an existing lock, any file added, removed or changed since is an error unless
+    ``relock`` is set. Nothing is written unless every check passes.
+    """
+    if not root.is_dir():
+        raise DataError([f"{root}: dataset folder missing (see `bench data fetch {spec.name}`)"])
+    counts, problems = {}, []
+    for split_name in spec.split_layouts:
+        files = pair_split(spec, root, split_name)
+        counts[split_name] = len(files)
+        problems += _decode_problems(spec, files)
+    if problems:
+        raise DataError(problems)
+    hashes = {}
+    for path in dataset_files(root):
+        hashes[path.relative_to(root).as_posix()] = sha256(path)
+        advance(1)
+    old = read_lock(root)
+    if old is not None and not relock:
+        changed = [p for p in hashes if p in old["files"] and old["files"][p] != hashes[p]]
+        added = [p for p in hashes if p not in old["files"]]
+        removed = [p for p in old["files"] if p not in hashes]
+        problems = [f"{root / p}: changed since the last verify (SHA-256 differs)" for p in changed]
+        problems += [f"{root / p}: added since the last verify" for p in added]
+        problems += [f"{root / p}: removed since the last verify" for p in removed]
+        if problems:
+            raise DataError(problems)
+    lock = {"dataset": spec.name, "format": LOCK_FORMAT, "counts": counts, "files": hashes}
+    text = json.dumps(lock, indent=1, sort_keys=True) + "\n"
+    if old is None or relock or (root / LOCK_NAME).read_text() != text:
+        with atomic_write(root / LOCK_NAME, "w") as handle:
+            handle.write(text)
+    return VerifyReport(
+        spec.name, root, counts, len(hashes), fingerprint(root) or "", old is None or relock
+    )

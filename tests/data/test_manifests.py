@@ -1,0 +1,125 @@
+"""The manifests in datasets/: complete, consistent with protocols.md, and loadable."""
+
+from pathlib import Path
+
+import pytest
+
+from bench.data import DATASETS, get_dataset
+from bench.data.spec import PROTOCOLS, TASKS, parse_manifest
+from bench.errors import UsageError
+from bench.resources import manifest_dir
+
+REPO = Path(__file__).resolve().parents[2]
+
+PAPER_DATASETS = {
+    "istd",
+    "lol",
+    "sid-rgb",
+    "raindrop",
+    "gopro",
+    "celeba",
+    "cifar10",
+    "celebahq",
+    "afhq",
+}
+SYNTH_PROTOCOLS = {
+    "synth-shadow": "istd",
+    "synth-lowlight": "lol",
+    "synth-rain": "raindrop",
+    "synth-blur": "gopro",
+    "synth-faces": "celeba",
+}
+
+
+def test_manifest_folder_is_the_source_tree():
+    assert manifest_dir() == REPO / "datasets"
+
+
+def test_every_dataset_has_a_manifest_and_is_registered():
+    assert set(DATASETS.names()) == PAPER_DATASETS | set(SYNTH_PROTOCOLS)
+    assert {p.stem for p in (REPO / "datasets").glob("*.toml")} == set(DATASETS.names())
+
+
+@pytest.mark.parametrize("name", sorted(PAPER_DATASETS | set(SYNTH_PROTOCOLS)))
+def test_manifest_fields(name):
+    spec = get_dataset(name)
+    assert spec.task in TASKS and spec.protocol in PROTOCOLS
+    assert spec.kind in ("triplet", "paired", "unpaired")
+    assert spec.test_split in spec.splits and spec.train_split in spec.splits
+    assert spec.synthetic == name.startswith("synth-")
+    if not spec.synthetic:
+        assert spec.homepage.startswith("https://")
+        assert spec.manual or spec.downloads  # says how to get the files
+    for split in spec.split_layouts.values():
+        assert "target" in split.roles
+
+
+def test_synthetic_suites_score_with_the_protocol_they_stand_in_for():
+    for name, protocol in SYNTH_PROTOCOLS.items():
+        assert get_dataset(name).protocol == protocol
+
+
+def test_paper_counts_and_pairing_rules():
+    assert get_dataset("istd").splits == {"train": 1330, "test": 540}
+    assert get_dataset("istd").kind == "triplet" and get_dataset("istd").has_mask
+    assert get_dataset("lol").splits == {"our485": 485, "eval15": 15}
+    assert get_dataset("raindrop").splits == {"train": 861, "test_a": 58}
+    assert get_dataset("raindrop").test_split == "test_a"
+    roles = get_dataset("raindrop").split("train").roles
+    assert (
+        roles["target"].stem_for("12") == "12_clean" and roles["input"].stem_for("12") == "12_rain"
+    )
+    assert get_dataset("gopro").splits == {"train": 2103, "test": 1111}
+    assert get_dataset("celeba").splits == {"train": 162770, "valid": 19867, "test": 19962}
+    assert get_dataset("cifar10").splits == {"train": 50000, "test": 10000}
+    assert get_dataset("celeba").preprocess["fixed_crop"] == [89, 121, 128]
+    assert get_dataset("lol").preprocess["equalize_input"] is True
+    # synth-shadow uses ISTD's folder names so one loader and pairing rule serve both
+    istd, synth = get_dataset("istd"), get_dataset("synth-shadow")
+    for split in ("train", "test"):
+        assert {r: v.folder for r, v in istd.split(split).roles.items()} == {
+            r: v.folder for r, v in synth.split(split).roles.items()
+        }
+
+
+def test_open_questions_are_stated_not_invented():
+    assert get_dataset("sid-rgb").splits == {"train": None, "test": None}
+    assert any("split" in point for point in get_dataset("sid-rgb").open_points)
+    assert any("_rain" in point for point in get_dataset("raindrop").open_points)
+    assert any("2,103" in point for point in get_dataset("gopro").open_points)
+
+
+def test_unknown_dataset_lists_valid_names():
+    with pytest.raises(UsageError, match="unknown dataset 'imagenet'.*istd.*synth-shadow"):
+        get_dataset("imagenet")
+
+
+def test_unknown_split_names_valid_splits():
+    with pytest.raises(UsageError, match="no split 'test'.*eval15, our485"):
+        get_dataset("lol").split("test")
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        (
+            'name = "bad"\nkind = "unpaired"\ntask = "dancing"\n[splits.t]\ntarget = "x"',
+            "task = 'dancing'",
+        ),
+        (
+            'name = "bad"\nkind = "unpaired"\n[preprocess]\nopen = []',
+            r"unknown key\(s\) \['open'\]",
+        ),
+        (
+            'name = "bad"\ntask = "low-light"\nprotocol = "lol"\nkind = "paired"\ntest_split = "t"\n'
+            '[splits.t]\ntarget = "x"',
+            "has no 'input' folder",
+        ),
+        ("name = [", "not valid TOML"),
+    ],
+)
+def test_malformed_manifest_is_one_clear_error(tmp_path, text, message):
+    path = tmp_path / "bad.toml"
+    path.write_text(text)
+    with pytest.raises(UsageError, match=message):
+        parse_manifest(path)

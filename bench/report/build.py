@@ -170,7 +170,7 @@ class ReportBuilder:
         matched = [self.matching(slot) for slot in slots]
         return Completeness(
             table.id,
-            f"{table.paper} Table {table.table}: {table.title}",
+            f"{heading(table)}: {table.title}",
             len(slots),
             sum(any(r.profile == PROFILE for r in runs) for runs in matched),
             sum(bool(runs) for runs in matched),
@@ -281,7 +281,7 @@ class ReportBuilder:
                 continue
             shown.add(identity)
             lines += self.measured_rows(table, row, row_slots, layout)
-        parts = [f"## {table.paper} Table {table.table}: {table.title}", ""]
+        parts = [f"## {heading(table)}: {table.title}", ""]
         parts += [f"Source: {table.location}. Reproduce: `bench run --table {table.id}`.", ""]
         parts += [md_table(header, lines), ""]
         if table.notes:
@@ -437,9 +437,9 @@ class ReportBuilder:
                     continue
                 macs = row.values.get("macs_per_step_g")
                 per_step = f", {macs.text} G/step" if macs is not None and not macs.absent else ""
-                text = f"{params.text} M{per_step} ({table.table}: {row.label})"
-                found.append((table.dataset != dataset, text))
-        return min(found)[1] if found else ABSENT
+                text = f"{params.text} M{per_step} ({heading(table)}: {row.label})"
+                found.append((table.dataset != dataset, len(found), text))
+        return min(found)[2] if found else ABSENT
 
     # --- the document ---------------------------------------------------------------------
 
@@ -554,3 +554,8 @@ def missing_fields(run: TrackedRun) -> str:
 def bench_name(row: Row) -> str | None:
     found = bench_method(row)
     return found[0] if found else None
+
+
+def heading(table: PublishedTable) -> str:
+    """ "RDDM, CVPR 2024 Table 3(b)"; a file that is no table of the paper by its id."""
+    return f"{table.paper} Table {table.table}" if table.table != "none" else table.id

@@ -8,6 +8,7 @@ import statistics
 from pathlib import Path
 
 import pytest
+from mlflow_synthetic import HARDWARE, Writer, profile_metrics
 from typer.testing import CliRunner
 
 import bench.config
@@ -17,8 +18,6 @@ from bench.report.build import ReportBuilder, format_number
 from bench.report.published import load_published
 from bench.report.runs import UI_URL, read_store
 from bench.tracking import FAILED
-
-from mlflow_synthetic import HARDWARE, Writer, profile_metrics
 
 PSNR_ALL = [30.0, 30.5, 31.25]  # three seeds of RDDM on ISTD
 MAE_PI, MAE_PP = [4.8, 4.9, 5.0], [4.7, 4.75, 4.8]
@@ -196,20 +195,22 @@ def test_table_11_lists_rddm_resfusion_and_sr3_with_both_counts_and_latency(repo
     _, text, _ = report
     table = section(text, "Table 11 beside bench")
     header = row(table, "Method")
-    rows = [line for line in table.splitlines() if "`synth-shadow`" in line]
-    assert len(rows) == 3
     for method, steps in (("rddm", 5), ("resfusion", 5), ("sr3", 100)):
-        cells = row(table, f"`{method}`") if method != "sr3" else None
-        cells = [c for c in (r.strip().strip("|").split(" | ") for r in rows) if c[0].strip() == f"`{method}`"][0]
-        cells = [c.strip() for c in cells]
+        line = next(
+            line for line in table.splitlines() if f"| `{method}` | `synth-shadow` |" in line
+        )
+        cells = [c.strip() for c in line.strip().strip("|").split(" | ")]
         expected = profile_metrics(method, steps, 0.01)
-        assert cells[header.index("Params THOP (M)")] == format_number(expected["profile/params_thop_m"], 2, True)
-        assert cells[header.index("Params audited (M)")] == format_number(expected["profile/params_m"], 2, True)
-        assert cells[header.index("Latency/image (s)")] == format_number(expected["profile/latency_image_s"], 3, True)
+        for column, key, decimals in [
+            ("Params THOP (M)", "profile/params_thop_m", 2),
+            ("Params audited (M)", "profile/params_m", 2),
+            ("Latency/image (s)", "profile/latency_image_s", 3),
+        ]:
+            assert cells[header.index(column)] == format_number(expected[key], decimals, True)
         assert cells[header.index("Hardware")] == HARDWARE
-    # the paper's THOP count is named beside, from Table 11(b)
-    sr3 = [r for r in rows if "`sr3`" in r][0]
-    assert "155.29 M, 155.3 G/step (11(b): SR3" in sr3
+    # the paper's THOP count is named beside, from the first matching row of Table 11(b)
+    sr3 = next(line for line in table.splitlines() if "| `sr3` | `istd` |" in line)
+    assert "155.29 M, 155.3 G/step (RDDM, CVPR 2024 Table 11(b): SR3 (80k))" in sr3
     # and Table 11(b)'s SR3 (80k) row is filled by the 80k-iteration paper run only
     mirrored = section(text, "RDDM, CVPR 2024 Table 11(b)")
     header, cells = row(mirrored, "Method"), row(mirrored, "SR3 (80k): bench (paper)")
@@ -217,6 +218,12 @@ def test_table_11_lists_rddm_resfusion_and_sr3_with_both_counts_and_latency(repo
     assert cells[header.index("Params (M)")].startswith("[155.29]")
     assert cells[header.index("Time (s)")].startswith("[0.50]")
     assert row(mirrored, "SR3 (500k): bench (paper)")[header.index("PSNR")].startswith("–[^")
+
+
+def test_latency_below_the_printed_precision_keeps_two_significant_digits():
+    assert format_number(0.0012345, 2, significant=True) == "0.0012"
+    assert format_number(12.345, 2, significant=True) == "12.35"
+    assert format_number(0.0012345, 2) == "0.00"
 
 
 def test_runs_with_missing_fields_are_listed_not_fatal(report):

@@ -15,6 +15,7 @@ import typer.core
 from bench import console
 from bench.commands import data as data_command
 from bench.commands import profile as profile_command
+from bench.commands import report as report_command
 from bench.commands import run as run_command
 from bench.commands import ui as ui_command
 from bench.errors import EXIT_FAILURE, BenchError
@@ -96,6 +97,7 @@ app.command(epilog=run_command.EXAMPLE)(run_command.run)
 app.add_typer(data_command.app, name="data")
 app.command(epilog=profile_command.EXAMPLE)(profile_command.profile)
 app.command(epilog=ui_command.EXAMPLE)(ui_command.ui)
+app.command(epilog=report_command.EXAMPLE)(report_command.report)
 
 
 def main() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import tomllib
 from pathlib import Path
@@ -20,6 +21,8 @@ EXAMPLE = """Examples:
   bench run istd --methods rddm,resfusion,sr3 --profile paper --seeds 0,1,2
 
   bench run synth-shadow --iters 50 --steps 2 --experiment quick
+
+  bench run --table rddm-table-10 --seeds 0,1,2   # every cell of RDDM Table 10
 """
 
 #: metric name fragments shown in the printed table (everything is logged to MLflow)
@@ -91,15 +94,20 @@ def run(
     ] = False,
     tracking_uri: Annotated[str | None, typer.Option(help="MLflow tracking URI.")] = None,
     experiment: Annotated[str | None, typer.Option(help="MLflow experiment name.")] = None,
+    table: Annotated[
+        str | None,
+        typer.Option(
+            help="Run the cells a paper table needs with its settings (`bench report --list`); "
+            "--profile, --iters, --seeds and --device still apply."
+        ),
+    ] = None,
     config_path: ConfigOption = None,
     quiet: QuietOption = False,
     as_json: JsonOption = False,
 ) -> None:
     """Train or load each method, sample, score with the paper's protocol, profile and track."""
-    from bench.runner.cell import RunContext
-    from bench.runner.cells import expand
-    from bench.runner.grid import run_grid
-
+    if iters is not None and iters < 1 or steps is not None and steps < 1:
+        raise UsageError("--iters and --steps must be at least 1")
     overrides = {
         "run": {
             "dataset": dataset,
@@ -110,10 +118,69 @@ def run(
         },
         "tracking": {"uri": tracking_uri, "experiment": experiment},
     }
-    config = setup(config_path, quiet, as_json, overrides)
-    if iters is not None and iters < 1 or steps is not None and steps < 1:
-        raise UsageError("--iters and --steps must be at least 1")
-    cells = expand(config, iterations=iters, steps=steps, options=parse_options(option or []))
+    invocation = {"resume": resume, "checkpoint": checkpoint, "log_checkpoint": log_checkpoint}
+    if table is None:
+        config = setup(config_path, quiet, as_json, overrides)
+        failed = _run_grid(config, iters, steps, parse_options(option or []), **invocation)
+    else:
+        if dataset or methods or steps or option or checkpoint:
+            raise UsageError(
+                "--table fixes the dataset, methods, steps and options; drop the dataset "
+                "argument, --methods, --steps, --option and --checkpoint"
+            )
+        failed = _run_table(table, overrides, config_path, quiet, as_json, iters, **invocation)
+    if failed:
+        raise typer.Exit(EXIT_FAILURE)
+
+
+def _run_table(
+    table_id: str,
+    overrides: dict[str, Any],
+    config_path: Path | None,
+    quiet: bool,
+    as_json: bool,
+    iters: int | None,
+    **invocation: Any,
+) -> bool:
+    """Each planned run of ``table_id`` through :func:`_run_grid`, as if typed by hand."""
+    from bench.report.reproduce import command, table_plan
+
+    plan = table_plan(table_id)
+    failed = False
+    for index, planned in enumerate(plan, 1):
+        profile = overrides["run"]["profile"] or planned.profile
+        iterations = iters if iters is not None else planned.iterations
+        planned = dataclasses.replace(planned, profile=profile, iterations=iterations)
+        run_overrides = {
+            **overrides,
+            "run": {
+                **overrides["run"],
+                "dataset": planned.dataset,
+                "methods": list(planned.methods),
+                "profile": profile,
+            },
+        }
+        config = setup(config_path, quiet, as_json, run_overrides)
+        console.info(f"[{table_id} {index}/{len(plan)}] {command(planned)}")
+        failed |= _run_grid(config, iterations, planned.steps, dict(planned.options), **invocation)
+    return failed
+
+
+def _run_grid(
+    config: Any,
+    iters: int | None,
+    steps: int | None,
+    options: dict[str, Any],
+    resume: bool,
+    checkpoint: Path | None,
+    log_checkpoint: bool,
+) -> bool:
+    """One grid (dataset x methods x seeds) under one parent run; True if a cell failed."""
+    from bench.runner.cell import RunContext
+    from bench.runner.cells import expand
+    from bench.runner.grid import run_grid
+
+    cells = expand(config, iterations=iters, steps=steps, options=options)
     context = RunContext(
         tracking_uri=config.tracking_uri(),
         experiment=config.tracking.experiment,
@@ -178,10 +245,9 @@ def run(
     for record in result.records:
         for name, reason in record.unavailable.items():
             console.warn(f"{record.cell.method}: {name} unavailable: {reason}")
-    if result.failed:
-        for record in result.failed:
-            console.error(f"{record.cell.key} {record.status}: {record.error}")
-        raise typer.Exit(EXIT_FAILURE)
+    for record in result.failed:
+        console.error(f"{record.cell.key} {record.status}: {record.error}")
+    return bool(result.failed)
 
 
 def _fmt(value: float | None) -> str:

@@ -254,29 +254,31 @@ class PublishedTable:
             result.append(cells)
         return result
 
+    def context(self, row: Row, column: Column) -> PublishedCell:
+        """One cell, present or absent, with its merged context (table < column < row)."""
+        settings = {**self.settings, **column.settings}
+        settings.update(
+            (c.key, row.values[c.key].value)
+            for c in self.columns
+            if c.kind == "setting" and not row.values[c.key].absent
+        )
+        settings.update(row.settings)
+        return PublishedCell(
+            table_id=self.id,
+            row=row,
+            column=column,
+            dataset=column.dataset or self.dataset,
+            protocol=column.protocol or self.protocol,
+            settings=settings,
+            value=row.values[column.key],
+        )
+
     def cells(self) -> Iterator[PublishedCell]:
         """Every present value with its merged context (table < column < row settings)."""
         for row in self.rows:
-            numeric_settings = {
-                c.key: row.values[c.key].value
-                for c in self.columns
-                if c.kind == "setting" and not row.values[c.key].absent
-            }
             for column in self.columns:
-                value = row.values[column.key]
-                if value.absent or column.kind == "setting":
-                    continue
-                settings = {**self.settings, **column.settings, **numeric_settings}
-                settings.update(row.settings)
-                yield PublishedCell(
-                    table_id=self.id,
-                    row=row,
-                    column=column,
-                    dataset=column.dataset or self.dataset,
-                    protocol=column.protocol or self.protocol,
-                    settings=settings,
-                    value=value,
-                )
+                if not row.values[column.key].absent and column.kind != "setting":
+                    yield self.context(row, column)
 
     def to_frame(self, printed: bool = False) -> pd.DataFrame:
         """One line per row: label, method, variant, source, row settings, then the columns.

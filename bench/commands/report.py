@@ -1,0 +1,149 @@
+"""`bench report`: the papers' tables filled from tracked runs, with plots.
+
+Output: ``<out>/report.md`` and ``<out>/plots/*.png``; ``--out`` defaults to
+``reports/<experiment>/`` beside the results folder (``paths.results_dir``'s parent, the
+folder of bench.toml in the default layout), so each experiment keeps its own report and
+the papers' data in ``reports/published/`` is never touched.
+
+A store or experiment that does not exist is an error (exit 1) naming the experiments
+that do exist: a report of nothing from a mistyped name would look like a real one. An
+existing experiment without runs gives the all-dash report with a warning. ``--list``
+never fails on a missing experiment: it shows the plan with nothing filled.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from bench import console
+from bench.errors import BenchError
+from bench.files import atomic_write
+from bench.options import ConfigOption, JsonOption, QuietOption, setup
+
+EXAMPLE = """Examples:
+
+  bench report                                  # reports/<experiment>/report.md and plots/
+
+  bench report --experiment quick --out /tmp/quick-report
+
+  bench report --list                           # the tables and how complete each is
+"""
+
+PLOTS = {
+    "steps.png": "Quality against sampling steps",
+    "latency.png": "Quality against measured latency per image",
+    "loss.png": "Training loss (train/loss)",
+}
+
+
+def _folder_name(experiment: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "-", experiment).strip("-.") or "experiment"
+
+
+def report(
+    experiment: Annotated[
+        str | None, typer.Option(help="MLflow experiment [default: tracking.experiment].")
+    ] = None,
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            help="Folder for report.md and plots/ [default: reports/<experiment> beside "
+            "the results folder].",
+            file_okay=False,
+        ),
+    ] = None,
+    list_tables: Annotated[
+        bool, typer.Option("--list", help="List the tables and how complete each is.")
+    ] = False,
+    plots: Annotated[bool, typer.Option(help="Draw the PNG plots.")] = True,
+    tracking_uri: Annotated[str | None, typer.Option(help="MLflow tracking URI.")] = None,
+    config_path: ConfigOption = None,
+    quiet: QuietOption = False,
+    as_json: JsonOption = False,
+) -> None:
+    """Write the papers' tables with bench's measured values, differences and protocols."""
+    from bench.report.build import ReportBuilder
+    from bench.report.runs import Store, read_store
+
+    config = setup(
+        config_path,
+        quiet,
+        as_json,
+        {"tracking": {"uri": tracking_uri, "experiment": experiment}},
+    )
+    uri, name = config.tracking_uri(), config.tracking.experiment
+    if list_tables:
+        try:
+            store = read_store(uri, name)
+        except BenchError as failure:
+            console.warn(f"{failure}; listing the tables with nothing filled")
+            store = Store(uri, name, None)
+        _list(ReportBuilder(store))
+        return
+    store = read_store(uri, name)
+    if not store.runs:
+        console.warn(f"experiment '{name}' has no runs: every measured cell is a dash")
+    folder = (
+        out if out is not None else config.paths.results_dir.parent / "reports" / _folder_name(name)
+    )
+    builder = ReportBuilder(store)
+    drawn = _draw(store, folder / "plots") if plots else {}
+    markdown = builder.markdown({f"plots/{file}": PLOTS[file] for file in drawn})
+    path = folder / "report.md"
+    with atomic_write(path) as handle:
+        handle.write(markdown.encode("utf-8"))
+    done = [builder.completeness(table) for table in builder.tables]
+    console.emit(
+        {
+            "report": str(path),
+            "plots": [str(folder / "plots" / file) for file in drawn],
+            "runs": len(store.runs),
+            "tables": [vars(d) for d in done],
+        }
+    )
+    console.info(
+        f"wrote {path} ({len(store.runs)} run(s), {len(drawn)} plot(s)); "
+        f"{sum(d.filled_any for d in done)}/{sum(d.slots for d in done)} reproducible cells "
+        "measured; `bench report --list` shows what is missing"
+    )
+
+
+def _list(builder) -> None:
+    done = [builder.completeness(table) for table in builder.tables]
+    rows = [
+        [d.table_id, d.title, f"{d.filled_paper}/{d.slots}", f"{d.filled_any}/{d.slots}"]
+        for d in done
+    ]
+    table = console.table(
+        f"tables of experiment '{builder.store.experiment}' (fill one: bench run --table ID)",
+        ["id", "table", "filled (paper profile)", "filled (any profile)"],
+        rows,
+    )
+    console.emit([vars(d) for d in done], table)
+
+
+def _draw(store, folder: Path) -> list[str]:
+    """The plots there is data for; a plot from an earlier report with no data now is removed."""
+    from bench.report import plots
+    from bench.report.runs import metric_history
+
+    finished = [r for r in store.runs if r.kind == "cell" and r.finished]
+    curves = {
+        f"{r.method} {r.dataset} seed {r.seed} ({r.profile}) {r.run_id[:8]}": metric_history(
+            store.uri, r.run_id, plots.LOSS
+        )
+        for r in finished
+    }
+    made = {
+        "steps.png": plots.steps_plot(finished, folder / "steps.png"),
+        "latency.png": plots.latency_plot(finished, folder / "latency.png"),
+        "loss.png": plots.loss_plot(curves, folder / "loss.png"),
+    }
+    for file, drawn in made.items():
+        if not drawn:
+            (folder / file).unlink(missing_ok=True)
+    return [file for file, drawn in made.items() if drawn]

@@ -1,0 +1,561 @@
+"""The report: the papers' tables as printed, with bench's measured rows beside them.
+
+Layout of every mirrored table: the published rows exactly as printed; under each row a
+bench method reproduces, one "bench (<profile>)" row per profile with matching runs (or
+one row of dashes when nothing matched), then a Δ row (measured − published, metric
+columns). A measured cell is the mean over seeds (± sample std and n when n > 1); it
+links to its run and its footnote names the protocol, settings, hardware and every run.
+A dash cell's footnote is the exact ``bench run`` command that fills it.
+
+Matching (bench/report/reproduce.py): a finished cell run fills a slot when its method,
+dataset, sampling steps and the slot's method options (β̄²_T, schedule, objective) are
+those the table states, and for SR3 its iterations. Profile, iterations and image size
+are otherwise not matched: they are shown, and runs of each profile get their own row.
+
+The Markdown is a pure function of the runs: everything is sorted, nothing depends on
+the clock, so the same runs give byte-identical text.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from bench.report.published import ABSENT, Display, PublishedCell, PublishedTable, Row
+from bench.report.reproduce import (
+    PROFILE,
+    Slot,
+    bench_method,
+    command,
+    reported_tables,
+    table_slots,
+)
+from bench.report.runs import Store, TrackedRun, same_value
+
+REGIONS = {"all": "all", "shadow": "s", "non-shadow": "ns"}
+#: Table 11's columns -> profile metrics; the paper's counts are THOP's (bench/profiling.py)
+RESOURCE_METRICS = {
+    "params_m": "profile/params_thop_m",
+    "macs_per_step_g": "profile/gmacs_thop_step",
+    "macs_g": "profile/gmacs_thop_image",
+    "time_per_step_s": "profile/latency_step_s",
+    "time_s": "profile/latency_image_s",
+}
+GENERATION_METRICS = {"fid": "generation/fid", "is": "generation/isc"}
+#: resource columns measured on bench's hardware: a difference to the paper's GPU is no Δ
+TIME_COLUMNS = ("time_per_step_s", "time_s")
+
+
+def metric_key(cell: PublishedCell) -> str | None:
+    """The MLflow metric a published cell compares with (None: bench measures no such)."""
+    column = cell.column
+    if column.kind == "resource":
+        return RESOURCE_METRICS.get(column.key)
+    if cell.protocol == "celeba":
+        return GENERATION_METRICS.get(column.metric or "")
+    if cell.protocol == "istd" and column.metric != "lpips":
+        region = REGIONS[cell.settings.get("region", "all")]
+        # RDDM's MAE is read as the per-image mean (PI); PP is in the footnote (protocols.md §4)
+        return f"istd/{column.metric}_{region}{'_pi' if column.metric == 'mae' else ''}"
+    return f"{cell.protocol}/{column.metric}"
+
+
+def mismatch(slot: Slot, run: TrackedRun) -> str | None:
+    """Why ``run`` does not fill ``slot`` (None: it does)."""
+    wanted = [("method", slot.method, run.method), ("dataset", slot.dataset, run.dataset)]
+    if slot.steps is not None:
+        wanted.append(("steps", slot.steps, run.params.get("cell.steps")))
+    if slot.iterations is not None:
+        wanted.append(("iterations", slot.iterations, run.params.get("cell.iterations")))
+    options = run.options
+    wanted += [(f"options.{k}", v, options.get(k)) for k, v in slot.options]
+    for name, value, logged in wanted:
+        if logged is None:
+            return f"no {name} recorded"
+        if not same_value(logged, value):
+            return f"{name} {logged}"
+    return None
+
+
+def settings_key(run: TrackedRun) -> tuple:
+    """Runs with equal keys differ only in seed."""
+    return (
+        run.method or "",
+        run.dataset or "",
+        run.profile or "",
+        run.steps or 0,
+        run.iterations or 0,
+        run.image_size or 0,
+        run.unet_dim or 0,
+        tuple(sorted(run.options.items())),
+    )
+
+
+def by_seed(runs: Iterable[TrackedRun]) -> list[TrackedRun]:
+    return sorted(runs, key=lambda r: (r.seed is None, r.seed or 0, r.run_id))
+
+
+def format_number(value: float, decimals: int, significant: bool = False) -> str:
+    """At the paper's precision; ``significant``: at least two significant digits (a CPU
+    latency of 0.0012 s must not print as 0.00)."""
+    if significant and value != 0 and math.isfinite(value):
+        decimals = max(decimals, 1 - math.floor(math.log10(abs(value))))
+    return f"{value:.{decimals}f}"
+
+
+@dataclass
+class Footnotes:
+    """Numbered by first use; identical texts share one number."""
+
+    texts: list[str] = field(default_factory=list)
+
+    def __call__(self, text: str) -> str:
+        if text not in self.texts:
+            self.texts.append(text)
+        return f"[^{self.texts.index(text) + 1}]"
+
+    def markdown(self) -> str:
+        return "\n".join(f"[^{i}]: {text}" for i, text in enumerate(self.texts, 1))
+
+
+def md_table(header: list[str], rows: list[list[str]]) -> str:
+    def line(cells: list[str]) -> str:
+        return "| " + " | ".join(c.replace("|", "\\|").replace("\n", " ") for c in cells) + " |"
+
+    return "\n".join([line(header), "|" + "---|" * len(header), *map(line, rows)])
+
+
+@dataclass
+class Completeness:
+    table_id: str
+    title: str
+    slots: int
+    filled_paper: int
+    filled_any: int
+
+
+class ReportBuilder:
+    """Builds the Markdown for one store; plots are named here and drawn by plots.py."""
+
+    def __init__(self, store: Store, tables: Mapping[str, PublishedTable] | None = None):
+        self.store = store
+        self.tables = reported_tables(tables)
+        self.notes = Footnotes()
+        self.cells = [r for r in store.runs if r.kind == "cell"]
+        self.finished = [r for r in self.cells if r.finished]
+        self.placed: set[str] = set()
+        self.warnings: list[str] = []
+
+    # --- matching ---------------------------------------------------------------------
+
+    def matching(self, slot: Slot) -> list[TrackedRun]:
+        return [r for r in self.finished if mismatch(slot, r) is None]
+
+    def groups(self, slot: Slot, profile: str) -> list[list[TrackedRun]]:
+        """Matching runs of one profile, grouped by settings; the most trained first."""
+        found: dict[tuple, list[TrackedRun]] = {}
+        for run in self.matching(slot):
+            if (run.profile or "unknown") == profile:
+                found.setdefault(settings_key(run), []).append(run)
+        ordered = sorted(
+            found.items(), key=lambda kv: (-kv[0][4], -kv[0][5], -len(kv[1]), repr(kv[0]))
+        )
+        return [by_seed(runs) for _, runs in ordered]
+
+    def completeness(self, table: PublishedTable) -> Completeness:
+        slots = list({slot.key: slot for slot in table_slots(table)}.values())
+        matched = [self.matching(slot) for slot in slots]
+        return Completeness(
+            table.id,
+            f"{heading(table)}: {table.title}",
+            len(slots),
+            sum(any(r.profile == PROFILE for r in runs) for runs in matched),
+            sum(bool(runs) for runs in matched),
+        )
+
+    # --- one measured cell --------------------------------------------------------------
+
+    def link(self, run: TrackedRun) -> str:
+        return self.store.url(run)
+
+    def group_note(self, slot: Slot, runs: list[TrackedRun], others: int) -> str:
+        first = runs[0]
+        options = ", ".join(f"{k}={v}" for k, v in sorted(first.options.items())) or "none"
+        parts = [
+            f"Protocol `{first.protocol or slot.protocol}` on dataset `{first.dataset}`",
+            f"method `{first.method}`, {first.steps or '?'} sampling steps, options {options}",
+            f"profile `{first.profile or 'unknown'}`: {first.iterations or '?'} iterations at "
+            f"{first.image_size or '?'} px, UNet dim {first.unet_dim or '?'}",
+            f"hardware {first.hardware}",
+        ]
+        pp = self.per_pixel_mae(runs) if slot.protocol == "istd" else ""
+        if pp:
+            parts.append(pp)
+        links = ", ".join(
+            f"[seed {r.seed if r.seed is not None else '?'}]({self.link(r)})" for r in runs
+        )
+        parts.append(f"n = {len(runs)}: {links}")
+        if others:
+            parts.append(f"{others} other matching run setting(s) not shown (fewer iterations)")
+        return "; ".join(parts) + "."
+
+    def per_pixel_mae(self, runs: list[TrackedRun]) -> str:
+        values = []
+        for region, label in (("all", "ALL"), ("s", "S"), ("ns", "NS")):
+            found = [
+                r.metrics[f"istd/mae_{region}_pp"]
+                for r in runs
+                if f"istd/mae_{region}_pp" in r.metrics
+            ]
+            if found:
+                values.append(f"{label} {statistics.fmean(found):.2f}")
+        if not values:
+            return ""
+        return "MAE is the per-image mean (PI); per-pixel (PP): " + ", ".join(values)
+
+    def measured(
+        self,
+        slot: Slot,
+        runs: list[TrackedRun],
+        others: int,
+        key: str,
+        decimals: int,
+        significant: bool,
+    ) -> tuple[str, float | None]:
+        """A cell's text and mean (None when nothing was measured)."""
+        values = [r.metrics[key] for r in runs if key in r.metrics]
+        self.placed.update(r.run_id for r in runs)
+        if not values:
+            reasons = sorted({r.unavailable(key) for r in runs if r.unavailable(key)})
+            if reasons:
+                return "unavailable" + self.notes(
+                    f"`{key}` unavailable: {'; '.join(reasons)}."
+                ), None
+            ids = ", ".join(f"[{r.run_id[:8]}]({self.link(r)})" for r in runs)
+            note = f"`{key}` was not recorded by run(s) {ids} (an older harness, or not logged)."
+            return ABSENT + self.notes(note), None
+        mean = statistics.fmean(values)
+        text = format_number(mean, decimals, significant)
+        if len(values) > 1:
+            std = statistics.stdev(values)
+            text += f" ± {format_number(std, decimals, significant)} (n={len(values)})"
+        else:
+            text = f"[{text}]({self.link(next(r for r in runs if key in r.metrics))})"
+        return text + self.notes(self.group_note(slot, runs, others)), mean
+
+    def not_run(self, slot: Slot, profile: str) -> str:
+        return ABSENT + self.notes(f"Not run yet: `{command(slot.planned(profile))}`")
+
+    # --- one table ----------------------------------------------------------------------
+
+    def layout(self, table: PublishedTable) -> list[tuple[str, str | Display]]:
+        """(header, column key or display) in printed order, as ``printed_rows`` shows."""
+        shown_in = {name: d for d in table.displays for name in d.fields}
+        entries: list[tuple[str, str | Display]] = []
+        for column in table.columns:
+            display = shown_in.get(column.key)
+            if display is None:
+                entries.append((column.label, column.key))
+            elif all(header != display.label for header, _ in entries):
+                entries.append((display.label, display))
+        return entries
+
+    def table_markdown(self, table: PublishedTable) -> str:
+        slots = table_slots(table)
+        by_row: dict[int, list[Slot]] = {}
+        for slot in slots:
+            by_row.setdefault(slot.row_index, []).append(slot)
+        layout = self.layout(table)
+        printed = table.printed_rows()
+        header = ["Method", *(h for h, _ in layout)]
+        lines: list[list[str]] = []
+        shown: set[tuple] = set()
+        for index, row in enumerate(table.rows):
+            lines.append([printed[index][""], *(printed[index][h] for h, _ in layout)])
+            row_slots = by_row.get(index, [])
+            identity = tuple(sorted(s.key for s in row_slots))
+            if not row_slots or identity in shown:
+                continue
+            shown.add(identity)
+            lines += self.measured_rows(table, row, row_slots, layout)
+        parts = [f"## {heading(table)}: {table.title}", ""]
+        parts += [f"Source: {table.location}. Reproduce: `bench run --table {table.id}`.", ""]
+        parts += [md_table(header, lines), ""]
+        if table.notes:
+            parts += ["Notes from the published data:", ""]
+            parts += [f"- {note}" for note in table.notes] + [""]
+        return "\n".join(parts)
+
+    def measured_rows(
+        self, table: PublishedTable, row: Row, slots: list[Slot], layout: list
+    ) -> list[list[str]]:
+        profiles = sorted(
+            {r.profile or "unknown" for s in slots for r in self.matching(s)},
+            key=lambda p: (p != PROFILE, p),
+        ) or [PROFILE]
+        lines = []
+        for profile in profiles:
+            texts: dict[str, str] = {}
+            means: dict[str, float | None] = {}
+            steps: dict[str, str] = {}
+            for slot in slots:
+                groups = self.groups(slot, profile)
+                runs = groups[0] if groups else []
+                for key in slot.columns:
+                    column = table.column(key)
+                    cell = table.context(row, column)
+                    metric = metric_key(cell)
+                    if not runs:
+                        texts[key], means[key] = self.not_run(slot, profile), None
+                        continue
+                    if metric is None:
+                        texts[key], means[key] = "", None
+                        continue
+                    texts[key], means[key] = self.measured(
+                        slot,
+                        runs,
+                        len(groups) - 1,
+                        metric,
+                        column.decimals or 0,
+                        significant=column.kind == "resource",
+                    )
+                for column in table.columns:
+                    if column.kind == "setting" and column.key == "steps":
+                        steps[column.key] = str(runs[0].steps) if runs else str(slot.steps or "")
+            texts.update(steps)
+            label = f"{row.label}: bench ({profile})"
+            lines.append([label, *(self.compose(entry, texts) for _, entry in layout)])
+            if any(v is not None for v in means.values()):
+                lines.append(
+                    [
+                        f"{row.label}: Δ bench − paper",
+                        *(self.delta(table, row, entry, means) for _, entry in layout),
+                    ]
+                )
+        return lines
+
+    @staticmethod
+    def compose(entry: str | Display, texts: Mapping[str, str]) -> str:
+        if isinstance(entry, str):
+            return texts.get(entry, "")
+        parts = {name: texts.get(name, "") for name in entry.fields}
+        if all(not text for text in parts.values()):
+            return ""
+        return entry.template.format(**parts)
+
+    def delta(
+        self,
+        table: PublishedTable,
+        row: Row,
+        entry: str | Display,
+        means: Mapping[str, float | None],
+    ) -> str:
+        def one(key: str) -> str:
+            column = table.column(key)
+            published = row.values[key].value
+            mean = means.get(key)
+            if column.kind != "metric" or mean is None or published is None:
+                return ""
+            return f"{mean - float(published):+.{column.decimals}f}"
+
+        if isinstance(entry, str):
+            return one(entry)
+        parts = {name: one(name) for name in entry.fields}
+        return entry.template.format(**parts) if all(parts.values()) else ""
+
+    # --- resources of every run -----------------------------------------------------------
+
+    def resources_markdown(self) -> str:
+        measured: dict[tuple, list[TrackedRun]] = {}
+        for run in self.finished:
+            if "profile/params_m" in run.metrics or "profile/params_thop_m" in run.metrics:
+                measured.setdefault(settings_key(run), []).append(run)
+        header = [
+            "Method", "Dataset", "Profile", "Image (px)", "UNet dim", "Steps",
+            "Params THOP (M)", "Params audited (M)", "GMACs/step THOP", "GMACs/step audited",
+            "GMACs/image THOP", "GMACs/image audited", "Latency/step (s)", "Latency/image (s)",
+            "Hardware", "Paper (THOP)", "Runs",
+        ]  # fmt: skip
+        keys = [
+            "profile/params_thop_m", "profile/params_m", "profile/gmacs_thop_step",
+            "profile/gmacs_step", "profile/gmacs_thop_image", "profile/gmacs_image",
+            "profile/latency_step_s", "profile/latency_image_s",
+        ]  # fmt: skip
+        rows = []
+        for key in sorted(measured):
+            runs = by_seed(measured[key])
+            first = runs[0]
+            values = []
+            for metric in keys:
+                found = [r.metrics[metric] for r in runs if metric in r.metrics]
+                decimals = 2 if "params" in metric or "gmacs" in metric else 3
+                values.append(
+                    format_number(statistics.fmean(found), decimals, significant=True)
+                    if found
+                    else ABSENT
+                )
+            self.placed.update(r.run_id for r in runs)
+            links = ", ".join(f"[seed {r.seed}]({self.link(r)})" for r in runs)
+            hardware = ", ".join(sorted({r.hardware for r in runs}))
+            rows.append(
+                [
+                    f"`{first.method}`", f"`{first.dataset}`", first.profile or "unknown",
+                    str(first.image_size or "?"), str(first.unet_dim or "?"),
+                    str(first.steps or "?"), *values, hardware,
+                    self.paper_resources(first.method or "", first.dataset or ""), links,
+                ]
+            )  # fmt: skip
+        text = [
+            "## Table 11 beside bench: parameters, MACs and latency of every measured run",
+            "",
+            "THOP columns count as the paper did (thop 0.1.1: weight-standardised convolutions, "
+            "norms and attention count zero); audited columns are the parameter sum and "
+            "torch.utils.flop_counter MACs (methods.md §5). Latency is the median of one "
+            "forward per network, summed over networks, times the sampling steps, measured on "
+            "the hardware named; the paper's times are from an unspecified GPU (its "
+            "experiments ran on one RTX 3090), so they are compared, never subtracted.",
+            "",
+        ]
+        if not rows:
+            text += ["No finished run has a profile yet: run `bench run` (any dataset).", ""]
+            return "\n".join(text)
+        return "\n".join([*text, md_table(header, rows), ""])
+
+    def paper_resources(self, method: str, dataset: str) -> str:
+        """The paper's THOP params and MACs per step for this method, preferring the dataset."""
+        found = []
+        for table in self.tables:
+            if "params_m" not in {c.key for c in table.columns}:
+                continue
+            for row in table.rows:
+                mapped = bench_name(row)
+                params = row.values["params_m"]
+                if mapped != method or params.absent:
+                    continue
+                macs = row.values.get("macs_per_step_g")
+                per_step = f", {macs.text} G/step" if macs is not None and not macs.absent else ""
+                text = f"{params.text} M{per_step} ({heading(table)}: {row.label})"
+                found.append((table.dataset != dataset, len(found), text))
+        return min(found)[2] if found else ABSENT
+
+    # --- the document ---------------------------------------------------------------------
+
+    def markdown(self, plots: Mapping[str, str] | None = None) -> str:
+        status = sorted({r.status for r in self.store.runs})
+        counts = ", ".join(
+            f"{sum(r.status == s for r in self.store.runs)} {s.lower()}" for s in status
+        )
+        parts = [
+            f"# bench report: experiment `{self.store.experiment}`",
+            "",
+            f"Tracking store `{self.store.uri}`: {len(self.store.runs)} run(s)"
+            + (f" ({counts})" if counts else "")
+            + f"; {len(self.cells)} cell run(s). Run links open the MLflow UI"
+            + (" (start it with `bench ui`)." if not self.store.uri.startswith("http") else "."),
+            "",
+            'How to read: published rows are copied as printed. A row "bench (profile)" holds '
+            "the mean over seeds of bench's finished runs with the table's method, dataset, "
+            "sampling steps and method options (± sample standard deviation and n when there "
+            "are several seeds); its footnote names the protocol, settings, hardware and links "
+            'every run. "Δ bench − paper" is measured minus published. A dash with a footnote '
+            'was not run; the footnote is the command that fills it. "unavailable" is a '
+            "metric that could not be computed, with the reason in its footnote. ISTD MAE is "
+            "the per-image mean (PI) with the per-pixel value (PP) in the footnote: which one "
+            "RDDM printed is open (protocols.md §4).",
+            "",
+        ]
+        if not self.store.runs:
+            parts += ["**No runs in this experiment yet**: every measured cell is a dash.", ""]
+        parts += self.contents()
+        for table in self.tables:
+            parts.append(self.table_markdown(table))
+            if table.id == "rddm-table-11c":
+                parts.append(self.resources_markdown())
+        if plots:
+            parts += ["## Plots", ""]
+            parts += [f"![{title}]({path})\n" for path, title in sorted(plots.items())]
+        parts += self.leftovers()
+        if self.notes.texts:
+            parts += ["## Footnotes", "", self.notes.markdown(), ""]
+        return "\n".join(parts).rstrip() + "\n"
+
+    def contents(self) -> list[str]:
+        rows = []
+        for table in self.tables:
+            done = self.completeness(table)
+            rows.append(
+                [
+                    done.title,
+                    f"{done.filled_paper}/{done.slots}",
+                    f"{done.filled_any}/{done.slots}",
+                    f"`bench run --table {table.id}`",
+                ]
+            )
+        header = ["Table", "Filled (paper profile)", "Filled (any profile)", "Reproduce"]
+        return ["## Tables", "", md_table(header, rows), ""]
+
+    def leftovers(self) -> list[str]:
+        parts = []
+        loose = [r for r in self.finished if r.run_id not in self.placed]
+        if loose:
+            rows = [
+                [
+                    f"[{r.run_id[:8]}]({self.link(r)})", r.method or "?", r.dataset or "?",
+                    r.profile or "?", str(r.steps or "?"), missing_fields(r) or "",
+                ]
+                for r in by_seed(loose)
+            ]  # fmt: skip
+            parts += [
+                "## Runs in no table",
+                "",
+                "Finished cell runs whose settings no mirrored table prints and that have no profile.",
+                "",
+                md_table(["Run", "Method", "Dataset", "Profile", "Steps", "Missing fields"], rows),
+                "",
+            ]
+        failed = [r for r in self.store.runs if r.kind != "grid" and not r.finished]
+        if failed:
+            rows = [
+                [
+                    f"[{r.run_id[:8]}]({self.link(r)})", r.method or "?", r.dataset or "?",
+                    r.status, (r.tags.get("error") or "").splitlines()[0][:200] if r.tags.get("error") else "",
+                ]
+                for r in by_seed(failed)
+            ]  # fmt: skip
+            parts += [
+                "## Runs that did not finish",
+                "",
+                "Not counted anywhere above: only FINISHED runs are measurements.",
+                "",
+                md_table(["Run", "Method", "Dataset", "Status", "Error"], rows),
+                "",
+            ]
+        return parts
+
+
+#: what a cell run of the current harness records; a run lacking one is from an older one
+EXPECTED_FIELDS: tuple[tuple[str, Callable[[TrackedRun], Any]], ...] = (
+    ("method", lambda r: r.method),
+    ("dataset", lambda r: r.dataset),
+    ("profile", lambda r: r.profile),
+    ("cell.steps", lambda r: r.steps),
+    ("cell.iterations", lambda r: r.iterations),
+    ("cell.image_size", lambda r: r.image_size),
+)
+
+
+def missing_fields(run: TrackedRun) -> str:
+    return ", ".join(name for name, get in EXPECTED_FIELDS if get(run) is None)
+
+
+def bench_name(row: Row) -> str | None:
+    found = bench_method(row)
+    return found[0] if found else None
+
+
+def heading(table: PublishedTable) -> str:
+    """ "RDDM, CVPR 2024 Table 3(b)"; a file that is no table of the paper by its id."""
+    return f"{table.paper} Table {table.table}" if table.table != "none" else table.id

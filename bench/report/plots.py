@@ -1,0 +1,135 @@
+"""The report's figures as PNG: quality against sampling steps, quality against latency,
+training loss curves. Drawn on matplotlib ``Figure`` objects (Agg, no pyplot state), with
+the series sorted and the PNG's "Software" text chunk dropped, so the same runs give the
+same bytes.
+"""
+
+from __future__ import annotations
+
+import io
+import statistics
+from collections.abc import Callable
+from pathlib import Path
+
+from bench.files import atomic_write
+from bench.report.runs import TrackedRun
+
+#: the headline quality metric of each protocol, and whether lower is better
+PRIMARY = {
+    "istd": ("istd/psnr_all", "PSNR (dB)", False),
+    "lol": ("lol/psnr", "PSNR (dB)", False),
+    "sid": ("sid/psnr", "PSNR (dB)", False),
+    "raindrop": ("raindrop/psnr", "PSNR (dB)", False),
+    "gopro": ("gopro/psnr", "PSNR (dB)", False),
+    "generation": ("generation/fid", "FID", True),
+}
+LATENCY = "profile/latency_image_s"
+LOSS = "train/loss"
+
+
+def primary(run: TrackedRun) -> str | None:
+    """The protocol key of ``run``'s headline metric, if it logged one."""
+    for name, (key, _, _) in PRIMARY.items():
+        if key in run.metrics:
+            return name
+    return None
+
+
+def _series_label(run: TrackedRun) -> str:
+    options = ",".join(f"{k}={v}" for k, v in sorted(run.options.items()) if k != "loss")
+    return f"{run.method} {run.dataset} ({run.profile}{'; ' + options if options else ''})"
+
+
+def _save(figure, path: Path) -> None:
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=100, metadata={"Software": None})
+    with atomic_write(path) as handle:
+        handle.write(buffer.getvalue())
+
+
+def _figure(panels: int):
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=(6.4 * panels, 4.8), layout="constrained")
+    return figure, figure.subplots(1, panels, squeeze=False)[0]
+
+
+def _mean(runs: list[TrackedRun], key: str) -> float:
+    return statistics.fmean(r.metrics[key] for r in runs)
+
+
+def _panels(runs: list[TrackedRun], needs: Callable[[TrackedRun], bool]) -> dict[str, list]:
+    found: dict[str, list[TrackedRun]] = {}
+    for run in runs:
+        name = primary(run)
+        if name and needs(run):
+            found.setdefault(name, []).append(run)
+    return dict(sorted(found.items()))
+
+
+def steps_plot(runs: list[TrackedRun], path: Path) -> bool:
+    """Mean quality over seeds against sampling steps, one line per method setting."""
+    panels = _panels(runs, lambda r: r.steps is not None)
+    if not panels:
+        return False
+    figure, axes = _figure(len(panels))
+    for axis, (name, members) in zip(axes, panels.items(), strict=True):
+        key, label, lower = PRIMARY[name]
+        series: dict[str, dict[int, list[TrackedRun]]] = {}
+        for run in members:
+            series.setdefault(_series_label(run), {}).setdefault(run.steps, []).append(run)
+        for title, points in sorted(series.items()):
+            steps = sorted(points)
+            axis.plot(steps, [_mean(points[s], key) for s in steps], marker="o", label=title)
+        axis.set_xscale("log")
+        axis.set_xlabel("sampling steps")
+        axis.set_ylabel(f"{label} ({'lower' if lower else 'higher'} is better)")
+        axis.set_title(f"{name}: quality against sampling steps")
+        axis.legend(fontsize="small")
+    _save(figure, path)
+    return True
+
+
+def latency_plot(runs: list[TrackedRun], path: Path) -> bool:
+    """Mean quality against measured latency per image, one point per method and steps."""
+    panels = _panels(runs, lambda r: LATENCY in r.metrics)
+    if not panels:
+        return False
+    figure, axes = _figure(len(panels))
+    for axis, (name, members) in zip(axes, panels.items(), strict=True):
+        key, label, lower = PRIMARY[name]
+        points: dict[tuple[str, int | None], list[TrackedRun]] = {}
+        for run in members:
+            points.setdefault((_series_label(run), run.steps), []).append(run)
+        for (title, steps), group in sorted(
+            points.items(), key=lambda kv: (kv[0][0], kv[0][1] or 0)
+        ):
+            axis.scatter(
+                [_mean(group, LATENCY)], [_mean(group, key)], label=f"{title}, {steps} steps"
+            )
+        hardware = ", ".join(sorted({r.hardware for r in members}))
+        axis.set_xscale("log")
+        axis.set_xlabel(f"latency per image (s) on {hardware}")
+        axis.set_ylabel(f"{label} ({'lower' if lower else 'higher'} is better)")
+        axis.set_title(f"{name}: quality against latency")
+        axis.legend(fontsize="small")
+    _save(figure, path)
+    return True
+
+
+def loss_plot(curves: dict[str, list[tuple[int, float]]], path: Path) -> bool:
+    """``train/loss`` against iteration, one line per run (``curves``: label -> history)."""
+    curves = {label: points for label, points in curves.items() if points}
+    if not curves:
+        return False
+    figure, axes = _figure(1)
+    axis = axes[0]
+    for label, points in sorted(curves.items()):
+        axis.plot([s for s, _ in points], [v for _, v in points], label=label, linewidth=1)
+    axis.set_yscale("log")
+    axis.set_xlabel("iteration")
+    axis.set_ylabel("training loss (train/loss)")
+    axis.set_title("training loss")
+    axis.legend(fontsize="small")
+    _save(figure, path)
+    return True

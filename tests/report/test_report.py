@@ -1,0 +1,300 @@
+"""`bench report` on synthetic MLflow stores: tables, seeds, dashes, bad input, plots."""
+
+from __future__ import annotations
+
+import json
+import re
+import statistics
+from pathlib import Path
+
+import pytest
+from mlflow_synthetic import HARDWARE, Writer, profile_metrics
+from typer.testing import CliRunner
+
+import bench.config
+from bench.cli import app
+from bench.commands.run import parse_options
+from bench.report.build import ReportBuilder, format_number
+from bench.report.published import load_published
+from bench.report.runs import UI_URL, read_store
+from bench.tracking import FAILED
+
+PSNR_ALL = [30.0, 30.5, 31.25]  # three seeds of RDDM on ISTD
+MAE_PI, MAE_PP = [4.8, 4.9, 5.0], [4.7, 4.75, 4.8]
+LPIPS_REASON = "LPIPS weights missing from weights/ (run bench weights fetch)"
+RDDM_ISTD = {"sum_scale": 0.01, "objective": "res_noise", "loss": "l1"}
+
+
+@pytest.fixture(autouse=True)
+def _registries_not_needed(monkeypatch):
+    """The report reads no dataset or method registry; run.dataset's check is the runner's."""
+    monkeypatch.setattr(bench.config, "_check_names", lambda config: None)
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory):
+    root = tmp_path_factory.mktemp("store")
+    uri = f"sqlite:///{root / 'results' / 'mlflow.db'}"
+    writer = Writer(uri, "synthetic")
+    ids: dict[str, object] = {}
+    parent = writer.grid("istd")
+    ids["rddm"] = [
+        writer.cell(
+            parent, "rddm", "istd", "istd", seed=seed, options=RDDM_ISTD,
+            metrics={
+                "istd/psnr_all": psnr, "istd/psnr_s": psnr + 6, "istd/ssim_all": 0.95,
+                "istd/mae_all_pi": pi, "istd/mae_all_pp": pp,
+                **profile_metrics("rddm", 5, 0.25),
+            },
+            unavailable={"istd/lpips": LPIPS_REASON},
+            loss=[(1, 0.5 - 0.1 * seed), (2, 0.3), (3, 0.2)],
+        )
+        for seed, psnr, pi, pp in zip(range(3), PSNR_ALL, MAE_PI, MAE_PP, strict=True)
+    ]  # fmt: skip
+    ids["sr3"] = writer.cell(
+        parent, "sr3", "istd", "istd", steps=100, options={"loss": "l1"},
+        metrics={"istd/psnr_all": 25.0, **profile_metrics("sr3", 100, 0.5)},
+    )  # fmt: skip
+    writer.cell(parent, "identity", "istd", "istd", metrics={"istd/psnr_all": 20.0},
+                tags={"run_kind": "identity"})  # fmt: skip
+    smoke = writer.grid("synth-shadow", "smoke")
+    for method, steps in (("rddm", 5), ("resfusion", 5), ("sr3", 100)):
+        writer.cell(
+            smoke, method, "synth-shadow", "istd", profile="smoke", steps=steps,
+            iterations=400, image_size=64, unet_dim=16,
+            metrics={"istd/psnr_all": 22.0, **profile_metrics(method, steps, 0.01)},
+            loss=[(i, 1.0 / i) for i in range(1, 6)],
+        )  # fmt: skip
+    ids["lol"] = writer.cell(
+        None, "rddm-sm-res", "lol", "lol", profile="smoke", steps=2, iterations=400,
+        options={"sum_scale": 1.0}, metrics={"lol/psnr": 18.123, "lol/ssim": 0.7},
+    )  # fmt: skip
+    ids["old"] = writer.bare({"method": "rddm", "dataset": "istd"}, {"istd/psnr_all": 29.0})
+    ids["failed"] = writer.cell(
+        parent, "rddm", "gopro", "gopro", steps=2, status=FAILED,
+        tags={"error": "RuntimeError: out of memory"},
+    )  # fmt: skip
+    Writer(uri, "empty")
+    config = root / "bench.toml"
+    config.write_text(f'[tracking]\nuri = "{uri}"\nexperiment = "synthetic"\n')
+    return root, config, ids
+
+
+def invoke(*args: str):
+    return CliRunner().invoke(app, list(args), terminal_width=200)
+
+
+@pytest.fixture(scope="module")
+def report(store, tmp_path_factory):
+    """The report written twice into two folders, for the determinism test."""
+    root, config, ids = store
+    folders = [tmp_path_factory.mktemp("a"), tmp_path_factory.mktemp("b")]
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(bench.config, "_check_names", lambda config: None)
+        results = [invoke("report", "--config", str(config), "--out", str(f)) for f in folders]
+    for result in results:
+        assert result.exit_code == 0, result.output
+    return folders, (folders[0] / "report.md").read_text(encoding="utf-8"), ids
+
+
+def section(text: str, heading: str) -> str:
+    start = text.index(f"## {heading}")
+    end = text.find("\n## ", start + 1)
+    return text[start : end if end > 0 else None]
+
+
+def row(text: str, label: str) -> list[str]:
+    """A table row's cells by its label (the first cell)."""
+    for line in text.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split(" | ")]
+        if cells[0] == label:
+            return cells
+    raise AssertionError(f"no row '{label}'")
+
+
+def footnote(text: str, cell: str) -> str:
+    number = re.search(r"\[\^(\d+)\]$", cell).group(1)
+    return re.search(rf"^\[\^{number}\]: (.*)$", text, re.M).group(1)
+
+
+def test_same_runs_give_byte_identical_markdown_and_plots(report):
+    folders, _, _ = report
+    first, second = folders
+    assert (first / "report.md").read_bytes() == (second / "report.md").read_bytes()
+    plots = sorted(p.name for p in (first / "plots").iterdir())
+    assert plots == ["latency.png", "loss.png", "steps.png"]
+    for name in plots:
+        data = (first / "plots" / name).read_bytes()
+        assert data.startswith(b"\x89PNG") and data == (second / "plots" / name).read_bytes()
+        assert b"Software" not in data  # no matplotlib version stamp
+    text = (first / "report.md").read_text()
+    for name in plots:
+        assert f"](plots/{name})" in text
+
+
+def test_seeds_are_averaged_with_std_n_and_every_run_linked(report, store):
+    _, text, ids = report
+    table = section(text, "RDDM, CVPR 2024 Table 3(b)")
+    cells = row(table, "RDDM: bench (paper)")
+    header = row(table, "Method")
+    psnr = cells[header.index("PSNR ALL")]
+    mean, std = statistics.fmean(PSNR_ALL), statistics.stdev(PSNR_ALL)
+    assert psnr.startswith(f"{mean:.2f} ± {std:.2f} (n=3)")
+    note = footnote(text, psnr)
+    for run_id in ids["rddm"]:
+        assert f"{UI_URL}/#/experiments/" in note and f"/runs/{run_id})" in note
+    assert "Protocol `istd`" in note and HARDWARE in note and "sum_scale=0.01" in note
+    # PI is the printed value, PP is named beside it (protocols.md §4)
+    mae = cells[header.index("MAE ALL")]
+    assert mae.startswith(f"{statistics.fmean(MAE_PI):.2f} ± ")
+    assert f"per-pixel (PP): ALL {statistics.fmean(MAE_PP):.2f}" in footnote(text, mae)
+    # Δ = measured − published, at the paper's precision
+    delta = row(table, "RDDM: Δ bench − paper")
+    assert delta[header.index("PSNR ALL")] == f"{mean - 30.91:+.2f}"
+    assert delta[header.index("MAE ALL")] == f"{statistics.fmean(MAE_PI) - 4.67:+.2f}"
+
+
+def test_one_seed_links_the_cell_to_its_run(report):
+    _, text, ids = report
+    table = section(text, "RDDM, CVPR 2024 Table 3(c)")
+    header, cells = row(table, "Method"), row(table, "RDDM: bench (smoke)")
+    assert cells[header.index("PSNR")].startswith(f"[18.123]({UI_URL}/#/experiments/")
+    assert f"/runs/{ids['lol']})" in cells[header.index("PSNR")]
+    # the smoke run is labelled as such and there is no paper-profile row for it
+    assert "RDDM: bench (paper)" not in table
+
+
+def test_unavailable_metric_shows_its_reason_never_zero(report):
+    _, text, _ = report
+    table = section(text, "RDDM, CVPR 2024 Table 7")
+    header, cells = row(table, "Method"), row(table, "RDDM: bench (paper)")
+    lpips = cells[header.index("LPIPS")]
+    assert lpips.startswith("unavailable")
+    assert LPIPS_REASON in footnote(text, lpips)
+
+
+def test_cells_without_runs_show_a_dash_and_the_command(report):
+    _, text, _ = report
+    table = section(text, "RDDM, CVPR 2024 Table 9")
+    header, cells = row(table, "Method"), row(table, "RDDM (10 steps): bench (paper)")
+    psnr = cells[header.index("PSNR")]
+    assert psnr.startswith("–[^")
+    expected = (
+        "bench run gopro --methods rddm --profile paper --steps 10 "
+        "--option objective=res_noise --option sum_scale=0.01"
+    )
+    assert footnote(text, psnr) == f"Not run yet: `{expected}`"
+    # published rows are printed unchanged beside it
+    assert row(table, "RDDM (10 steps)")[1:] == ["31.67", "0.950", "0.0379"]
+    # a failed run counts nowhere but is listed with its error
+    failed = section(text, "Runs that did not finish")
+    assert "RuntimeError: out of memory" in failed and "FAILED" in failed
+
+
+def test_table_11_lists_rddm_resfusion_and_sr3_with_both_counts_and_latency(report):
+    _, text, _ = report
+    table = section(text, "Table 11 beside bench")
+    header = row(table, "Method")
+    for method, steps in (("rddm", 5), ("resfusion", 5), ("sr3", 100)):
+        line = next(
+            line for line in table.splitlines() if f"| `{method}` | `synth-shadow` |" in line
+        )
+        cells = [c.strip() for c in line.strip().strip("|").split(" | ")]
+        expected = profile_metrics(method, steps, 0.01)
+        for column, key, decimals in [
+            ("Params THOP (M)", "profile/params_thop_m", 2),
+            ("Params audited (M)", "profile/params_m", 2),
+            ("Latency/image (s)", "profile/latency_image_s", 3),
+        ]:
+            assert cells[header.index(column)] == format_number(expected[key], decimals, True)
+        assert cells[header.index("Hardware")] == HARDWARE
+    # the paper's THOP count is named beside, from the first matching row of Table 11(b)
+    sr3 = next(line for line in table.splitlines() if "| `sr3` | `istd` |" in line)
+    assert "155.29 M, 155.3 G/step (RDDM, CVPR 2024 Table 11(b): SR3 (80k))" in sr3
+    # and Table 11(b)'s SR3 (80k) row is filled by the 80k-iteration paper run only
+    mirrored = section(text, "RDDM, CVPR 2024 Table 11(b)")
+    header, cells = row(mirrored, "Method"), row(mirrored, "SR3 (80k): bench (paper)")
+    assert cells[header.index("PSNR")].startswith("[25.00]")
+    assert cells[header.index("Params (M)")].startswith("[155.29]")
+    assert cells[header.index("Time (s)")].startswith("[0.50]")
+    assert row(mirrored, "SR3 (500k): bench (paper)")[header.index("PSNR")].startswith("–[^")
+
+
+def test_latency_below_the_printed_precision_keeps_two_significant_digits():
+    assert format_number(0.0012345, 2, significant=True) == "0.0012"
+    assert format_number(12.345, 2, significant=True) == "12.35"
+    assert format_number(0.0012345, 2) == "0.00"
+
+
+def test_runs_with_missing_fields_are_listed_not_fatal(report):
+    _, text, ids = report
+    loose = section(text, "Runs in no table")
+    line = next(line for line in loose.splitlines() if ids["old"][:8] in line)
+    assert "profile, cell.steps, cell.iterations, cell.image_size" in line
+
+
+def test_unknown_experiment_fails_listing_the_existing_ones(store):
+    _, config, _ = store
+    result = invoke("report", "--config", str(config), "--experiment", "nope")
+    assert result.exit_code == 1
+    message = " ".join(result.output.split())
+    assert "experiment 'nope' does not exist" in message
+    assert "existing experiments: Default, empty, synthetic" in message
+
+
+def test_missing_store_is_a_clear_error(tmp_path):
+    config = tmp_path / "bench.toml"
+    config.write_text(f'[tracking]\nuri = "sqlite:///{tmp_path}/none/mlflow.db"\n')
+    result = invoke("report", "--config", str(config))
+    assert result.exit_code == 1
+    assert "no tracking store at" in " ".join(result.output.split())
+    assert not (tmp_path / "none").exists()  # reading never creates a store
+
+
+def test_empty_experiment_gives_the_all_dash_report(store):
+    root, config, _ = store
+    result = invoke("report", "--config", str(config), "--experiment", "empty", "--json")
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    text = Path(data["report"]).read_text()
+    assert Path(data["report"]) == root / "reports" / "empty" / "report.md"
+    assert data["plots"] == [] and all(t["filled_any"] == 0 for t in data["tables"])
+    assert "No runs in this experiment yet" in text
+    assert "has no runs" in " ".join(result.stderr.split())
+    table = section(text, "RDDM, CVPR 2024 Table 10")
+    assert row(table, "β̄²_T = 1, 100 steps: bench (paper)")[1].startswith("–[^")
+
+
+def test_list_shows_completeness(store):
+    _, config, _ = store
+    result = invoke("report", "--config", str(config), "--list", "--json")
+    assert result.exit_code == 0, result.output
+    done = {t["table_id"]: t for t in json.loads(result.stdout)}
+    # Table 3(b) has one reproducible row, filled by the paper-profile ISTD runs
+    assert done["rddm-table-3b"] == {**done["rddm-table-3b"], "slots": 1, "filled_paper": 1}
+    # Table 3(c)'s RDDM row is filled by a smoke run only
+    assert (done["rddm-table-3c"]["filled_paper"], done["rddm-table-3c"]["filled_any"]) == (0, 1)
+    assert (done["rddm-table-10"]["slots"], done["rddm-table-10"]["filled_any"]) == (10, 1)
+    assert done["rddm-table-11b"]["slots"] == 5
+    listed = invoke("report", "--config", str(config), "--list", "--experiment", "nope")
+    assert listed.exit_code == 0 and "does not exist" in " ".join(listed.output.split())
+
+
+def test_report_builder_needs_no_cli(store):
+    """The library path: read_store + ReportBuilder gives the same Markdown as the CLI."""
+    root, _, _ = store
+    uri = f"sqlite:///{root / 'results' / 'mlflow.db'}"
+    builder = ReportBuilder(read_store(uri, "synthetic"), load_published())
+    text = builder.markdown()
+    assert text == ReportBuilder(read_store(uri, "synthetic")).markdown()
+    assert "## Plots" not in text  # none passed in
+
+
+def test_planned_command_options_parse_back_to_the_plan():
+    """What the dash footnote prints is what `bench run --option` reads."""
+    from bench.report.reproduce import command, table_plan
+
+    for planned in table_plan("rddm-table-2"):
+        words = command(planned).split()
+        options = [words[i + 1] for i, w in enumerate(words) if w == "--option"]
+        assert parse_options(options) == planned.options

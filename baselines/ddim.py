@@ -92,7 +92,9 @@ class DDIM(Method):
         for i, (t, s) in enumerate(pairs):
             g_t = float(self.gamma[t])
             g_s = float(self.gamma[s]) if s >= 0 else final_gamma
-            eps = self.nets["eps"](x, torch.full((shape[0],), float(t), device=x.device))
+            eps = self.nets["eps"](
+                x, torch.full((shape[0],), float(t), device=x.device, dtype=x.dtype)
+            )
             x0 = (x - (1 - g_t) ** 0.5 * eps) / g_t**0.5
             if self.clip_sample:
                 x0 = x0.clamp(-1, 1)

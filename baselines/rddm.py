@@ -187,7 +187,7 @@ class RDDM(Method):
         references; its moment estimates for the old weights are kept as they are)."""
         if self.objective != "aosa" or int(self.aosa_switch_iteration) >= 0:
             return
-        lam = float(self.aosa_lambda)
+        lam = float(self.aosa_lambda.detach())
         self.aosa_history.append((iteration, lam))
         if abs(lam - 0.5) < self.aosa_delta:
             return

@@ -65,8 +65,24 @@ def test_trailing_equals_rddm_grid_when_steps_divide_T():
 
 @pytest.mark.parametrize(
     ("timesteps", "acc"),
-    [(6, 3), (8, 3), (9, 4), (11, 4), (12, 5), (13, 5), (25, 10), (26, 10), (27, 10),
-     (53, 20), (54, 20), (134, 50), (137, 50), (271, 100), (272, 100), (273, 100)],
+    [
+        (6, 3),
+        (8, 3),
+        (9, 4),
+        (11, 4),
+        (12, 5),
+        (13, 5),
+        (25, 10),
+        (26, 10),
+        (27, 10),
+        (53, 20),
+        (54, 20),
+        (134, 50),
+        (137, 50),
+        (271, 100),
+        (272, 100),
+        (273, 100),
+    ],
 )
 def test_resfusion_acc_steps_table(timesteps, acc):
     assert resfusion_schedule(timesteps).acc_steps == acc
@@ -80,7 +96,9 @@ def test_resfusion_table_ranges_are_tight(below, above, acc):
 def test_resfusion_T12_values_and_truncation():
     s = resfusion_schedule(12)
     expected = [0.9958, 0.9132, 0.7586, 0.5572, 0.5]
-    assert torch.allclose(s.gamma[:5].sqrt(), torch.tensor(expected, dtype=torch.float64), atol=1e-4)
+    assert torch.allclose(
+        s.gamma[:5].sqrt(), torch.tensor(expected, dtype=torch.float64), atol=1e-4
+    )
     assert s.gamma[4].item() == pytest.approx(0.25, abs=1e-15)  # shortened step hits 0.25
     # posterior variance (1 - g_{t-1})/(1 - g_t) b_t, g_{-1} := g_0
     g, b = s.gamma, s.betas

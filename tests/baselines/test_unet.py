@@ -69,7 +69,9 @@ def test_shared_encoder_has_one_encoder_and_a_skipless_residual_decoder():
 
 def test_sr3_unet_counts_seven_channels():
     model = SR3UNet(in_channels=7)  # throwaway model: thop may decorate it
-    macs, params = thop.profile(model, (torch.randn(1, 7, 64, 64), torch.tensor([0.5])), verbose=False)
+    macs, params = thop.profile(
+        model, (torch.randn(1, 7, 64, 64), torch.tensor([0.5])), verbose=False
+    )
     assert params / 1e6 == pytest.approx(155.29, abs=0.005)  # Table 11(b)
     # convs scale with the pixel count (only the small noise MLP and Linear layers do not):
     # 155.28 G at 256^2 for 7 channels, 155.24 G for 6

@@ -1,0 +1,107 @@
+"""DDIM (Song et al., ICLR 2021; methods.md §4) for epsilon-prediction generation.
+
+x^_0 = (x_t - sqrt(1 - g_t) eps^) / sqrt(g_t);
+x_s = sqrt(g_s) x^_0 + sqrt(1 - g_s - sigma^2) eps^ + sigma z,
+sigma = eta sqrt((1 - g_s)/(1 - g_t)) sqrt(1 - g_t/g_s).
+The previous timestep s is the next entry of the timestep list (leading, trailing or linspace
+spacing), not t - T//N as diffusers' step() assumes; after the last entry g_s = 1
+(``set_alpha_to_one``) or g_0. The paper does not clip x^_0; ``clip_sample`` replicates
+diffusers' default. Training is DDPM's: t ~ U{0..T-1}, MSE on eps.
+"""
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from baselines.base import Method, Progress, randint, randn
+from baselines.schedules import ddim_timesteps, ddpm_betas
+from baselines.unet import UNet
+
+
+class DDIM(Method):
+    kind = "generation"
+
+    def __init__(
+        self,
+        *,
+        image_channels: int = 3,
+        mask_channels: int = 0,
+        unet_dim: int = 64,
+        unet_mults: tuple[int, ...] = (1, 2, 4, 8),
+        timesteps: int = 1000,
+        beta_schedule: str = "linear",
+        beta_start: float = 1e-4,
+        beta_end: float = 0.02,
+        spacing: str = "leading",
+        steps_offset: int = 0,
+        set_alpha_to_one: bool = True,
+        clip_sample: bool = False,
+    ):
+        super().__init__(image_channels, mask_channels)
+        if mask_channels:
+            raise ValueError("ddim is unconditional generation and takes no mask")
+        self.timesteps, self.spacing, self.steps_offset = timesteps, spacing, steps_offset
+        self.set_alpha_to_one, self.clip_sample = set_alpha_to_one, clip_sample
+        betas = ddpm_betas(beta_schedule, timesteps, beta_start, beta_end)
+        self.gamma = torch.cumprod(1 - betas, 0)
+        self.nets = nn.ModuleDict(
+            {"eps": UNet(image_channels, image_channels, unet_dim, tuple(unet_mults))}
+        )
+
+    def networks(self) -> dict[str, nn.Module]:
+        return dict(self.nets.items())
+
+    def example_inputs(self, network: str, batch: int, size: int) -> tuple:
+        p = self._param()
+        x = torch.randn(batch, self.image_channels, size, size, device=p.device, dtype=p.dtype)
+        return x, torch.full((batch,), float(self.timesteps - 1), device=p.device)
+
+    def loss(self, batch: dict[str, Tensor], generator: torch.Generator | None = None):
+        x0 = batch["target"]
+        t = randint(self.timesteps, x0.shape[0], generator, x0.device)
+        eps = randn(x0.shape, generator, x0)
+        g = self.gamma[t.cpu()].to(x0)[:, None, None, None]
+        x_t = g.sqrt() * x0 + (1 - g).sqrt() * eps
+        value = F.mse_loss(self.nets["eps"](x_t, t.to(x0.dtype)), eps)
+        return {"loss": value, "loss_noise": value.detach()}
+
+    def timestep_pairs(self, steps: int) -> list[tuple[int, int]]:
+        """(t, s) pairs; s = -1 after the last listed timestep."""
+        ts = ddim_timesteps(self.timesteps, steps, self.spacing, self.steps_offset)
+        return list(zip(ts, [*ts[1:], -1], strict=True))
+
+    @torch.no_grad()
+    def sample(
+        self,
+        condition: Tensor | None,
+        *,
+        mask: Tensor | None = None,
+        shape: tuple | None = None,
+        steps: int,
+        eta: float = 0.0,
+        generator: torch.Generator,
+        progress: Progress | None = None,
+    ) -> Tensor:
+        if condition is not None or mask is not None:
+            raise ValueError("ddim generates unconditionally; pass condition=None and shape=")
+        shape = self._generation_shape(shape)
+        p = self._param()
+        x = randn(shape, generator, torch.empty(0, device=p.device, dtype=p.dtype))
+        final_gamma = 1.0 if self.set_alpha_to_one else float(self.gamma[0])
+        pairs = self.timestep_pairs(steps)
+        for i, (t, s) in enumerate(pairs):
+            g_t = float(self.gamma[t])
+            g_s = float(self.gamma[s]) if s >= 0 else final_gamma
+            eps = self.nets["eps"](
+                x, torch.full((shape[0],), float(t), device=x.device, dtype=x.dtype)
+            )
+            x0 = (x - (1 - g_t) ** 0.5 * eps) / g_t**0.5
+            if self.clip_sample:
+                x0 = x0.clamp(-1, 1)
+            sigma = eta * ((1 - g_s) / (1 - g_t)) ** 0.5 * (1 - g_t / g_s) ** 0.5
+            x = g_s**0.5 * x0 + max(1 - g_s - sigma**2, 0.0) ** 0.5 * eps
+            if sigma > 0:
+                x = x + sigma * randn(x.shape, generator, x)
+            if progress is not None:
+                progress(i + 1, len(pairs))
+        return x

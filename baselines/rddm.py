@@ -1,0 +1,424 @@
+"""RDDM: residual denoising diffusion models (Liu et al., CVPR 2024; methods.md §1).
+
+Forward (eq. 7): I_t = I_0 + alpha_bar_t I_res + beta_bar_t eps, I_res = I_in - I_0, which by
+eq. 16 is also I_in + (alpha_bar_t - 1) I_res + beta_bar_t eps.
+Reverse (eq. 12), for a step t -> s of the sampling grid:
+    I_s = I_t - (alpha_bar_t - alpha_bar_s) I_res^ - (beta_bar_t - sqrt(beta_bar_s^2 - sigma^2)) eps^
+          + sigma z,
+eq. 13 being sigma = 0. The variance is either the sum-constrained one of the paper and the
+code, sigma^2 = eta (beta_bar_t^2 - beta_bar_s^2) beta_bar_s^2 / beta_bar_t^2 (eta scales
+sigma^2), or Algorithm 1's DDIM-consistent one, sigma^2 = eta (1 - g_s)/(1 - g_t)(1 - g_t/g_s)
+on the DDPM cumulative product g, which with eq. 17 reproduces DDIM. ``eta_scales="std"``
+switches either to DDIM's convention (sigma proportional to eta); the two agree at eta 0 and 1.
+
+Objectives (§1.3): SM-Res predicts I_res and derives eps by eq. 16, SM-N the reverse, SM-Res-N
+predicts both with two UNets (the official restoration code), one UNet with 6 output channels
+(Table 5, absent from the code) or a shared encoder with two decoders. AOSA (Algorithm 2,
+eq. 53) learns which of SM-Res / SM-N to use. Time conditioning is the integer index t - 1
+("t") or alpha_bar_t T and beta_bar_t T for the residual and noise nets ("coefficients", the
+partially path-independent variant of §5.2). Samplers: the joint one on the official grid
+(§1.9), the ancestral loop of eqs. 24-27 when S = T, and the decoupled ones of Fig. 6 (d2)
+removing residuals first and (d3) removing noise first.
+"""
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor, nn
+
+from baselines.base import Method, Progress, elementwise_loss, randint, randn
+from baselines.schedules import RDDMSchedule, rddm_grid, rddm_schedule
+from baselines.unet import UNet
+
+OBJECTIVES = ("res_noise", "res", "noise", "aosa")
+NETWORKS = ("2net", "1net", "shared_encoder")
+VARIANCES = ("sum-constrained", "ddim")
+SAMPLERS = ("joint", "residual-first", "noise-first")
+
+# The code floors 1 - alpha_bar_T at 1e-6 before dividing by it; beta_bar can be exactly 0
+# at t = 1 in the linspace discretisation, where its factor in the update is 0 as well.
+_MIN_ONE_MINUS_ALPHA = 1e-6
+_MIN_BETA = 1e-12
+
+
+@dataclass(frozen=True)
+class State:
+    """A point on a sampling path: grid index k (-1 for the end), alpha_bar, beta_bar^2 and
+    the DDPM cumulative product gamma used by the DDIM-consistent variance."""
+
+    k: int
+    a: float
+    b2: float
+    gamma: float
+
+
+class RDDM(Method):
+    """See the module docstring. Options are listed in the constructor signature."""
+
+    def __init__(
+        self,
+        *,
+        image_channels: int = 3,
+        mask_channels: int = 0,
+        unet_dim: int = 64,
+        unet_mults: tuple[int, ...] = (1, 2, 4, 8),
+        kind: str = "restoration",
+        objective: str = "res_noise",
+        network: str = "2net",
+        condition: str = "input",
+        timesteps: int = 1000,
+        schedule: str = "power",
+        sum_scale: float | None = None,
+        alpha_shape: str = "decreasing",
+        beta_shape: str = "increasing",
+        alpha_power: float = 1.0,
+        beta_power: float = 1.0,
+        discretisation: str = "template",
+        adjust: str | None = None,
+        variance: str = "sum-constrained",
+        eta_scales: str = "variance",
+        time_condition: str = "t",
+        sampler: str = "joint",
+        loss: str | None = None,
+        clip: bool = True,
+        clip_residual: bool = True,
+        ancestral_at_full_steps: bool = True,
+        aosa_delta: float = 0.01,
+    ):
+        super().__init__(image_channels, mask_channels)
+        for value, allowed, what in [
+            (kind, ("restoration", "generation"), "kind"),
+            (objective, OBJECTIVES, "objective"),
+            (network, NETWORKS, "network"),
+            (condition, ("input", "none"), "condition"),
+            (variance, VARIANCES, "variance"),
+            (eta_scales, ("variance", "std"), "eta_scales"),
+            (time_condition, ("t", "coefficients"), "time_condition"),
+            (sampler, SAMPLERS, "sampler"),
+        ]:
+            if value not in allowed:
+                raise ValueError(f"unknown RDDM {what} {value!r}; valid: {', '.join(allowed)}")
+        if network != "2net" and objective != "res_noise":
+            raise ValueError(f"network={network!r} realises SM-Res-N; use objective='res_noise'")
+        if time_condition == "coefficients" and (network != "2net" or objective == "aosa"):
+            raise ValueError(
+                "time_condition='coefficients' feeds alpha_bar*T to the residual net and "
+                "beta_bar*T to the noise net, so it needs separate networks (network='2net')"
+            )
+        if sampler != "joint" and (objective != "res_noise" or network != "2net"):
+            raise ValueError("the decoupled samplers (Fig. 6 d2/d3) need SM-Res-N-2Net")
+        if kind == "generation":
+            condition = "none"  # I_in = 0: nothing to condition on
+            if mask_channels:
+                raise ValueError("RDDM generation takes no mask")
+        self.kind = kind
+        self.objective, self.network, self.condition = objective, network, condition
+        self.variance, self.eta_scales = variance, eta_scales
+        self.time_condition, self.sampler = time_condition, sampler
+        self.loss_type = loss or ("l1" if kind == "restoration" else "l2")
+        self.clip, self.clip_residual = clip, clip_residual
+        self.ancestral_at_full_steps = ancestral_at_full_steps
+        # code default: 0.01 when conditioned on an input image, 1 for generation (§1.7)
+        sum_scale = sum_scale if sum_scale is not None else (0.01 if kind == "restoration" else 1.0)
+        self.schedule: RDDMSchedule = rddm_schedule(
+            timesteps,
+            schedule=schedule,
+            sum_scale=sum_scale,
+            alpha_shape=alpha_shape,
+            beta_shape=beta_shape,
+            alpha_power=alpha_power,
+            beta_power=beta_power,
+            discretisation=discretisation,
+            adjust=adjust,
+        )
+        self.timesteps = timesteps
+
+        c = image_channels
+        # RDDM reads the shadow mask as an RGB image, so it adds c channels (§5)
+        self.in_channels = c + (c + (c if mask_channels else 0) if condition == "input" else 0)
+        if condition == "none" and mask_channels:
+            raise ValueError("condition='none' feeds x_t only; a mask would be ignored")
+        self._unet_args = {"dim": unet_dim, "dim_mults": tuple(unet_mults)}
+        heads = {
+            "res": ["res"],
+            "noise": ["noise"],
+            "aosa": ["aosa"],
+            "res_noise": {"2net": ["res", "noise"], "1net": ["joint"], "shared_encoder": ["joint"]}[
+                network
+            ],
+        }[objective]
+        self.nets = nn.ModuleDict({name: self._new_unet(name) for name in heads})
+
+        self.aosa_delta = aosa_delta
+        self.aosa_lambda = nn.Parameter(torch.tensor(0.5), requires_grad=objective == "aosa")
+        # -1 while AOSA still trains both objectives; the iteration of the switch after it
+        self.register_buffer("aosa_switch_iteration", torch.tensor(-1))
+        self.aosa_history: list[tuple[int, float]] = []
+
+    def _new_unet(self, name: str) -> UNet:
+        out = self.image_channels * (2 if name == "joint" and self.network == "1net" else 1)
+        return UNet(
+            self.in_channels,
+            out,
+            shared_encoder=self.network == "shared_encoder",
+            **self._unet_args,
+        )
+
+    # interface ------------------------------------------------------------------------------
+
+    def networks(self) -> dict[str, nn.Module]:
+        return dict(self.nets.items())
+
+    def example_inputs(self, network: str, batch: int, size: int) -> tuple:
+        p = self._param()
+        x = torch.randn(batch, self.in_channels, size, size, device=p.device, dtype=p.dtype)
+        return x, torch.full((batch,), float(self.timesteps - 1), device=p.device)
+
+    @property
+    def aosa_branch(self) -> str | None:
+        """After the AOSA switch: "res" (SM-Res) or "noise" (SM-N); None before it."""
+        if int(self.aosa_switch_iteration) < 0:
+            return None
+        return "res" if float(self.aosa_lambda) > 0.5 else "noise"
+
+    def training_step_hook(self, iteration: int) -> None:
+        """AOSA (Algorithm 2, lines 10-18): once |lambda - 0.5| >= delta, freeze lambda at 1
+        (SM-Res) or 0 (SM-N) and re-initialise the network in place (the optimizer keeps its
+        references; its moment estimates for the old weights are kept as they are)."""
+        if self.objective != "aosa" or int(self.aosa_switch_iteration) >= 0:
+            return
+        lam = float(self.aosa_lambda.detach())
+        self.aosa_history.append((iteration, lam))
+        if abs(lam - 0.5) < self.aosa_delta:
+            return
+        with torch.no_grad():
+            self.aosa_lambda.fill_(1.0 if lam > 0.5 else 0.0)
+            fresh = self._new_unet("aosa").to(self._param())
+            self.nets["aosa"].load_state_dict(fresh.state_dict())
+        self.aosa_lambda.requires_grad_(False)
+        self.aosa_switch_iteration.fill_(iteration)
+
+    # network evaluation ---------------------------------------------------------------------
+
+    def _inputs(self, x: Tensor, i_in: Tensor, mask: Tensor | None) -> Tensor:
+        if self.condition == "none":
+            return x
+        parts = [x, i_in]
+        if mask is not None:
+            parts.append(mask.expand(-1, self.image_channels, -1, -1))
+        return torch.cat(parts, dim=1)
+
+    def _outputs(self, inp: Tensor, k: Tensor, a: Tensor, b: Tensor):
+        """Raw network outputs (residual, noise); either may be None."""
+        if self.time_condition == "t":
+            t_res = t_noise = k.to(inp.dtype)
+        else:  # §5.2: I_res^(I_t, alpha_bar_t T), eps^(I_t, beta_bar_t T)
+            t_res, t_noise = a * self.timesteps, b * self.timesteps
+        nets = self.nets
+        if "joint" in nets:
+            out = nets["joint"](inp, t_res)
+            return out if isinstance(out, tuple) else out.chunk(2, dim=1)
+        if "aosa" in nets:  # one output, read as residual or noise depending on lambda
+            out = nets["aosa"](inp, t_res)
+            return out, out
+        res = nets["res"](inp, t_res) if "res" in nets else None
+        noise = nets["noise"](inp, t_noise) if "noise" in nets else None
+        return res, noise
+
+    def _clip(self, x: Tensor) -> Tensor:
+        return x.clamp(-1, 1) if self.clip else x
+
+    def _clip_res(self, x: Tensor) -> Tensor:
+        # the true residual lies in [-2, 2], but the code clamps it to [-1, 1] (§1.4)
+        return x.clamp(-1, 1) if self.clip and self.clip_residual else x
+
+    @staticmethod
+    def noise_from_res(x: Tensor, i_in: Tensor, res: Tensor, a, b) -> Tensor:
+        """Eq. 16: eps = (I_t - I_in - (alpha_bar_t - 1) I_res) / beta_bar_t."""
+        return (x - i_in - (a - 1) * res) / _floor(b, _MIN_BETA)
+
+    @staticmethod
+    def x0_from_noise(x: Tensor, i_in: Tensor, noise: Tensor, a, b) -> Tensor:
+        """Eq. 16: I_0 = (I_t - alpha_bar_t I_in - beta_bar_t eps) / (1 - alpha_bar_t)."""
+        return (x - a * i_in - b * noise) / _floor(1 - a, _MIN_ONE_MINUS_ALPHA)
+
+    @staticmethod
+    def res_from_noise(x: Tensor, i_in: Tensor, noise: Tensor, a, b) -> Tensor:
+        """Eq. 16: I_res = (I_t - I_in - beta_bar_t eps) / (alpha_bar_t - 1)."""
+        return -(x - i_in - b * noise) / _floor(1 - a, _MIN_ONE_MINUS_ALPHA)
+
+    def _mode(self) -> str:
+        if self.objective == "aosa":
+            return self.aosa_branch or "aosa"
+        return self.objective
+
+    def predictions(self, x: Tensor, i_in: Tensor, mask: Tensor | None, state: State):
+        """(I_res^, eps^, I_0^) at a sampling state, clipped as the official code does (§1.4)."""
+        batch = x.shape[0]
+        k = torch.full((batch,), state.k, device=x.device)
+        a, b = state.a, state.b2**0.5
+        res_o, noise_o = self._outputs(
+            self._inputs(x, i_in, mask),
+            k,
+            torch.full((batch,), a, device=x.device, dtype=x.dtype),
+            torch.full((batch,), b, device=x.device, dtype=x.dtype),
+        )
+        return self._combine(self._mode(), x, i_in, res_o, noise_o, a, b)
+
+    def _combine(self, mode: str, x, i_in, res_o, noise_o, a, b):
+        if mode == "aosa":  # Algorithm 2, lines 6-7, with the current lambda
+            lam = self.aosa_lambda.to(x.dtype)
+            res_o, noise_o = self._aosa_mix(x, i_in, res_o, a, b, lam)
+            mode = "res_noise"
+        if mode == "res_noise":
+            res = self._clip_res(res_o)
+            return res, noise_o, self._clip(x - a * res - b * noise_o)
+        if mode == "res":
+            res = self._clip_res(res_o)
+            return res, self.noise_from_res(x, i_in, res, a, b), self._clip(i_in - res)
+        x0 = self._clip(self.x0_from_noise(x, i_in, noise_o, a, b))
+        return self._clip_res(i_in - x0), noise_o, x0
+
+    def _aosa_mix(self, x, i_in, out, a, b, lam):
+        """I_res^ = lam o + (1-lam) f_eps->res(o), eps^ = lam f_res->eps(o) + (1-lam) o, with
+        f_eps->res(o) = I_in - clip(I_0(o as noise)) as in the code."""
+        res_from_eps = i_in - self.x0_from_noise(x, i_in, out, a, b).clamp(-1, 1)
+        eps_from_res = self.noise_from_res(x, i_in, out, a, b)
+        return lam * out + (1 - lam) * res_from_eps, lam * eps_from_res + (1 - lam) * out
+
+    # training -------------------------------------------------------------------------------
+
+    def loss(self, batch: dict[str, Tensor], generator: torch.Generator | None = None):
+        """L = lambda_res ||I_res - I_res^||  + lambda_eps ||eps - eps^|| (eq. 15; l1 for
+        restoration, l2 otherwise), t ~ U{1..T}, I_t from eq. 7. AOSA uses eq. 53."""
+        x0 = batch["target"]
+        i_in = torch.zeros_like(x0) if self.kind == "generation" else batch["input"]
+        mask = self._check_mask(batch.get("mask"), x0)
+        k = randint(self.timesteps, x0.shape[0], generator, x0.device)
+        eps = randn(x0.shape, generator, x0)
+        res = i_in - x0
+        a = self.schedule.alpha_bar[k.cpu()].to(x0)
+        b = self.schedule.beta2_bar[k.cpu()].sqrt().to(x0)
+        a4, b4 = a[:, None, None, None], b[:, None, None, None]
+        x_t = x0 + a4 * res + b4 * eps
+        res_o, noise_o = self._outputs(self._inputs(x_t, i_in, mask), k, a, b)
+        parts = {}
+        mode = self._mode()
+        if mode == "aosa":
+            lam = self.aosa_lambda
+            res_hat, eps_hat = self._aosa_mix(x_t, i_in, res_o, a4, b4, lam)
+            parts["loss_res"] = elementwise_loss(self.loss_type, res_hat, res)
+            parts["loss_noise"] = elementwise_loss(self.loss_type, eps_hat, eps)
+            total = lam * parts["loss_res"] + (1 - lam) * parts["loss_noise"]  # eq. 53
+            parts["aosa_lambda"] = lam.detach().clone()
+        else:
+            if mode in ("res_noise", "res"):
+                parts["loss_res"] = elementwise_loss(self.loss_type, res_o, res)
+            if mode in ("res_noise", "noise"):
+                parts["loss_noise"] = elementwise_loss(self.loss_type, noise_o, eps)
+            total = sum(parts.values())
+        return {"loss": total, **parts}
+
+    # sampling -------------------------------------------------------------------------------
+
+    def _state(self, k: int, a_from: int | None = None, b_from: int | None = None) -> State:
+        s = self.schedule
+        ka = k if a_from is None else a_from
+        kb = k if b_from is None else b_from
+        a = 0.0 if ka < 0 else float(s.alpha_bar[ka])
+        b2 = 0.0 if kb < 0 else float(s.beta2_bar[kb])
+        gamma = 1.0 if kb < 0 else float(s.gamma[kb])
+        return State(k, a, b2, gamma)
+
+    def sampling_path(self, steps: int) -> list[State]:
+        """States visited by the sampler, ending at I_0 (k = -1, alpha_bar = beta_bar = 0)."""
+        times = [t for t, _ in rddm_grid(self.timesteps, steps)]
+        last = self.timesteps - 1
+        if self.sampler == "joint":
+            return [self._state(t) for t in times] + [self._state(-1)]
+        if self.sampler == "residual-first":  # I(T) -> I(0) + beta_bar_T eps -> I(0)
+            return (
+                [self._state(t, b_from=last) for t in times]
+                + [self._state(t, a_from=-1) for t in times]
+                + [self._state(-1)]
+            )
+        return (  # noise first: I(T) -> I_in-side mixture without noise -> I(0)
+            [self._state(t, a_from=last) for t in times]
+            + [self._state(t, b_from=-1) for t in times]
+            + [self._state(-1)]
+        )
+
+    def sigma2(self, u: State, v: State, eta: float) -> float:
+        """Variance of the move u -> v (eq. 12 / Algorithm 1), 0 into the final state."""
+        if eta == 0 or v.b2 == 0:
+            return 0.0
+        scale = eta if self.eta_scales == "variance" else eta**2
+        if self.variance == "sum-constrained":
+            value = scale * (u.b2 - v.b2) * v.b2 / u.b2 if u.b2 > 0 else 0.0
+        else:
+            value = scale * (1 - v.gamma) / (1 - u.gamma) * (1 - u.gamma / v.gamma)
+        return min(max(value, 0.0), v.b2)
+
+    @torch.no_grad()
+    def sample(
+        self,
+        condition: Tensor | None,
+        *,
+        mask: Tensor | None = None,
+        shape: tuple | None = None,
+        steps: int,
+        eta: float = 0.0,
+        generator: torch.Generator,
+        progress: Progress | None = None,
+    ) -> Tensor:
+        p = self._param()
+        if self.kind == "generation":
+            shape = self._generation_shape(shape)
+            i_in = torch.zeros(shape, device=p.device, dtype=p.dtype)
+            x = randn(shape, generator, i_in)  # the code starts generation at N(0, I)
+        else:
+            i_in = self._restoration_condition(condition)
+            x = i_in + float(self.schedule.beta2_bar[-1]) ** 0.5 * randn(
+                i_in.shape, generator, i_in
+            )
+        mask = self._check_mask(mask, i_in)
+        if steps == self.timesteps and self.ancestral_at_full_steps and self.sampler == "joint":
+            return self._ancestral(x, i_in, mask, generator, progress)
+        path = self.sampling_path(steps)
+        for i, (u, v) in enumerate(zip(path[:-1], path[1:], strict=True)):
+            res, eps, x0 = self.predictions(x, i_in, mask, u)
+            if i == len(path) - 2:
+                x = x0  # s = -1: the code returns clip(I_0^), eq. 12 with zeros gives I_0^
+            else:
+                s2 = self.sigma2(u, v, eta)
+                x = x - (u.a - v.a) * res - (u.b2**0.5 - (v.b2 - s2) ** 0.5) * eps
+                if s2 > 0:
+                    x = x + s2**0.5 * randn(x.shape, generator, x)
+            if progress is not None:
+                progress(i + 1, len(path) - 1)
+        return x
+
+    def _ancestral(self, x, i_in, mask, generator, progress) -> Tensor:
+        """S = T: mean c1 I_t + c2 I_res^ + c3 I_0^, variance beta_t^2 beta_bar_{t-1}^2 /
+        beta_bar_t^2 (eqs. 24-27); the last step returns I_0^."""
+        total = self.timesteps
+        for i, k in enumerate(range(total - 1, -1, -1)):
+            u, v = self._state(k), self._state(k - 1)
+            res, _, x0 = self.predictions(x, i_in, mask, u)
+            if k == 0:
+                x = x0
+            else:
+                beta2 = u.b2 - v.b2
+                c1, c3 = v.b2 / u.b2, beta2 / u.b2
+                c2 = (beta2 * v.a - v.b2 * (u.a - v.a)) / u.b2
+                x = c1 * x + c2 * res + c3 * x0
+                x = x + (beta2 * v.b2 / u.b2) ** 0.5 * randn(x.shape, generator, x)
+            if progress is not None:
+                progress(i + 1, total)
+        return x
+
+
+def _floor(value, minimum: float):
+    if isinstance(value, Tensor):
+        return value.clamp_min(minimum)
+    return max(value, minimum)

@@ -1,0 +1,127 @@
+"""SR3 as RDDM's conditional-DDPM baseline (Saharia et al.; Janspiry re-implementation;
+methods.md §3).
+
+Training draws t ~ U{1..T} and then sqrt(g) ~ U(sqrt(g_{t-1}), sqrt(g_t)), forms
+x = sqrt(g) x_0 + sqrt(1 - g) eps and regresses eps with an L1 loss (sum / (b c h w)); the
+network sees (condition[, mask], x) concatenated, condition first, and the continuous noise
+level sqrt(g). Sampling is ancestral with x^_0 clamped to [-1, 1] and the posterior variance
+b~_t. Because the conditioning is continuous, a coarser schedule works: ``steps`` = N picks
+the training g at N evenly spaced indices (the last one included) and re-derives the
+per-step b from them, so N = T is the training schedule itself. RDDM compared at N = 100.
+"""
+
+import math
+
+import torch
+from torch import Tensor, nn
+
+from baselines.base import Method, Progress, elementwise_loss, rand, randint, randn
+from baselines.schedules import ddpm_betas
+from baselines.sr3_unet import SR3UNet
+
+
+class SR3(Method):
+    kind = "restoration"
+
+    def __init__(
+        self,
+        *,
+        image_channels: int = 3,
+        mask_channels: int = 0,
+        unet_dim: int = 64,
+        unet_mults: tuple[int, ...] = (1, 2, 4, 8, 16),
+        res_blocks: int = 1,
+        attn_res: tuple[int, ...] = (),
+        norm_groups: int = 16,
+        dropout: float = 0.0,
+        timesteps: int = 2000,
+        beta_start: float = 1e-6,
+        beta_end: float = 1e-2,
+        loss: str = "l1",
+    ):
+        super().__init__(image_channels, mask_channels)
+        self.loss_type = loss
+        self.timesteps = timesteps
+        self.gamma = torch.cumprod(1 - ddpm_betas("linear", timesteps, beta_start, beta_end), 0)
+        # condition (c) + mask (1) + noisy image (c): 7 channels for RGB with a mask
+        self.in_channels = 2 * image_channels + mask_channels
+        self.nets = nn.ModuleDict(
+            {
+                "denoiser": SR3UNet(
+                    self.in_channels,
+                    image_channels,
+                    inner_channel=unet_dim,
+                    channel_mults=tuple(unet_mults),
+                    res_blocks=res_blocks,
+                    attn_res=tuple(attn_res),
+                    # GroupNorm needs groups | channels; small smoke-scale widths use fewer
+                    norm_groups=math.gcd(norm_groups, unet_dim),
+                    dropout=dropout,
+                )
+            }
+        )
+
+    def networks(self) -> dict[str, nn.Module]:
+        return dict(self.nets.items())
+
+    def example_inputs(self, network: str, batch: int, size: int) -> tuple:
+        p = self._param()
+        x = torch.randn(batch, self.in_channels, size, size, device=p.device, dtype=p.dtype)
+        return x, torch.full((batch,), 0.5, device=p.device)
+
+    def _inputs(self, x: Tensor, condition: Tensor, mask: Tensor | None) -> Tensor:
+        return torch.cat([condition, x] if mask is None else [condition, mask, x], dim=1)
+
+    def loss(self, batch: dict[str, Tensor], generator: torch.Generator | None = None):
+        x0, condition = batch["target"], batch["input"]
+        mask = self._check_mask(batch.get("mask"), x0)
+        b = x0.shape[0]
+        idx = randint(self.timesteps, b, generator, x0.device).cpu()
+        sqrt_gamma = self.gamma.sqrt()
+        upper = sqrt_gamma[idx].to(x0)
+        lower = torch.where(idx > 0, sqrt_gamma[(idx - 1).clamp(min=0)], 1.0).to(x0)
+        level = lower + (upper - lower) * rand(b, generator, x0)
+        eps = randn(x0.shape, generator, x0)
+        lv = level[:, None, None, None]
+        noisy = lv * x0 + (1 - lv**2).sqrt() * eps
+        out = self.nets["denoiser"](self._inputs(noisy, condition, mask), level)
+        value = elementwise_loss(self.loss_type, out, eps)
+        return {"loss": value, "loss_noise": value.detach()}
+
+    def sampling_gammas(self, steps: int) -> torch.Tensor:
+        """Cumulative products of the N-step evaluation schedule (index 0 = least noisy)."""
+        if not 1 <= steps <= self.timesteps:
+            raise ValueError(f"steps must be in 1..{self.timesteps}, got {steps}")
+        idx = (torch.arange(1, steps + 1, dtype=torch.float64) * self.timesteps / steps).round()
+        return self.gamma[idx.long() - 1]
+
+    @torch.no_grad()
+    def sample(
+        self,
+        condition: Tensor | None,
+        *,
+        mask: Tensor | None = None,
+        shape: tuple | None = None,
+        steps: int,
+        eta: float = 0.0,
+        generator: torch.Generator,
+        progress: Progress | None = None,
+    ) -> Tensor:
+        """Ancestral sampling in ``steps`` steps; ``eta`` does not apply (DDPM variance)."""
+        condition = self._restoration_condition(condition)
+        mask = self._check_mask(mask, condition)
+        gammas = [float(g) for g in self.sampling_gammas(steps)]
+        x = randn(condition.shape, generator, condition)
+        batch = condition.shape[0]
+        for i, j in enumerate(range(steps - 1, -1, -1)):
+            g, g_prev = gammas[j], (gammas[j - 1] if j > 0 else 1.0)
+            beta = 1 - g / g_prev
+            level = torch.full((batch,), g**0.5, device=x.device, dtype=x.dtype)
+            eps = self.nets["denoiser"](self._inputs(x, condition, mask), level)
+            x0 = ((x - (1 - g) ** 0.5 * eps) / g**0.5).clamp(-1, 1)
+            x = g_prev**0.5 * beta / (1 - g) * x0 + (1 - beta) ** 0.5 * (1 - g_prev) / (1 - g) * x
+            if j > 0:
+                x = x + (beta * (1 - g_prev) / (1 - g)) ** 0.5 * randn(x.shape, generator, x)
+            if progress is not None:
+                progress(i + 1, steps)
+        return x

@@ -88,6 +88,10 @@ def env(
 
 
 # Command registration: one line per command module in bench/commands/.
+from bench.commands import score as score_command, weights as weights_command  # noqa: E402, I001
+
+app.command("score", epilog=score_command.EPILOG)(score_command.score)
+app.add_typer(weights_command.app, name="weights")
 
 
 def main() -> None:

@@ -8,6 +8,7 @@ wheel. Real and test-generated weights go through this same code.
 
 from __future__ import annotations
 
+import warnings
 from functools import lru_cache
 from pathlib import Path
 
@@ -25,7 +26,9 @@ def _load(path: str, device: str) -> torch.nn.Module:
     features = {
         k.removeprefix("features."): v for k, v in state.items() if k.startswith("features.")
     }
-    model = lpips.LPIPS(net="alex", version="0.1", pnet_rand=True, verbose=False)
+    with warnings.catch_warnings():  # lpips still passes torchvision's deprecated `pretrained`
+        warnings.simplefilter("ignore", UserWarning)
+        model = lpips.LPIPS(net="alex", version="0.1", pnet_rand=True, verbose=False)
     # lpips puts AlexNet's feature layers into slices named by their index in `features`:
     # "slice2.3.weight" is features[3].weight.
     trunk = {}

@@ -78,8 +78,12 @@ def test_y_channel_ssim_matches_skimage(photos):
     ours = ssim(y_ours, y_ref, 255.0).numpy()
     reference = [
         structural_similarity(
-            y_ours[i, 0].numpy(), y_ref[i, 0].numpy(), gaussian_weights=True, sigma=1.5,
-            use_sample_covariance=False, data_range=255,
+            y_ours[i, 0].numpy(),
+            y_ref[i, 0].numpy(),
+            gaussian_weights=True,
+            sigma=1.5,
+            use_sample_covariance=False,
+            data_range=255,
         )  # fmt: skip
         for i in range(len(photos))
     ]
@@ -126,7 +130,9 @@ def test_constant_offset_gives_analytic_psnr(photos):
     for offset in (1, 5, 17):
         shifted = base + offset
         expected = 20 * math.log10(255 / offset)
-        assert torch.allclose(psnr(shifted, base, 255.0), torch.tensor(expected, dtype=torch.float64))
+        assert torch.allclose(
+            psnr(shifted, base, 255.0), torch.tensor(expected, dtype=torch.float64)
+        )
 
 
 def test_ssim_is_symmetric_and_drops_with_noise(photos):

@@ -34,7 +34,16 @@ def _half_mask(n: int = 1) -> torch.Tensor:
 
 
 def test_every_protocol_is_named_documented_and_cites_a_table(tmp_path):
-    assert set(PROTOCOLS.names()) >= {"istd", "lol", "sid", "raindrop", "gopro", "celeba", "cifar10", "rgb"}
+    assert set(PROTOCOLS.names()) >= {
+        "istd",
+        "lol",
+        "sid",
+        "raindrop",
+        "gopro",
+        "celeba",
+        "cifar10",
+        "rgb",
+    }
     for name in PROTOCOLS.names():
         protocol = get_protocol(name, tmp_path)
         assert protocol.name == name and protocol.description and protocol.table
@@ -148,7 +157,9 @@ def test_combining_batches_equals_one_evaluation(tmp_path, photos):
     mask = torch.zeros((3, 1, 96, 112), dtype=torch.uint8)
     mask[:, :, 20:60, 30:80] = 255
     whole = protocol.evaluate(degraded, photos, mask)
-    parts = [protocol.evaluate(degraded[i : i + 2], photos[i : i + 2], mask[i : i + 2]) for i in (0, 2)]
+    parts = [
+        protocol.evaluate(degraded[i : i + 2], photos[i : i + 2], mask[i : i + 2]) for i in (0, 2)
+    ]
     combined = protocol.combine(parts)
     assert combined.summary == pytest.approx(whole.summary, rel=1e-12)
 

@@ -85,4 +85,6 @@ def test_same_size_is_identity_and_constant_stays_constant():
     image = torch.randint(0, 256, (2, 3, 5, 6), dtype=torch.uint8)
     assert torch.equal(imresize(image, (5, 6)), image)
     flat = torch.full((1, 3, 48, 64), 0.3, dtype=torch.float64)
-    assert torch.allclose(imresize(flat, (20, 20)), torch.full((1, 3, 20, 20), 0.3, dtype=torch.float64))
+    assert torch.allclose(
+        imresize(flat, (20, 20)), torch.full((1, 3, 20, 20), 0.3, dtype=torch.float64)
+    )

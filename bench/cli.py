@@ -17,7 +17,9 @@ from bench.commands import data as data_command
 from bench.commands import profile as profile_command
 from bench.commands import report as report_command
 from bench.commands import run as run_command
+from bench.commands import score as score_command
 from bench.commands import ui as ui_command
+from bench.commands import weights as weights_command
 from bench.errors import EXIT_FAILURE, BenchError
 from bench.options import ConfigOption, JsonOption, QuietOption, setup
 
@@ -94,10 +96,12 @@ def env(
 
 # Command registration: one line per command module in bench/commands/.
 app.command(epilog=run_command.EXAMPLE)(run_command.run)
+app.command(epilog=report_command.EXAMPLE)(report_command.report)
+app.command(epilog=score_command.EPILOG)(score_command.score)
 app.add_typer(data_command.app, name="data")
 app.command(epilog=profile_command.EXAMPLE)(profile_command.profile)
+app.add_typer(weights_command.app, name="weights")
 app.command(epilog=ui_command.EXAMPLE)(ui_command.ui)
-app.command(epilog=report_command.EXAMPLE)(report_command.report)
 
 
 def main() -> None:

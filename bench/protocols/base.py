@@ -1,0 +1,132 @@
+"""What every evaluation protocol provides, and the registry that names them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+import pandas as pd
+import torch
+
+from bench.errors import UsageError
+from bench.metrics.result import MetricResult
+from bench.registry import Registry
+
+
+class Protocol:
+    """A named evaluation procedure that fixes every convention of one paper's tables.
+
+    Subclasses set ``name``, ``description`` and ``table`` and implement :meth:`measure`.
+    ``evaluate`` takes what would be saved as PNG: uint8 (N, 3, H, W) predictions and
+    targets, and optionally uint8 (N, 1, H, W) masks (0/255).
+    """
+
+    name: ClassVar[str]
+    description: ClassVar[str]
+    table: ClassVar[str]
+    #: whether a mask folder is meaningful for this protocol (ISTD)
+    uses_mask: ClassVar[bool] = False
+    #: file-stem suffixes dropped before pairing predictions with ground truth
+    pair_suffixes: ClassVar[tuple[str, ...]] = ()
+    #: set metrics (FID...) are computed over the whole set, never per batch
+    set_metrics: ClassVar[bool] = False
+    #: per-image columns whose mean over images is a summary value
+    mean_columns: ClassVar[tuple[str, ...]] = ()
+
+    def __init__(self, weights_dir: Path, device: str = "cpu") -> None:
+        self.weights_dir = Path(weights_dir)
+        self.device = device
+
+    # -- the interface used by the runner and `bench score` -------------------------------
+
+    def evaluate(
+        self,
+        pred: torch.Tensor,
+        target: torch.Tensor,
+        mask: torch.Tensor | None = None,
+        names: list[str] | None = None,
+    ) -> MetricResult:
+        self._check_inputs(pred, target, mask, names)
+        names = list(names) if names is not None else [f"{i:05d}" for i in range(len(pred))]
+        columns, unavailable = self.measure(pred.to(self.device), target.to(self.device), mask)
+        per_image = pd.DataFrame(
+            {"name": names, **{k: v.detach().cpu().numpy() for k, v in columns.items()}}
+        )
+        meta = {
+            "protocol": self.name,
+            "table": self.table,
+            "n_images": len(names),
+            **self.conventions(),
+        }
+        return MetricResult(per_image, self.summarize(per_image), unavailable, meta)
+
+    def combine(self, results: list[MetricResult]) -> MetricResult:
+        """Merge per-batch results into one, recomputing the aggregates from all images."""
+        if self.set_metrics:
+            raise ValueError(f"protocol '{self.name}' scores a whole set; call evaluate once")
+        if not results:
+            raise ValueError("no results to combine")
+        per_image = pd.concat([r.per_image for r in results], ignore_index=True)
+        unavailable = {k: v for r in results for k, v in r.unavailable.items()}
+        meta = dict(results[0].meta, n_images=len(per_image))
+        return MetricResult(per_image, self.summarize(per_image), unavailable, meta)
+
+    def pair_key(self, stem: str) -> str:
+        """The key that pairs a prediction file with its ground truth (and mask)."""
+        for suffix in self.pair_suffixes:
+            if stem.endswith(suffix):
+                return stem[: -len(suffix)]
+        return stem
+
+    # -- what subclasses provide -----------------------------------------------------------
+
+    def measure(
+        self, pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor | None
+    ) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+        """Per-image columns (name -> (N,) tensor) and unavailable metrics with reasons."""
+        raise NotImplementedError
+
+    def summarize(self, per_image: pd.DataFrame) -> dict[str, float]:
+        return {
+            column: float(np.mean(per_image[column].to_numpy(dtype=np.float64)))
+            for column in self.mean_columns
+            if column in per_image
+        }
+
+    def conventions(self) -> dict[str, Any]:
+        return {}
+
+    # -- shared checks ---------------------------------------------------------------------
+
+    def _check_inputs(self, pred, target, mask, names) -> None:
+        for label, images, channels in (("pred", pred, 3), ("target", target, 3)):
+            if images.dtype != torch.uint8 or images.ndim != 4 or images.shape[1] != channels:
+                raise UsageError(
+                    f"protocol '{self.name}': {label} must be uint8 (N, 3, H, W), "
+                    f"got {images.dtype} {tuple(images.shape)}"
+                )
+        if not self.set_metrics and pred.shape[0] != target.shape[0]:
+            raise UsageError(
+                f"protocol '{self.name}': {pred.shape[0]} predictions but {target.shape[0]} targets"
+            )
+        if mask is not None and (
+            mask.dtype != torch.uint8
+            or mask.ndim != 4
+            or mask.shape[1] != 1
+            or mask.shape[0] != target.shape[0]
+        ):
+            raise UsageError(
+                f"protocol '{self.name}': mask must be uint8 (N, 1, H, W) with N = "
+                f"{target.shape[0]}, got {mask.dtype} {tuple(mask.shape)}"
+            )
+        if names is not None and len(names) != pred.shape[0]:
+            raise UsageError(f"{len(names)} names for {pred.shape[0]} images")
+
+
+PROTOCOLS: Registry[type[Protocol]] = Registry("protocol")
+
+
+def get_protocol(name: str, weights_dir: Path, device: str = "cpu") -> Protocol:
+    """An instance of the named protocol; unknown names raise UsageError listing the valid ones."""
+    return PROTOCOLS.get(name)(weights_dir, device)

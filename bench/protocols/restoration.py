@@ -1,0 +1,330 @@
+"""Restoration protocols: each reproduces one official evaluation script exactly.
+
+Metric names in ``summary``: ``psnr``/``ssim``/``lpips`` (one region), or for ISTD
+``psnr_{all,s,ns}``, ``ssim_{all,s,ns}``, ``mae_{all,s,ns}_{pi,pp}`` and ``lpips``.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import numpy as np
+import pandas as pd
+import torch
+
+from bench import weights as weight_files
+from bench.errors import UsageError
+from bench.metrics.color import rgb_to_lab, rgb_to_y
+from bench.metrics.fullref import SSIM_FORMS, psnr, region_abs_sums, ssim
+from bench.metrics.perceptual import Lpips
+from bench.metrics.resize import imresize
+from bench.protocols.base import PROTOCOLS, Protocol
+
+LPIPS_SIZE = (256, 256)
+LPIPS_CHUNK = 16  # images per LPIPS forward pass: bounds memory at 256x256 and above
+LPIPS_CONVENTION = (
+    "lpips.LPIPS(net='alex', version='0.1'), inputs x/127.5-1 in [-1, 1]; both images "
+    "first resized to 256x256 with MATLAB-style antialiased bicubic on uint8 (pinned: the "
+    "papers' resize_256_and_save.py does not record PIL vs OpenCV)"
+)
+
+
+class _RestorationProtocol(Protocol):
+    #: resize both images to 256x256 before LPIPS (protocols.md §2.4); False: native size
+    lpips_resized: ClassVar[bool] = True
+
+    def __init__(self, weights_dir, device="cpu") -> None:
+        super().__init__(weights_dir, device)
+        self._lpips: Lpips | None = None
+        self._lpips_missing = ""
+
+    def _lpips_column(
+        self,
+        pred: torch.Tensor,
+        target: torch.Tensor,
+        columns: dict[str, torch.Tensor],
+        unavailable: dict[str, str],
+    ) -> None:
+        """Adds ``lpips`` to ``columns``, or the reason it is unavailable (never a 0)."""
+        if self._lpips is None and not self._lpips_missing:
+            try:
+                self._lpips = Lpips(self.weights_dir, self.device)
+            except weight_files.WeightsMissing as missing:
+                self._lpips_missing = str(missing)
+        if self._lpips is None:
+            unavailable["lpips"] = self._lpips_missing
+            return
+        if self.lpips_resized:
+            pred, target = imresize(pred, LPIPS_SIZE), imresize(target, LPIPS_SIZE)
+        columns["lpips"] = torch.cat(
+            [
+                self._lpips(pred[i : i + LPIPS_CHUNK], target[i : i + LPIPS_CHUNK])
+                for i in range(0, pred.shape[0], LPIPS_CHUNK)
+            ]
+        )
+
+    def _lpips_meta(self) -> dict[str, Any]:
+        meta: dict[str, Any] = {
+            "lpips": LPIPS_CONVENTION
+            if self.lpips_resized
+            else (LPIPS_CONVENTION.split(";")[0] + "; native size")
+        }
+        if self._lpips is not None:
+            meta.update(self._lpips.meta())
+            if self._lpips.verification.state == "mismatch":
+                meta["warnings"] = [
+                    f"{self._lpips.verification.path} is not the official AlexNet file "
+                    "(SHA-256 mismatch); LPIPS values are not comparable to published ones"
+                ]
+        return meta
+
+    @staticmethod
+    def _require_window(images: torch.Tensor, window: int, protocol: str) -> None:
+        if min(images.shape[-2:]) < window:
+            raise UsageError(
+                f"protocol '{protocol}': images of {tuple(images.shape[-2:])} are smaller than "
+                f"the {window}x{window} SSIM window"
+            )
+
+
+@PROTOCOLS.register("istd")
+class Istd(_RestorationProtocol):
+    """ISTD shadow removal, as ``evaluate_ISTD_results.m`` (protocols.md §2.1).
+
+    PSNR/SSIM branch ("double, then imresize", zhu_cvpr2022): x/255 in float64, MATLAB
+    bicubic imresize to 256x256, MATLAB ``psnr``/``ssim`` with data range 1 on RGB. S and NS
+    score the whole masked image (``s.*mask``), so zeroed pixels count as perfect matches.
+    MAE branch ("imresize, then double", fu_cvpr2021): uint8 imresize (rounded and saturated),
+    /255, ``makecform('srgb2lab')`` (D50 white), |dL|+|da|+|db| summed per region and divided
+    by the region's pixel count. PI = mean of per-image MAE; PP = all sums / all pixels.
+
+    Unverified readings (no MATLAB output to compare with yet), named in ``meta``:
+
+    * ``ssim_form='matlab-volume'``: MATLAB ``ssim`` on HxWx3 as a 3-D volume with an
+      11x11x11 Gaussian and replicate padding (see :data:`SSIM_FORMS`).
+    * ``mask_resize='uint8'``: the mask is ``imresize``d as read by ``imread`` (uint8,
+      rounded), then ``smask = m ~= 0``; ``'double'`` keeps bicubic ringing as shadow.
+    * an image whose S or NS region is empty is left out of that region's PI mean
+      (MATLAB would give NaN); the count is in ``meta``.
+
+    Both RDDM and Resfusion feed the ground-truth mask at test time (oracle mask).
+    """
+
+    name = "istd"
+    description = "ISTD shadow removal: MATLAB evaluate_ISTD_results.m at 256x256"
+    table = "RDDM Table 3(b) and Table 7 (also Tables 1, 5, 10, 11(b)); Resfusion ISTD table"
+    uses_mask = True
+    regions = ("all", "s", "ns")
+    mean_columns = tuple(f"{m}_{r}" for m in ("psnr", "ssim") for r in ("all", "s", "ns")) + (
+        "lpips",
+    )
+
+    def __init__(
+        self,
+        weights_dir,
+        device="cpu",
+        size: tuple[int, int] = (256, 256),
+        white: str = "d50",
+        mask_resize: str = "uint8",
+        ssim_form: str = "matlab-volume",
+    ) -> None:
+        super().__init__(weights_dir, device)
+        if mask_resize not in ("uint8", "double"):
+            raise ValueError(f"mask_resize must be 'uint8' or 'double', got {mask_resize!r}")
+        self.size, self.white, self.mask_resize, self.ssim_form = (
+            size,
+            white,
+            mask_resize,
+            ssim_form,
+        )
+
+    def measure(self, pred, target, mask):
+        pred8, target8 = imresize(pred, self.size), imresize(target, self.size)
+        pred01 = imresize(pred.to(torch.float64) / 255, self.size)
+        target01 = imresize(target.to(torch.float64) / 255, self.size)
+        lab_pred = rgb_to_lab(pred8.to(torch.float64) / 255, self.white)
+        lab_target = rgb_to_lab(target8.to(torch.float64) / 255, self.white)
+
+        regions: dict[str, torch.Tensor | None] = {"all": None}
+        unavailable: dict[str, str] = {}
+        if mask is None:
+            reason = "no shadow mask given (pass --mask-dir with the test_B masks)"
+            for metric in ("psnr", "ssim", "mae"):
+                for region in ("s", "ns"):
+                    suffixes = ("_pi", "_pp") if metric == "mae" else ("",)
+                    unavailable.update({f"{metric}_{region}{s}": reason for s in suffixes})
+        else:
+            mask = mask.to(self.device)
+            resized = imresize(mask if self.mask_resize == "uint8" else mask.double(), self.size)
+            regions["s"] = resized != 0
+            regions["ns"] = resized == 0
+
+        columns: dict[str, torch.Tensor] = {}
+        for region, inside in regions.items():
+            if inside is None:
+                a, b = pred01, target01
+            else:
+                a, b = pred01 * inside, target01 * inside
+            columns[f"psnr_{region}"] = psnr(a, b, 1.0)
+            columns[f"ssim_{region}"] = ssim(a, b, 1.0, self.ssim_form)
+            sums, pixels = region_abs_sums(lab_pred, lab_target, inside)
+            columns[f"mae_{region}"] = sums / pixels  # NaN for an empty region, left out of PI
+            columns[f"lab_sum_{region}"] = sums
+            columns[f"pixels_{region}"] = pixels
+        self._lpips_column(pred8, target8, columns, unavailable)
+        return columns, unavailable
+
+    def summarize(self, per_image: pd.DataFrame) -> dict[str, float]:
+        summary = super().summarize(per_image)
+        for region in self.regions:
+            if f"mae_{region}" not in per_image:
+                continue
+            per_image_mae = per_image[f"mae_{region}"].to_numpy(dtype=np.float64)
+            summary[f"mae_{region}_pi"] = float(np.nanmean(per_image_mae))
+            summary[f"mae_{region}_pp"] = float(
+                per_image[f"lab_sum_{region}"].sum() / per_image[f"pixels_{region}"].sum()
+            )
+        return summary
+
+    def conventions(self) -> dict[str, Any]:
+        return {
+            "size": list(self.size),
+            "psnr_ssim": "x/255 float64, then MATLAB bicubic imresize; data range 1; RGB",
+            "ssim_form": f"{self.ssim_form}: {SSIM_FORMS[self.ssim_form]}",
+            "mae": f"uint8 imresize, /255, sRGB->Lab white {self.white.upper()}, "
+            "sum |dL|+|da|+|db| / region pixels; PI and PP",
+            "mask_resize": f"{self.mask_resize} (unverified reading), shadow = resized != 0",
+            "oracle_mask": "RDDM and Resfusion use the ground-truth test_B mask",
+            "unverified": ["ssim_form matlab-volume", "mask_resize"],
+            **self._lpips_meta(),
+        }
+
+
+class _YChannel(_RestorationProtocol):
+    """MPRNet's ``evaluate_PSNR_SSIM.m`` (protocols.md §2.2) on the BT.601 Y channel.
+
+    The uint8 ground truth is ``imresize``d to the prediction's size (256x256 for RDDM);
+    Y = round(16 + (65.481 R + 128.553 G + 24.966 B) / 255) as MATLAB ``rgb2ycbcr`` on
+    uint8; PSNR with peak 255; Wang's ``SSIM_index`` (11x11 Gaussian, sigma 1.5, 'valid',
+    L = 255), which equals Wang's later ``ssim.m`` at 256x256 (downsampling factor 1).
+    """
+
+    mean_columns = ("psnr", "ssim", "lpips")
+
+    def measure(self, pred, target, mask):
+        target = imresize(target, tuple(pred.shape[-2:]))
+        self._require_window(pred, 11, self.name)
+        y_pred, y_target = rgb_to_y(pred), rgb_to_y(target)
+        columns = {"psnr": psnr(y_pred, y_target, 255.0), "ssim": ssim(y_pred, y_target, 255.0)}
+        unavailable: dict[str, str] = {}
+        self._lpips_column(pred, target, columns, unavailable)
+        return columns, unavailable
+
+    def conventions(self) -> dict[str, Any]:
+        return {
+            "resize": "ground truth imresize'd (MATLAB bicubic, uint8) to the prediction size",
+            "channel": "BT.601 Y (rgb2ycbcr on uint8: rounded to integers)",
+            "psnr": "peak 255",
+            "ssim_form": f"wang: {SSIM_FORMS['wang']}",
+            **self._lpips_meta(),
+        }
+
+
+@PROTOCOLS.register("lol")
+class Lol(_YChannel):
+    __doc__ = _YChannel.__doc__
+    name = "lol"
+    description = "LOL low-light (eval15): Y-channel PSNR/SSIM (evaluate_PSNR_SSIM.m), LPIPS"
+    table = "RDDM Table 3(c) and Table 11(a)"
+
+
+@PROTOCOLS.register("sid")
+class Sid(_YChannel):
+    __doc__ = _YChannel.__doc__
+    name = "sid"
+    description = "SID-RGB low-light: Y-channel PSNR/SSIM (evaluate_PSNR_SSIM.m), LPIPS"
+    table = "RDDM Table 8"
+
+
+@PROTOCOLS.register("raindrop")
+class Raindrop(_YChannel):
+    __doc__ = (_YChannel.__doc__ or "") + (
+        "\n    Pairing: ``<id>_clean`` ground truth with ``<id>_rain`` (or ``<id>``) outputs; "
+        "the\n    ``_rain`` input name is unverified (protocols.md §1).\n"
+    )
+    name = "raindrop"
+    description = "RainDrop test_a deraining: Y-channel PSNR/SSIM (evaluate_PSNR_SSIM.m)"
+    table = "RDDM Table 3(d), Table 6 and Table 11(c)"
+    pair_suffixes = ("_clean", "_rain")
+
+
+@PROTOCOLS.register("gopro")
+class Gopro(_RestorationProtocol):
+    """GoPro deblurring, as ``evaluate_GOPRO_HIDE.m`` (protocols.md §2.3).
+
+    The uint8 ground truth is ``imresize``d to the prediction's size (256x256 for RDDM, which
+    changes the 16:9 aspect); MATLAB ``psnr`` and ``ssim`` on uint8 RGB (data range 255).
+    UNVERIFIED: ``ssim`` reads HxWx3 as a volume (``matlab-volume`` form: 11x11x11 Gaussian,
+    replicate padding, mean of the full map); no MATLAB output was available to confirm it.
+    """
+
+    name = "gopro"
+    description = "GoPro deblurring: MATLAB psnr/ssim on uint8 RGB (evaluate_GOPRO_HIDE.m)"
+    table = "RDDM Table 9 (and the talk's Table 3(e))"
+    mean_columns = ("psnr", "ssim", "lpips")
+
+    def measure(self, pred, target, mask):
+        target = imresize(target, tuple(pred.shape[-2:]))
+        columns = {
+            "psnr": psnr(pred, target, 255.0),
+            "ssim": ssim(pred, target, 255.0, "matlab-volume"),
+        }
+        unavailable: dict[str, str] = {}
+        self._lpips_column(pred, target, columns, unavailable)
+        return columns, unavailable
+
+    def conventions(self) -> dict[str, Any]:
+        return {
+            "resize": "ground truth imresize'd (MATLAB bicubic, uint8) to the prediction size",
+            "channel": "RGB uint8, data range 255",
+            "ssim_form": f"matlab-volume: {SSIM_FORMS['matlab-volume']}",
+            "unverified": ["ssim_form matlab-volume"],
+            **self._lpips_meta(),
+        }
+
+
+@PROTOCOLS.register("rgb")
+class Rgb(_RestorationProtocol):
+    """Plain RGB at native size: no resizing, no colour conversion.
+
+    PSNR on uint8 RGB with peak 255 (MSE over all channels); Wang SSIM (11x11 Gaussian,
+    sigma 1.5, 'valid', L = 255) per channel, averaged (skimage ``channel_axis=-1`` with
+    the Wang settings); LPIPS (alex v0.1) at native size. Predictions and ground truth must
+    have the same size.
+    """
+
+    name = "rgb"
+    description = "Plain RGB at native size: PSNR (peak 255), Wang SSIM per channel, LPIPS"
+    table = "none (harness default for comparing methods under one convention)"
+    mean_columns = ("psnr", "ssim", "lpips")
+    lpips_resized = False
+
+    def measure(self, pred, target, mask):
+        if pred.shape[-2:] != target.shape[-2:]:
+            raise UsageError(
+                f"protocol 'rgb' does not resize: prediction {tuple(pred.shape[-2:])} and "
+                f"ground truth {tuple(target.shape[-2:])} differ; use a resizing protocol"
+            )
+        self._require_window(pred, 11, self.name)
+        columns = {"psnr": psnr(pred, target, 255.0), "ssim": ssim(pred, target, 255.0, "wang")}
+        unavailable: dict[str, str] = {}
+        self._lpips_column(pred, target, columns, unavailable)
+        return columns, unavailable
+
+    def conventions(self) -> dict[str, Any]:
+        return {
+            "resize": "none (native size)",
+            "channel": "RGB uint8, data range 255",
+            "ssim_form": f"wang: {SSIM_FORMS['wang']}",
+            **self._lpips_meta(),
+        }

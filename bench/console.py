@@ -35,6 +35,8 @@ class OutputState:
 
 state = OutputState()
 out = Console(soft_wrap=True)
+if not out.is_terminal:
+    out.width = 200  # piped or captured: tables at their natural width, not cut to 80 columns
 err = Console(stderr=True, soft_wrap=True)
 
 

@@ -25,8 +25,11 @@ EXAMPLE = """Examples:
   bench run --table rddm-table-10 --seeds 0,1,2   # every cell of RDDM Table 10
 """
 
-#: metric name fragments shown in the printed table (everything is logged to MLflow)
-SHOWN = ("psnr", "ssim", "mae_all", "lpips", "fid", "isc", "kid")
+#: metrics shown in the printed table, in this order (everything is logged to MLflow)
+SHOWN = (
+    "psnr_all", "psnr_s", "psnr_ns", "ssim_all", "mae_all_pi", "mae_s_pi", "mae_ns_pi",
+    "psnr", "ssim", "lpips", "fid", "isc", "kid",
+)  # fmt: skip
 
 
 def _split(value: str | None, kind: type = str) -> list | None:
@@ -201,10 +204,13 @@ def _run_grid(
     )
     result = run_grid(config, cells, context)
     rows = ([result.identity] if result.identity else []) + result.records
-    shown = sorted({k for r in rows for k in r.metrics if any(s in k for s in SHOWN)})
+    measured = {key.split("/", 1)[1]: key for r in rows for key in r.metrics}
+    shown = [measured[name] for name in SHOWN if name in measured]
+    protocols = sorted({key.split("/", 1)[0] for key in shown})
     table = console.table(
-        f"{config.run.dataset} ({config.run.profile} profile)",
-        ["method", "seed", "status", *shown, "seconds"],
+        f"{config.run.dataset}, {config.run.profile} profile, scored by protocol "
+        f"{', '.join(protocols) or '–'}",
+        ["method", "seed", "status", *(k.split("/", 1)[1] for k in shown), "seconds"],
         [
             [
                 "identity (input)" if r is result.identity else r.cell.method,
@@ -242,9 +248,9 @@ def _run_grid(
         f"(time outside network forward/backward)\n"
         f"next: [bold]bench report[/bold] for the paper tables, [bold]bench ui[/bold] to compare runs"
     )
-    for record in result.records:
-        for name, reason in record.unavailable.items():
-            console.warn(f"{record.cell.method}: {name} unavailable: {reason}")
+    unavailable = {k: v for r in rows for k, v in r.unavailable.items()}
+    for name, reason in sorted(unavailable.items()):
+        console.warn(f"{name} unavailable: {reason}")
     for record in result.failed:
         console.error(f"{record.cell.key} {record.status}: {record.error}")
     return bool(result.failed)

@@ -63,6 +63,8 @@ class Method(nn.Module):
             )
         self.image_channels = image_channels
         self.mask_channels = mask_channels
+        # follows .to(device, dtype) like the networks, and works even with parameter-free nets
+        self.register_buffer("_probe", torch.zeros(()), persistent=False)
 
     def networks(self) -> dict[str, nn.Module]:
         raise NotImplementedError
@@ -94,7 +96,8 @@ class Method(nn.Module):
     # helpers shared by the subclasses -------------------------------------------------------
 
     def _param(self) -> Tensor:
-        return next(self.parameters())
+        """A tensor on the method's device and dtype."""
+        return self._probe
 
     def _check_mask(self, mask: Tensor | None, reference: Tensor) -> Tensor | None:
         if self.mask_channels == 0:

@@ -1,0 +1,176 @@
+"""Resfusion, SR3 and DDIM against closed forms and DDPM written out independently."""
+
+import pytest
+import torch
+from torch import nn
+
+from baselines import build_method
+from baselines.schedules import ddim_timesteps
+
+SMALL = {"unet_dim": 8, "unet_mults": (1, 2)}
+SHAPE = (2, 3, 8, 8)
+
+
+def _pair(dtype=torch.float64):
+    g = torch.Generator().manual_seed(0)
+    x0 = torch.rand(SHAPE, generator=g, dtype=dtype) * 1.6 - 0.8
+    return x0, (x0 * 0.5 - 0.3).clamp(-1, 1)
+
+
+def test_resfusion_forward_marginal_moments():
+    method = build_method("resfusion", timesteps=12, **SMALL)
+    x0 = torch.full((6000, 3, 1, 1), 0.6)
+    degraded = torch.full_like(x0, -0.2)
+    captured = {}
+
+    class Recorder(nn.Module):
+        def forward(self, inp, time):
+            captured.update(x=inp[:, :3], t=time.long())
+            return torch.zeros_like(inp[:, :3])
+
+    method.nets["denoiser"] = Recorder()
+    method.loss({"target": x0, "input": degraded}, torch.Generator().manual_seed(1))
+    t, x = captured["t"], captured["x"].double()
+    assert set(t.tolist()) == set(range(5))  # t ~ U{0..T'-1}
+    g = method.schedule.gamma[t][:, None, None, None]
+    mean = g.sqrt() * 0.6 + (1 - g.sqrt()) * (-0.2 - 0.6)  # eq. 20 with R = x^_0 - x_0
+    z = (x - mean) / (1 - g).sqrt()
+    assert abs(z.mean().item()) < 0.04 and abs(z.std().item() - 1) < 0.03
+
+
+def _ddpm_posterior_mean(y_t, y0, gamma, gamma_prev, beta):
+    """DDPM's q(y_{t-1} | y_t, y_0) mean, written out on its own."""
+    return (gamma_prev**0.5 * beta / (1 - gamma)) * y0 + (
+        (1 - beta) ** 0.5 * (1 - gamma_prev) / (1 - gamma)
+    ) * y_t
+
+
+@pytest.mark.parametrize("prediction", ["epsilon", "sample", "residual"])
+def test_resfusion_reverse_step_is_ddpm_posterior_on_x_minus_R(prediction):
+    method = build_method("resfusion", timesteps=12, prediction=prediction, **SMALL)
+    x0, degraded = _pair()
+    residual = degraded - x0
+    eps = torch.randn(SHAPE, generator=torch.Generator().manual_seed(3), dtype=torch.float64)
+    for idx in range(1, 5):
+        g = float(method.schedule.gamma[idx])
+        g_prev = float(method.schedule.gamma[idx - 1])
+        beta = float(method.schedule.betas[idx])
+        x_t = g**0.5 * x0 + (1 - g**0.5) * residual + (1 - g) ** 0.5 * eps  # eq. 20
+        # the true network output for each mode
+        resnoise = eps + (1 - (1 - beta) ** 0.5) * (1 - g) ** 0.5 / beta * residual  # eq. 24
+        out = {"epsilon": resnoise, "sample": x0, "residual": residual}[prediction]
+        got = method.reverse_step(x_t, degraded, out, idx)
+        expected = _ddpm_posterior_mean(x_t - residual, x0 - residual, g, g_prev, beta) + residual
+        torch.testing.assert_close(got, expected, rtol=1e-10, atol=1e-10)
+
+
+def test_resfusion_starts_from_smooth_equivalence_and_takes_T_prime_steps():
+    method = build_method("resfusion", timesteps=12, **SMALL)
+    _, degraded = _pair(torch.float32)
+    first_inputs = []
+
+    class Recorder(nn.Module):
+        def forward(self, inp, time):
+            first_inputs.append((inp[:, :3].clone(), int(time[0])))
+            return torch.zeros_like(inp[:, :3])
+
+    method.nets["denoiser"] = Recorder()
+    method.sample(degraded, steps=5, generator=torch.Generator().manual_seed(8))
+    start, t = first_inputs[0]
+    eps = torch.randn(SHAPE, generator=torch.Generator().manual_seed(8))
+    torch.testing.assert_close(start, 0.5 * degraded + 0.75**0.5 * eps)  # no ground truth used
+    assert [t for _, t in first_inputs] == [4, 3, 2, 1, 0]
+    with pytest.raises(ValueError, match="timesteps=25"):
+        method.sample(degraded, steps=10, generator=torch.Generator())
+
+
+def test_resfusion_mask_is_a_two_channel_one_hot():
+    method = build_method("resfusion", mask_channels=1, **SMALL)
+    assert method.in_channels == 8
+    mask = torch.zeros(1, 1, 4, 4)
+    mask[..., :2] = 1
+    inp = method._inputs(torch.zeros(1, 3, 4, 4), torch.zeros(1, 3, 4, 4), mask)
+    assert inp[:, 6:].unique().tolist() == [-1.0, 1.0]
+    torch.testing.assert_close(inp[:, 6] + inp[:, 7], torch.zeros(1, 4, 4))
+
+
+def test_resfusion_loss_types():
+    x0, degraded = _pair(torch.float32)
+    for loss in ("l2", "smooth-l1"):
+        out = build_method("resfusion", loss=loss, **SMALL).loss({"target": x0, "input": degraded})
+        assert out["loss"].ndim == 0 and out["loss"] > 0
+
+
+def test_sr3_respacing_and_ancestral_step():
+    method = build_method("sr3", unet_dim=16, unet_mults=(1, 2))
+    full = method.sampling_gammas(2000)
+    torch.testing.assert_close(full, method.gamma)  # N = T is the training schedule
+    coarse = method.sampling_gammas(100)
+    torch.testing.assert_close(coarse, method.gamma[19::20])
+    gamma = torch.cumprod(1 - torch.linspace(1e-6, 1e-2, 2000, dtype=torch.float64), 0)
+    torch.testing.assert_close(method.gamma, gamma)
+
+
+def test_sr3_continuous_noise_level_and_condition_first():
+    method = build_method("sr3", mask_channels=1, unet_dim=16, unet_mults=(1, 2))
+    assert method.in_channels == 7
+    x0, condition = _pair(torch.float32)
+    mask = torch.ones(2, 1, 8, 8)
+    captured = {}
+
+    class Recorder(nn.Module):
+        def forward(self, inp, level):
+            captured.update(inp=inp, level=level)
+            return torch.zeros_like(inp[:, :3])
+
+    method.nets["denoiser"] = Recorder()
+    method.loss({"target": x0, "input": condition, "mask": mask}, torch.Generator().manual_seed(0))
+    torch.testing.assert_close(captured["inp"][:, :3], condition)  # condition first
+    torch.testing.assert_close(captured["inp"][:, 3:4], mask)
+    levels = captured["level"]
+    assert ((levels > 0) & (levels <= 1)).all()
+    assert len(set(levels.tolist())) == 2  # continuous draws, not grid values
+
+
+def test_sr3_sampler_with_oracle_recovers_the_target():
+    method = build_method("sr3", unet_dim=16, unet_mults=(1, 2)).double()
+    x0, condition = _pair()
+    state = {}
+
+    class Oracle(nn.Module):
+        def forward(self, inp, level):
+            x = inp[:, 3:]
+            g = level[:, None, None, None] ** 2
+            state["last"] = level
+            return (x - g.sqrt() * x0) / (1 - g).sqrt()
+
+    method.nets["denoiser"] = Oracle()
+    out = method.sample(condition, steps=20, generator=torch.Generator().manual_seed(0))
+    torch.testing.assert_close(out, x0, rtol=0, atol=1e-8)
+
+
+@pytest.mark.parametrize("spacing", ["leading", "trailing", "linspace"])
+def test_ddim_steps_follow_the_list(spacing):
+    method = build_method("ddim", spacing=spacing, **SMALL)
+    pairs = method.timestep_pairs(13)
+    listed = ddim_timesteps(1000, 13, spacing)
+    assert [t for t, _ in pairs] == listed
+    assert [s for _, s in pairs] == [*listed[1:], -1]
+
+
+def test_ddim_options_final_gamma_and_clip():
+    x_shape = (1, 3, 8, 8)
+
+    class Constant(nn.Module):
+        def forward(self, x, t):
+            return torch.full_like(x, 0.9)
+
+    results = {}
+    for one, clip in ((True, False), (False, False), (True, True)):
+        m = build_method("ddim", set_alpha_to_one=one, clip_sample=clip, **SMALL).double()
+        m.nets["eps"] = Constant()
+        results[one, clip] = m.sample(
+            None, shape=x_shape, steps=2, generator=torch.Generator().manual_seed(0)
+        )
+    assert not torch.equal(results[True, False], results[False, False])
+    assert results[True, True].abs().max() <= 1 < results[True, False].abs().max()

@@ -27,16 +27,7 @@ def shadow_copy(small_shadow, tmp_path) -> Path:
 
 @pytest.fixture
 def config_file(tmp_path, monkeypatch) -> Path:
-    """A bench.toml whose data root is in tmp. Method names of the default run are registered
-    as placeholders when the methods package does not provide them yet (config validation)."""
-    import tomllib
-
-    from baselines import METHODS
-    from bench.config import PACKAGED_DEFAULTS
-
-    for name in tomllib.loads(PACKAGED_DEFAULTS.read_text())["run"]["methods"]:
-        if name not in METHODS:
-            monkeypatch.setitem(METHODS, name, object)
+    """A bench.toml whose data root is in tmp."""
     path = tmp_path / "bench.toml"
     path.write_text('[paths]\ndata_root = "data"\n')
     return path

@@ -27,7 +27,7 @@ def test_fid_of_a_set_with_itself_is_zero_and_grows_with_a_shift(inception_weigh
     shifted = get_protocol("celeba", inception_weights_dir).evaluate(images, _faces(1, 60.0))
     assert shifted.summary["fid"] > 1.0
     assert shifted.summary["kid"] > same.summary["kid"]
-    assert shifted.summary["isc"] >= 1.0
+    assert shifted.summary["isc"] >= 1.0 - 1e-9  # IS >= 1 in exact arithmetic
     assert shifted.meta["protocol"] == "celeba" and shifted.meta["n_reference"] == N
 
 

@@ -11,7 +11,6 @@ import pytest
 from mlflow_synthetic import HARDWARE, Writer, profile_metrics
 from typer.testing import CliRunner
 
-import bench.config
 from bench.cli import app
 from bench.commands.run import parse_options
 from bench.report.build import ReportBuilder, format_number
@@ -23,12 +22,6 @@ PSNR_ALL = [30.0, 30.5, 31.25]  # three seeds of RDDM on ISTD
 MAE_PI, MAE_PP = [4.8, 4.9, 5.0], [4.7, 4.75, 4.8]
 LPIPS_REASON = "LPIPS weights missing from weights/ (run bench weights fetch)"
 RDDM_ISTD = {"sum_scale": 0.01, "objective": "res_noise", "loss": "l1"}
-
-
-@pytest.fixture(autouse=True)
-def _registries_not_needed(monkeypatch):
-    """The report reads no dataset or method registry; run.dataset's check is the runner's."""
-    monkeypatch.setattr(bench.config, "_check_names", lambda config: None)
 
 
 @pytest.fixture(scope="module")
@@ -89,9 +82,7 @@ def report(store, tmp_path_factory):
     """The report written twice into two folders, for the determinism test."""
     root, config, ids = store
     folders = [tmp_path_factory.mktemp("a"), tmp_path_factory.mktemp("b")]
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(bench.config, "_check_names", lambda config: None)
-        results = [invoke("report", "--config", str(config), "--out", str(f)) for f in folders]
+    results = [invoke("report", "--config", str(config), "--out", str(f)) for f in folders]
     for result in results:
         assert result.exit_code == 0, result.output
     return folders, (folders[0] / "report.md").read_text(encoding="utf-8"), ids

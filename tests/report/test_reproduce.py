@@ -5,7 +5,6 @@ from __future__ import annotations
 import pytest
 from typer.testing import CliRunner
 
-import bench.config
 from bench.cli import app
 from bench.commands import run as run_command
 from bench.errors import UsageError
@@ -103,7 +102,6 @@ def recorded(monkeypatch):
         calls.append((run.dataset, run.methods, run.profile, run.seeds, iters, steps, options))
         return run.dataset == "raindrop"  # a failed cell there
 
-    monkeypatch.setattr(bench.config, "_check_names", lambda config: None)
     monkeypatch.setattr(run_command, "_run_grid", record)
     return calls
 

@@ -38,12 +38,17 @@ def test_each_method_trains_and_samples_through_the_interface(name):
     parts["loss"].backward()
     assert all(torch.isfinite(v).all() for v in parts.values())
     steps = {"resfusion": 5}.get(name, 2)
-    g = torch.Generator().manual_seed(0)
-    if method.kind == "generation":
-        out = method.sample(None, shape=(2, 3, 16, 16), steps=steps, generator=g)
-    else:
-        out = method.sample(x0, steps=steps, generator=g)
+
+    def sample(seed):
+        g = torch.Generator().manual_seed(seed)
+        if method.kind == "generation":
+            return method.sample(None, shape=(2, 3, 16, 16), steps=steps, eta=1.0, generator=g)
+        return method.sample(x0, steps=steps, eta=1.0, generator=g)
+
+    out = sample(0)
     assert out.shape == x0.shape and torch.isfinite(out).all()
+    assert torch.equal(out, sample(0))  # bitwise reproducible on CPU
+    assert not torch.equal(out, sample(1))
     assert set(method.state_dict()) >= {
         f"nets.{k}." + n for k in nets for n in list(nets[k].state_dict())[:1]
     }

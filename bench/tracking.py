@@ -10,10 +10,8 @@ from __future__ import annotations
 import json
 import math
 import os
-import tempfile
 import time
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +41,9 @@ def artifact_root(uri: str) -> str | None:
     if uri.startswith("sqlite:///"):
         return (Path(uri.removeprefix("sqlite:///")).parent / "artifacts").resolve().as_uri()
     return None  # a server decides (--default-artifact-root)
+
+
+_OPEN: dict[tuple[str, str], Tracker] = {}
 
 
 class Tracker:
@@ -127,12 +128,6 @@ class Tracker:
 
     def end(self, run_id: str, status: str) -> None:
         self.client.set_terminated(run_id, status)
-
-    @contextmanager
-    def staging(self) -> Iterator[Path]:
-        """A temporary folder for artifacts that are written then logged."""
-        with tempfile.TemporaryDirectory(prefix="bench-artifacts-") as folder:
-            yield Path(folder)
 
 
 def _param_text(value: Any) -> str:

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import time
 import traceback
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -155,83 +157,77 @@ def sample_grid(samples: dict[str, Any], path: Path) -> None:
     write_image(path, np.ascontiguousarray(grid))
 
 
+class Phases:
+    """Wall time per phase of a cell (setup, train, sample, score, profile, log)."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+
+    @contextmanager
+    def __call__(self, name: str) -> Iterator[None]:
+        started = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - started
+
+    def metrics(self) -> dict[str, float]:
+        return {f"harness/{name}_seconds": value for name, value in self.seconds.items()}
+
+
 def run_cell(cell: Cell, context: RunContext) -> CellRecord:
     """Train or load, sample, score, profile and log one cell; never raises on failure."""
     from bench.data import ensure_dataset, fingerprint, get_dataset, open_split
     from bench.profiling import flat_metrics, profile_method
 
     started = time.perf_counter()
-    tracker = Tracker(context.tracking_uri, context.experiment)
+    tracker = Tracker.open(context.tracking_uri, context.experiment)
     tags = {**context.tags, "cell": cell.key, "method": cell.method, "dataset": cell.dataset}
     tags |= {"seed": cell.seed, "profile": cell.profile, "protocol": cell.protocol}
     tags |= {"device": context.device, "run_kind": "cell"}
     run_id = tracker.start(f"{cell.method} seed{cell.seed}", tags, parent=context.parent_run_id)
     record = CellRecord(cell, FAILED, run_id)
+    phase = Phases()
     clock = None
     try:
-        seed_everything(cell.seed)
-        device = resolve_device(context.device)
-        spec = get_dataset(cell.dataset)
-        root = ensure_dataset(cell.dataset, context.data_root)
-        tracker.set_tags(run_id, {"dataset_fingerprint": fingerprint(cell.dataset, root) or "none"})
-        tracker.log_params(run_id, {"cell": cell.params(), "config": context.config})
-        method = build(cell, spec.has_mask).to(device)
-        clock = NetworkClock(method.networks())
-        checkpoint = checkpoint_path(context.results_dir, cell)
-        if context.checkpoint is not None:
-            state = torch.load(context.checkpoint, map_location=device, weights_only=False)
-            method.load_state_dict(state.get("ema", state.get("model", state)))
-            tracker.set_tags(run_id, {"weights": str(context.checkpoint)})
-        else:
-            train_split = open_split(
-                cell.dataset, root, spec.train_split, image_size=cell.image_size, train=True
+        with phase("setup"):
+            seed_everything(cell.seed)
+            device = resolve_device(context.device)
+            spec = get_dataset(cell.dataset)
+            root = ensure_dataset(cell.dataset, context.data_root)
+            tracker.set_tags(
+                run_id, {"dataset_fingerprint": fingerprint(cell.dataset, root) or "none"}
             )
-            with console.progress_bar(f"training {cell.method}", cell.iterations) as advance:
-                result, ema = train(
-                    method,
-                    train_split,
-                    cell,
-                    device,
-                    checkpoint,
-                    context.resume,
-                    clock,
-                    on_step=lambda iteration, parts: advance(),
-                )
-            for name in result.losses[0][1] if result.losses else ():
-                tracker.log_history(
-                    run_id, f"train/{name}", [(i, p[name]) for i, p in result.losses]
-                )
-            tracker.log_metrics(run_id, {"train/seconds": result.seconds})
-            if result.resumed_from:
-                tracker.set_tags(run_id, {"resumed_from_iteration": result.resumed_from})
-            method.load_state_dict(
-                ema.model.state_dict()
-            )  # sample with the EMA weights, as the papers do
-            if context.log_checkpoint:
-                tracker.log_file(run_id, checkpoint, "checkpoint")
-        test_split = open_split(
-            cell.dataset, root, spec.test_split, image_size=cell.image_size, train=False
-        )
-        samples = sample_split(method, test_split, cell, device)
-        scores = score(cell, samples, context.weights_dir, method.kind, device)
-        prefix = cell.protocol if method.kind != "generation" else "generation"
-        record.metrics = {f"{prefix}/{k}": v for k, v in scores.summary.items()}
-        record.unavailable = {f"{prefix}/{k}": v for k, v in scores.unavailable.items()}
-        tracker.log_metrics(run_id, record.metrics)
-        tracker.set_tags(run_id, {f"unavailable.{k}": v for k, v in record.unavailable.items()})
-        profile = profile_method(method, cell.image_size, cell.steps, device)
-        tracker.log_metrics(run_id, flat_metrics(profile))
-        run_folder = context.results_dir / "runs" / run_id
-        for image, name in zip(samples["pred"], samples["name"], strict=True):
-            write_image(run_folder / "samples" / f"{name}.png", image.permute(1, 2, 0).numpy())
-        tracker.set_tags(run_id, {"samples_dir": str(run_folder / "samples")})
-        with atomic_write(run_folder / "per_image.csv", "w") as handle:
-            scores.per_image.to_csv(handle, index=False)
-        sample_grid(samples, run_folder / "sample_grid.png")
-        for artifact in ("per_image.csv", "sample_grid.png"):
-            tracker.log_file(run_id, run_folder / artifact)
-        tracker.log_json(run_id, profile, "profile.json")
-        tracker.log_json(run_id, {**getattr(scores, "meta", {})}, "scoring.json")
+            tracker.log_params(run_id, {"cell": cell.params(), "config": context.config})
+            method = build(cell, spec.has_mask).to(device)
+            clock = NetworkClock(method.networks())
+        if context.checkpoint is not None:
+            with phase("load"):
+                state = torch.load(context.checkpoint, map_location=device, weights_only=False)
+                method.load_state_dict(state.get("ema", state.get("model", state)))
+                tracker.set_tags(run_id, {"weights": str(context.checkpoint)})
+        else:
+            with phase("train"):
+                ema = train_cell(method, cell, spec, root, device, clock, context, tracker, run_id)
+            # sample with the EMA weights, as the papers do
+            method.load_state_dict(ema.model.state_dict())
+        with phase("sample"):
+            test_split = open_split(
+                cell.dataset, root, spec.test_split, image_size=cell.image_size, train=False
+            )
+            samples = sample_split(method, test_split, cell, device)
+        with phase("score"):
+            scores = score(cell, samples, context.weights_dir, method.kind, device)
+            prefix = cell.protocol if method.kind != "generation" else "generation"
+            record.metrics = {f"{prefix}/{k}": v for k, v in scores.summary.items()}
+            record.unavailable = {f"{prefix}/{k}": v for k, v in scores.unavailable.items()}
+        with phase("profile"):
+            profile = profile_method(method, cell.image_size, cell.steps, device)
+        with phase("log"):
+            tracker.log_metrics(run_id, {**record.metrics, **flat_metrics(profile)})
+            tracker.set_tags(run_id, {f"unavailable.{k}": v for k, v in record.unavailable.items()})
+            log_outputs(tracker, run_id, context.results_dir / "runs" / run_id, samples, scores)
+            tracker.log_json(run_id, profile, "profile.json")
         record.status = FINISHED
     except KeyboardInterrupt:
         record.status, record.error = KILLED, "interrupted (Ctrl-C); resume with --resume"
@@ -248,6 +244,46 @@ def run_cell(cell: Cell, context: RunContext) -> CellRecord:
             clock.close()
             record.network_seconds = clock.seconds
         record.seconds = time.perf_counter() - started
-    tracker.log_metrics(run_id, {"harness/cell_seconds": record.seconds})
+    timing = {
+        "harness/cell_seconds": record.seconds,
+        "harness/network_seconds": record.network_seconds,
+    }
+    tracker.log_metrics(run_id, {**timing, **phase.metrics()})
     tracker.end(run_id, record.status)
     return record
+
+
+def train_cell(method, cell, spec, root, device, clock, context, tracker, run_id):
+    """Train with a progress bar; log the loss curves; return the EMA."""
+    from bench.data import open_split
+
+    train_split = open_split(
+        cell.dataset, root, spec.train_split, image_size=cell.image_size, train=True
+    )
+    checkpoint = checkpoint_path(context.results_dir, cell)
+    with console.progress_bar(f"training {cell.method}", cell.iterations) as advance:
+        result, ema = train(
+            method, train_split, cell, device, checkpoint, context.resume, clock,
+            on_step=lambda iteration, parts: advance(),
+        )  # fmt: skip
+    for name in result.losses[0][1] if result.losses else ():
+        tracker.log_history(run_id, f"train/{name}", [(i, p[name]) for i, p in result.losses])
+    tracker.log_metrics(run_id, {"train/seconds": result.seconds})
+    if result.resumed_from:
+        tracker.set_tags(run_id, {"resumed_from_iteration": result.resumed_from})
+    if context.log_checkpoint:
+        tracker.log_file(run_id, checkpoint, "checkpoint")
+    return ema
+
+
+def log_outputs(tracker: Tracker, run_id: str, folder: Path, samples: dict, scores: Any) -> None:
+    """Sample PNGs on disk (re-scorable with `bench score`); CSV, grid and scoring record logged."""
+    for image, name in zip(samples["pred"], samples["name"], strict=True):
+        write_image(folder / "samples" / f"{name}.png", image.permute(1, 2, 0).numpy())
+    tracker.set_tags(run_id, {"samples_dir": str(folder / "samples")})
+    with atomic_write(folder / "per_image.csv", "w") as handle:
+        scores.per_image.to_csv(handle, index=False)
+    sample_grid(samples, folder / "sample_grid.png")
+    for artifact in ("per_image.csv", "sample_grid.png"):
+        tracker.log_file(run_id, folder / artifact)
+    tracker.log_json(run_id, scores.meta, "scoring.json")

@@ -76,7 +76,7 @@ def score_identity(cell: Cell, context: RunContext, tracker: Tracker) -> CellRec
 def run_grid(config: Config, cells: list[Cell], context: RunContext) -> GridResult:
     """Run every cell in order; failed cells are recorded and the rest still run."""
     started = time.perf_counter()
-    tracker = Tracker(context.tracking_uri, context.experiment)  # fails here if unreachable
+    tracker = Tracker.open(context.tracking_uri, context.experiment)  # fails if unreachable
     env = environment()
     tags = {
         "git_commit": env["git"]["commit"] or "unknown",

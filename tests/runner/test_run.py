@@ -36,6 +36,7 @@ image_size = 32
 batch_size = 2
 iterations = 6
 unet_dim = 8
+unet_mults = [1, 2]
 checkpoint_every = 3
 eval_images = 3
 eval_batch_size = 2
@@ -69,7 +70,7 @@ def test_default_run_prints_the_table_with_identity(default_run):
     assert "identity (input)" in text
     for method in ("rddm", "resfusion", "sr3"):
         assert method in text
-    assert "istd/psnr_all" in text
+    assert "scored by protocol istd" in text and "psnr_all" in text
     assert "bench report" in text and "bench ui" in text
     assert "harness overhead" in text
 

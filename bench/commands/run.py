@@ -248,6 +248,19 @@ def _run_grid(
         f"(time outside network forward/backward)\n"
         f"next: [bold]bench report[/bold] for the paper tables, [bold]bench ui[/bold] to compare runs"
     )
+    if result.identity is not None:
+        for record in result.records:
+            key = next((k for k in shown if k in record.metrics and "psnr" in k), None)
+            if (
+                key
+                and key in result.identity.metrics
+                and record.metrics[key] <= result.identity.metrics[key]
+            ):
+                console.warn(
+                    f"{record.cell.method} does not beat the identity baseline ({key} "
+                    f"{record.metrics[key]:.2f} vs {result.identity.metrics[key]:.2f} for the input): "
+                    "train longer (--iters) before reading anything into its numbers"
+                )
     unavailable = {k: v for r in rows for k, v in r.unavailable.items()}
     for name, reason in sorted(unavailable.items()):
         console.warn(f"{name} unavailable: {reason}")

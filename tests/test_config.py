@@ -30,7 +30,7 @@ def test_defaults_load_with_both_profiles(tmp_path, monkeypatch):
     assert config.profiles["paper"].image_size == 256
     assert config.profiles["paper"].batch_size == 1
     assert config.profiles["paper"].iterations == "paper"
-    assert config.profiles["smoke"].unet_mults == (1, 2, 4, 8)
+    assert config.profiles["paper"].unet_mults == (1, 2, 4, 8)  # the papers' UNet
 
 
 def test_partial_file_merges_over_defaults_and_paths_resolve_beside_it(tmp_path):
@@ -39,7 +39,8 @@ def test_partial_file_merges_over_defaults_and_paths_resolve_beside_it(tmp_path)
     assert config.paths.data_root == tmp_path / "mydata"
     assert config.paths.results_dir == tmp_path / "results"
     assert config.profiles["smoke"].iterations == 7
-    assert config.profiles["smoke"].image_size == 64  # kept from the defaults
+    defaults = load_config(PACKAGED_DEFAULTS).profiles["smoke"]
+    assert config.profiles["smoke"].image_size == defaults.image_size  # kept from the defaults
 
 
 def test_cli_overrides_win_and_none_means_unset(tmp_path):

@@ -133,3 +133,29 @@ def test_run_table_refuses_what_the_table_fixes(recorded):
     unknown = CliRunner().invoke(app, ["run", "--table", "nope"])
     assert unknown.exit_code == 2 and "valid tables:" in unknown.output
     assert recorded == []
+
+
+def test_every_planned_run_builds_its_methods_with_the_planned_options():
+    """The options a table's plan passes (``--option``) are ones the methods accept."""
+    from baselines import build_method, paper_settings
+    from bench.data import get_dataset
+    from bench.report.reproduce import REPORTED, table_plan
+
+    built = 0
+    for table_id in REPORTED:
+        for planned in table_plan(table_id):
+            spec = get_dataset(planned.dataset)
+            for method in planned.methods:
+                options = {
+                    **paper_settings(method, spec.task).get("options", {}),
+                    **planned.options,
+                }
+                build_method(
+                    method,
+                    unet_dim=8,
+                    unet_mults=(1, 2),
+                    mask_channels=int(spec.has_mask),
+                    **options,
+                )
+                built += 1
+    assert built >= 20

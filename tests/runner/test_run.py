@@ -136,9 +136,16 @@ def cell_and_context(tmp_path: Path, method: str = "rddm-sm-res"):
     return cell, context
 
 
-def test_same_seed_gives_identical_metrics(tmp_path):
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory):
+    """One uninterrupted single-cell run, shared by the determinism and resume tests."""
+    tmp_path = tmp_path_factory.mktemp("cell")
     cell, context = cell_and_context(tmp_path)
-    first = run_cell(cell, context)
+    return tmp_path, cell, context, run_cell(cell, context)
+
+
+def test_same_seed_gives_identical_metrics(reference):
+    _, cell, context, first = reference
     second = run_cell(cell, context)
     assert first.status == second.status == FINISHED
     assert first.metrics == second.metrics
@@ -146,10 +153,8 @@ def test_same_seed_gives_identical_metrics(tmp_path):
     assert other.metrics != first.metrics
 
 
-def test_interrupted_run_is_killed_and_resumes_to_the_same_metrics(tmp_path, monkeypatch):
-    cell, context = cell_and_context(tmp_path)
-    uninterrupted = run_cell(cell, context)
-
+def test_interrupted_run_is_killed_and_resumes_to_the_same_metrics(reference, monkeypatch):
+    tmp_path, cell, context, uninterrupted = reference
     calls = {"n": 0}
     original = train_module.NetworkClock.backward
 
@@ -161,7 +166,7 @@ def test_interrupted_run_is_killed_and_resumes_to_the_same_metrics(tmp_path, mon
 
     monkeypatch.setattr(train_module.NetworkClock, "backward", interrupt_at_fifth)
     with pytest.raises(KeyboardInterrupt):
-        run_cell(cell, context)
+        run_cell(cell, context)  # a fresh start: overwrites the reference's checkpoint
     monkeypatch.setattr(train_module.NetworkClock, "backward", original)
     client, found = runs(tmp_path)
     assert found[0].info.status == KILLED  # newest first
@@ -255,10 +260,10 @@ def test_ui_serves_the_store_and_stops_cleanly(default_run):
         urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2)
 
 
-def test_cuda_device_without_cuda_is_a_clear_error(tmp_path):
+def test_cuda_device_without_cuda_is_a_clear_error(reference):
     if torch.cuda.is_available():
         pytest.skip("this machine has CUDA")
-    cell, context = cell_and_context(tmp_path)
+    _, cell, context, _ = reference
     record = run_cell(cell, dataclasses.replace(context, device="cuda"))
     assert record.status == FAILED
     assert "no CUDA device" in record.error

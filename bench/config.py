@@ -156,8 +156,10 @@ def load_config(path: Path | None = None, overrides: dict[str, Any] | None = Non
     if overrides:
         tree = merge(tree, _drop_none(overrides))
     config = _build(Config, tree, source, "")
+    # relative paths: beside the user's file; with the packaged defaults, in the working folder
+    base = Path.cwd() if source == PACKAGED_DEFAULTS else source.parent
     paths = {
-        name: value if value.is_absolute() else source.parent / value
+        name: value if value.is_absolute() else base / value
         for name, value in dataclasses.asdict(config.paths).items()
     }
     config = dataclasses.replace(config, paths=PathsConfig(**paths), source=source)

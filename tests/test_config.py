@@ -108,3 +108,10 @@ def test_missing_config_file_exits_2(tmp_path):
     result = CliRunner().invoke(app, ["env", "--config", str(tmp_path / "nope.toml")])
     assert result.exit_code == EXIT_USAGE
     assert "nope.toml does not exist" in " ".join(result.output.split())
+
+
+def test_packaged_defaults_resolve_paths_in_the_working_folder(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    config = load_config()
+    assert config.paths.data_root == tmp_path / "data"
+    assert config.paths.weights_dir == tmp_path / "weights"

@@ -14,18 +14,10 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
+from baselines import TASKS  # the tasks the methods' paper settings know
 from bench.errors import UsageError, choices
 
 Kind = Literal["triplet", "paired", "unpaired"]
-TASKS = (
-    "shadow-removal",
-    "low-light",
-    "deraining",
-    "deblurring",
-    "generation",
-    "inpainting",
-    "translation",
-)
 PROTOCOLS = ("istd", "lol", "sid", "raindrop", "gopro", "celeba", "cifar10")
 KINDS = ("triplet", "paired", "unpaired")
 #: the roles a split can have, in the order they are read; "target" is always present

@@ -73,6 +73,14 @@ class Tracker:
             ) from None
         self.experiment = experiment
 
+    @classmethod
+    def open(cls, uri: str, experiment: str) -> Tracker:
+        """One tracker per store and experiment per process (opening a store costs seconds)."""
+        key = (uri, experiment)
+        if key not in _OPEN:
+            _OPEN[key] = cls(uri, experiment)
+        return _OPEN[key]
+
     def start(
         self, name: str, tags: Mapping[str, Any] | None = None, parent: str | None = None
     ) -> str:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import dataclasses
 import socket
-from pathlib import Path
 
 import pytest
 import torch
@@ -13,6 +12,7 @@ import torch.multiprocessing as mp
 from ddp_worker import Pairs, method, rank_main
 from mlflow.tracking import MlflowClient
 from test_run import short_config
+from test_train import CELL
 from typer.testing import CliRunner
 
 from bench.cli import app
@@ -20,7 +20,6 @@ from bench.errors import BenchError
 from bench.runner.distributed import World, shard
 from bench.runner.seeding import derived_seed
 from bench.runner.train import ADAM_BETAS, GRAD_CLIP, BatchOrder, resumed_streams
-from test_train import CELL
 
 # global batch 4 (2 per rank), two micro-batches per optimizer step: exercises no_sync
 DDP_CELL = dataclasses.replace(

@@ -123,9 +123,13 @@ class _SlurmTask:
     """What each Slurm task runs: the cell, as one rank of a process group if it has several."""
 
     function: CellFunction
+    threads: int  # the job's CPUs per task: torch would otherwise use every core it sees
 
     def __call__(self, cell: Cell, context: RunContext) -> CellRecord:
         import submitit
+        import torch
+
+        torch.set_num_threads(self.threads)
 
         from bench.runner.distributed import join, leave
 
@@ -178,7 +182,9 @@ class Submitit:
             if self.settings.max_parallel:
                 parameters["slurm_array_parallelism"] = self.settings.max_parallel
         executor.update_parameters(**parameters)
-        jobs = executor.map_array(_SlurmTask(self.function), cells, [context] * len(cells))
+        jobs = executor.map_array(
+            _SlurmTask(self.function, self.settings.cpus_per_gpu), cells, [context] * len(cells)
+        )
         console.info(
             f"submitted {len(jobs)} cell(s) to {self.settings.cluster}: jobs "
             f"{', '.join(job.job_id for job in jobs)}; logs in {self.folder}"

@@ -193,7 +193,7 @@ class Submitit:
         try:
             for cell, job in zip(cells, jobs, strict=True):
                 try:
-                    records.append(job.result())
+                    records.append(job.results()[0])  # rank 0's, with several tasks
                 except Exception as error:  # submitit raises its own types for failed jobs
                     reason = (str(error).strip().splitlines() or [type(error).__name__])[-1]
                     records.append(lost(cell, f"job {job.job_id} failed: {reason}"))

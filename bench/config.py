@@ -49,6 +49,22 @@ class RunConfig:
 
 
 @dataclass(frozen=True)
+class SlurmConfig:
+    """How `bench run --executor slurm` submits cells (one job-array task per cell)."""
+
+    cluster: Literal["slurm", "local"] = "slurm"  # local: the same path, no cluster
+    partition: str = ""  # empty: the cluster's default partition
+    time_minutes: int = 720
+    gpus_per_cell: int = 1  # above 1: one DDP process per GPU inside the cell's job
+    cpus_per_gpu: int = 8
+    mem_gb: int = 32
+    max_parallel: int = 0  # most cells running at once; 0: no limit
+    #: further sbatch options, e.g. {account = "proj", qos = "high", constraint = "a100"}
+    sbatch: dict[str, str] = field(default_factory=dict)
+    folder: str = ""  # job scripts and logs, on a shared filesystem; empty: <results_dir>/slurm
+
+
+@dataclass(frozen=True)
 class ProfileConfig:
     """A training and sampling budget. "paper" takes the paper's value for the task."""
 
@@ -73,6 +89,7 @@ class Config:
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
     paths: PathsConfig = field(default_factory=PathsConfig)
     run: RunConfig = field(default_factory=RunConfig)
+    slurm: SlurmConfig = field(default_factory=SlurmConfig)
     profiles: dict[str, ProfileConfig] = field(default_factory=dict)
     #: the file the values came from (the packaged defaults when no file was found)
     source: Path = PACKAGED_DEFAULTS

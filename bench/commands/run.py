@@ -23,6 +23,12 @@ EXAMPLE = """Examples:
   bench run synth-shadow --iters 50 --steps 2 --experiment quick
 
   bench run --table rddm-table-10 --seeds 0,1,2   # every cell of RDDM Table 10
+
+  bench run istd --profile paper --nproc 8        # each cell on 8 GPUs (DDP)
+
+  bench run istd --seeds 0,1,2 --jobs 3           # three cells at once on this machine
+
+  bench run --table rddm-table-10 --executor slurm   # one Slurm job per cell (bench.toml: slurm)
 """
 
 #: metrics shown in the printed table, in this order (everything is logged to MLflow)
@@ -104,6 +110,23 @@ def run(
             "--profile, --iters, --seeds and --device still apply."
         ),
     ] = None,
+    executor: Annotated[
+        str,
+        typer.Option(
+            help="Where cells run: local (this machine) or slurm (one job-array task per cell "
+            "through submitit; the slurm table of bench.toml)."
+        ),
+    ] = "local",
+    jobs: Annotated[
+        int, typer.Option(help="Cells at once with --executor local; 1: one after the other.")
+    ] = 1,
+    nproc: Annotated[
+        int,
+        typer.Option(
+            help="Training processes per cell (DistributedDataParallel; one per GPU). "
+            "Under torchrun leave it at 1: torchrun's --nproc_per_node decides."
+        ),
+    ] = 1,
     config_path: ConfigOption = None,
     quiet: QuietOption = False,
     as_json: JsonOption = False,
@@ -111,6 +134,7 @@ def run(
     """Train or load each method, sample, score with the paper's protocol, profile and track."""
     if iters is not None and iters < 1 or steps is not None and steps < 1:
         raise UsageError("--iters and --steps must be at least 1")
+    _check_engines(executor, jobs, nproc)
     overrides = {
         "run": {
             "dataset": dataset,
@@ -122,6 +146,7 @@ def run(
         "tracking": {"uri": tracking_uri, "experiment": experiment},
     }
     invocation = {"resume": resume, "checkpoint": checkpoint, "log_checkpoint": log_checkpoint}
+    invocation |= {"executor": executor, "jobs": jobs, "nproc": nproc}
     if table is None:
         config = setup(config_path, quiet, as_json, overrides)
         failed = _run_grid(config, iters, steps, parse_options(option or []), **invocation)
@@ -169,6 +194,20 @@ def _run_table(
     return failed
 
 
+def _check_engines(executor: str, jobs: int, nproc: int) -> None:
+    if executor not in ("local", "slurm"):
+        raise UsageError(f"--executor '{executor}' is not known; valid choices: local, slurm")
+    if jobs < 1 or nproc < 1:
+        raise UsageError("--jobs and --nproc must be at least 1")
+    if nproc > 1 and (jobs > 1 or executor == "slurm"):
+        raise UsageError(
+            "--nproc trains one cell at a time on this machine; drop --jobs, or for Slurm set "
+            "gpus_per_cell in the slurm table of bench.toml instead of --nproc"
+        )
+    if jobs > 1 and executor == "slurm":
+        raise UsageError("--jobs is for --executor local; Slurm runs every cell as its own job")
+
+
 def _run_grid(
     config: Any,
     iters: int | None,
@@ -177,10 +216,15 @@ def _run_grid(
     resume: bool,
     checkpoint: Path | None,
     log_checkpoint: bool,
+    executor: str,
+    jobs: int,
+    nproc: int,
 ) -> bool:
     """One grid (dataset x methods x seeds) under one parent run; True if a cell failed."""
+    from bench.runner import distributed
     from bench.runner.cell import RunContext
     from bench.runner.cells import expand
+    from bench.runner.executors import make_executor
     from bench.runner.grid import run_grid
 
     cells = expand(config, iterations=iters, steps=steps, options=options)
@@ -202,7 +246,19 @@ def _run_grid(
         f"seeds {','.join(map(str, config.run.seeds))}, profile {config.run.profile}; "
         f"tracking {context.tracking_uri}"
     )
-    result = run_grid(config, cells, context)
+    output = (console.state.quiet, console.state.json)
+    if nproc > 1:
+        result = distributed.launch(nproc, distributed.grid_worker, config, cells, context, output)
+    else:
+        world = distributed.join(config.run.device)  # under torchrun: this process's rank
+        console.state.quiet |= not world.is_main
+        paths = config.paths
+        engine = make_executor(
+            executor, jobs, config.slurm, paths.results_dir, config.source.parent
+        )
+        result = run_grid(config, cells, context, engine)
+        if not world.is_main:  # rank 0 reports
+            return False
     rows = ([result.identity] if result.identity else []) + result.records
     measured = {key.split("/", 1)[1]: key for r in rows for key in r.metrics}
     shown = [measured[name] for name in SHOWN if name in measured]

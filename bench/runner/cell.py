@@ -4,6 +4,8 @@
 :class:`CellRecord`, so any executor (in process, subprocesses, Slurm) can call it.
 A failure inside the cell is recorded (run status FAILED, with the error) and returned,
 never raised; Ctrl-C marks the run KILLED, keeps the checkpoint and propagates.
+In a process group (bench.runner.distributed) every rank trains; rank 0 alone tracks,
+samples and scores, and a failure is raised on every rank after it is recorded.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from bench import console
 from bench.errors import BenchError
 from bench.files import atomic_write, write_image
 from bench.runner.cells import Cell
+from bench.runner.distributed import World, open_tracker
 from bench.runner.seeding import derived_seed, seed_everything
 from bench.runner.train import NetworkClock, train
 from bench.tracking import FAILED, FINISHED, KILLED, Tracker
@@ -175,17 +178,27 @@ class Phases:
         return {f"harness/{name}_seconds": value for name, value in self.seconds.items()}
 
 
+def run_name(cell: Cell) -> str:
+    return f"{cell.method} seed{cell.seed}"
+
+
+def cell_tags(cell: Cell, context: RunContext) -> dict[str, Any]:
+    """The tags a cell's MLflow run carries (what `bench report` selects runs by)."""
+    tags = {**context.tags, "cell": cell.key, "method": cell.method, "dataset": cell.dataset}
+    tags |= {"seed": cell.seed, "profile": cell.profile, "protocol": cell.protocol}
+    return tags | {"device": context.device, "run_kind": "cell"}
+
+
 def run_cell(cell: Cell, context: RunContext) -> CellRecord:
     """Train or load, sample, score, profile and log one cell; never raises on failure."""
     from bench.data import ensure_dataset, fingerprint, get_dataset, open_split
     from bench.profiling import flat_metrics, profile_method
 
     started = time.perf_counter()
-    tracker = Tracker.open(context.tracking_uri, context.experiment)
-    tags = {**context.tags, "cell": cell.key, "method": cell.method, "dataset": cell.dataset}
-    tags |= {"seed": cell.seed, "profile": cell.profile, "protocol": cell.protocol}
-    tags |= {"device": context.device, "run_kind": "cell"}
-    run_id = tracker.start(f"{cell.method} seed{cell.seed}", tags, parent=context.parent_run_id)
+    world = World.current()
+    tracker = open_tracker(context.tracking_uri, context.experiment, world)
+    tags = cell_tags(cell, context) | {"world_size": world.size}
+    run_id = tracker.start(run_name(cell), tags, parent=context.parent_run_id)
     record = CellRecord(cell, FAILED, run_id)
     phase = Phases()
     clock = None
@@ -211,6 +224,9 @@ def run_cell(cell: Cell, context: RunContext) -> CellRecord:
                 ema = train_cell(method, cell, spec, root, device, clock, context, tracker, run_id)
             # sample with the EMA weights, as the papers do
             method.load_state_dict(ema.model.state_dict())
+        if not world.is_main:  # rank 0 samples, scores and logs alone
+            record.status = FINISHED
+            return record
         with phase("sample"):
             test_split = open_split(
                 cell.dataset, root, spec.test_split, image_size=cell.image_size, train=False
@@ -239,6 +255,9 @@ def run_cell(cell: Cell, context: RunContext) -> CellRecord:
         tracker.set_tags(
             run_id, {"error": record.error[:5000], "traceback": traceback.format_exc()[-5000:]}
         )
+        if world.distributed:  # the other ranks cannot skip this cell in step: stop them all
+            tracker.end(run_id, FAILED)
+            raise
     finally:
         if clock is not None:
             clock.close()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -11,8 +12,11 @@ import torch
 from bench import console
 from bench.config import Config
 from bench.envinfo import environment
-from bench.runner.cell import CellRecord, RunContext, run_cell, sample_split, score
+from bench.errors import BenchError
+from bench.runner.cell import CellRecord, RunContext, sample_split, score
 from bench.runner.cells import Cell
+from bench.runner.distributed import World, barrier, open_tracker
+from bench.runner.executors import Executor, InProcess, settle_lost
 from bench.tracking import FAILED, FINISHED, KILLED, Tracker
 
 IDENTITY = "identity"
@@ -73,10 +77,14 @@ def score_identity(cell: Cell, context: RunContext, tracker: Tracker) -> CellRec
     return record
 
 
-def run_grid(config: Config, cells: list[Cell], context: RunContext) -> GridResult:
-    """Run every cell in order; failed cells are recorded and the rest still run."""
+def run_grid(
+    config: Config, cells: list[Cell], context: RunContext, executor: Executor | None = None
+) -> GridResult:
+    """Run every cell (in order, or fanned out by ``executor``); failed cells are recorded
+    and the rest still run. Under torchrun every rank calls this; rank 0 alone tracks."""
     started = time.perf_counter()
-    tracker = Tracker.open(context.tracking_uri, context.experiment)  # fails if unreachable
+    world = World.current()
+    tracker = open_tracker(context.tracking_uri, context.experiment, world)  # fails if unreachable
     env = environment()
     tags = {
         "git_commit": env["git"]["commit"] or "unknown",
@@ -86,26 +94,31 @@ def run_grid(config: Config, cells: list[Cell], context: RunContext) -> GridResu
         "profile": config.run.profile,
         "dataset": config.run.dataset,
         "run_kind": "grid",
+        "world_size": world.size,
         **{f"version.{name}": version for name, version in env["packages"].items()},
     }
     parent = tracker.start(f"{config.run.dataset} {config.run.profile}", tags)
     tracker.log_params(parent, context.config)
     tracker.log_json(parent, context.config, "config.json")
     tracker.log_json(parent, env, "environment.json")
-    child_tags = {k: v for k, v in tags.items() if k != "run_kind"}
+    child_tags = {k: v for k, v in tags.items() if k not in ("run_kind", "world_size")}
     context = RunContext(**{**vars(context), "parent_run_id": parent, "tags": child_tags})
 
     records: list[CellRecord] = []
     identity = None
     try:
-        if cells and _is_restoration(cells[0]):
+        prepare_data(cells, context, world)
+        if world.is_main and cells and _is_restoration(cells[0]):
             console.info(f"scoring the identity baseline on {cells[0].dataset}")
             identity = score_identity(cells[0], context, tracker)
-        for index, cell in enumerate(cells, 1):
-            console.info(f"[{index}/{len(cells)}] {cell.key}")
-            records.append(run_cell(cell, context))
+        records = (executor or InProcess()).run(cells, context)
+        if world.is_main:
+            settle_lost(records, tracker, context)
     except KeyboardInterrupt:
         tracker.end(parent, KILLED)
+        raise
+    except Exception:  # a distributed cell failed on some rank: every rank stops
+        tracker.end(parent, FAILED)
         raise
     seconds = time.perf_counter() - started
     result = GridResult(parent, records, identity, seconds)
@@ -121,6 +134,19 @@ def run_grid(config: Config, cells: list[Cell], context: RunContext) -> GridResu
     )
     tracker.end(parent, FAILED if result.failed else FINISHED)
     return result
+
+
+def prepare_data(cells: list[Cell], context: RunContext, world: World) -> None:
+    """Generate missing synthetic suites once, before cells start side by side (parallel
+    workers or ranks would race to write the same files). A missing real dataset is left
+    for each cell to report."""
+    from bench.data import ensure_dataset
+
+    if world.is_main:
+        for name in sorted({cell.dataset for cell in cells}):
+            with contextlib.suppress(BenchError):
+                ensure_dataset(name, context.data_root)
+    barrier(world)
 
 
 def hardware(env: dict[str, Any], device: str) -> str:

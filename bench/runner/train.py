@@ -4,7 +4,8 @@ Adam with betas (0.9, 0.99), gradient-norm clip 1.0, gradient accumulation, EMA.
 The batch order is a pure function of (seed, iteration), and every random stream
 (Python, numpy, torch, the method's generator) is saved in each checkpoint, so a run
 interrupted and resumed from its last checkpoint ends with exactly the weights of an
-uninterrupted one.
+uninterrupted one. Under DistributedDataParallel each rank trains on its shard of every
+global batch (bench.runner.distributed); rank 0 alone writes checkpoints.
 """
 
 from __future__ import annotations
@@ -22,8 +23,16 @@ from torch import nn
 from bench.errors import BenchError
 from bench.files import atomic_write
 from bench.runner.cells import Cell
+from bench.runner.distributed import (
+    LossFunction,
+    World,
+    gather,
+    mean_over_ranks,
+    rank_seed,
+    shard,
+)
 from bench.runner.ema import EMA
-from bench.runner.seeding import derived_seed, rng_state, set_rng_state
+from bench.runner.seeding import derived_seed, rng_state, seed_everything, set_rng_state
 
 GRAD_CLIP = 1.0
 ADAM_BETAS = (0.9, 0.99)
@@ -114,16 +123,29 @@ def collate(items: list[dict[str, Any]], device: torch.device) -> dict[str, Any]
 
 
 def checkpoint_state(
-    method: nn.Module, ema: EMA, optimizer, streams: dict[str, Any], result: TrainResult
+    method: nn.Module, ema: EMA, optimizer, streams: list[dict[str, Any]], result: TrainResult
 ) -> dict:
+    """``streams``: every rank's random streams, in rank order (one entry alone)."""
     return {
         "iteration": result.iterations,
         "model": method.state_dict(),
         "ema": ema.state_dict(),
         "optimizer": optimizer.state_dict(),
-        "streams": streams,
+        "streams": streams[0],
+        "rank_streams": streams,
         "losses": result.losses,
     }
+
+
+def resumed_streams(state: dict, world: World) -> dict[str, Any]:
+    """This rank's streams from a checkpoint; the number of processes must not change."""
+    saved = state.get("rank_streams", [state["streams"]])
+    if len(saved) != world.size:
+        raise BenchError(
+            f"the checkpoint was written by {len(saved)} training process(es), this run has "
+            f"{world.size}; resume with --nproc {len(saved)}"
+        )
+    return saved[world.rank]
 
 
 def random_streams(generator: torch.Generator) -> dict[str, Any]:
@@ -145,74 +167,97 @@ def train(
     resume: bool = False,
     clock: NetworkClock | None = None,
     on_step: Callable[[int, dict[str, float]], None] | None = None,
+    world: World | None = None,
 ) -> tuple[TrainResult, EMA]:
-    """Train ``method`` for ``cell.iterations``; return the loss history and the EMA."""
+    """Train ``method`` for ``cell.iterations``; return the loss history and the EMA.
+
+    In a process group (``world``, by default the initialised one) every rank calls this
+    with the same arguments; the logged losses are those of the global batch.
+    """
+    world = world or World.current()
     method.to(device).train()
+    if world.distributed:
+        seed_everything(rank_seed(cell.seed, "global", world))  # augmentations differ by rank
+    loss_function = LossFunction(method, world, device)  # DDP: rank 0's weights on every rank
     # foreach: one fused update over all parameters (the per-tensor loop is harness overhead)
     optimizer = torch.optim.Adam(method.parameters(), lr=cell.lr, betas=ADAM_BETAS, foreach=True)
     ema = EMA(method, cell.ema_decay, cell.ema_every, cell.ema_start)
-    generator = torch.Generator(device=device).manual_seed(derived_seed(cell.seed, "diffusion"))
+    generator = torch.Generator(device=device).manual_seed(rank_seed(cell.seed, "diffusion", world))
     order = BatchOrder(len(dataset), cell.batch_size, cell.seed)
     result = TrainResult(iterations=0)
+    if world.distributed:
+        shard([0] * cell.batch_size, world)  # refuse a batch that does not split, up front
 
     if resume and checkpoint is not None and checkpoint.is_file():
         state = torch.load(checkpoint, map_location=device, weights_only=False)
         method.load_state_dict(state["model"])
         ema.load_state_dict(state["ema"])
         optimizer.load_state_dict(state["optimizer"])
-        generator.set_state(state["streams"]["generator"])
-        set_rng_state(state["streams"]["rng"])
+        streams = resumed_streams(state, world)
+        generator.set_state(streams["generator"])
+        set_rng_state(streams["rng"])
         result.iterations = result.resumed_from = state["iteration"]
         result.losses = state["losses"]
 
     started = time.perf_counter()
+    saves = checkpoint is not None and world.is_main
     stepping = False  # True while weights are being updated: no consistent state to save
     streams = random_streams(generator)  # as of the end of the last whole iteration
     try:
         for iteration in range(result.iterations + 1, cell.iterations + 1):
             optimizer.zero_grad(set_to_none=True)
-            parts_sum: dict[str, float] = {}
+            parts_sum: dict[str, torch.Tensor] = {}
             for micro in range(cell.grad_accumulation):
                 number = (iteration - 1) * cell.grad_accumulation + micro
-                batch = collate([dataset[i] for i in order.indices(number)], device)
-                parts = method.loss(batch, generator=generator)
-                loss = parts["loss"] / cell.grad_accumulation
-                if not torch.isfinite(loss):
-                    raise NonFiniteLoss(
-                        f"{cell.key}: loss became {loss.item()} at iteration {iteration}; "
-                        "lower the learning rate or check the data"
-                    )
-                if clock is not None:
-                    clock.backward(loss)
-                else:
-                    loss.backward()
+                indices = shard(order.indices(number), world)
+                batch = collate([dataset[i] for i in indices], device)
+                with loss_function.accumulating(last=micro == cell.grad_accumulation - 1):
+                    parts = loss_function(batch, generator)
+                    loss = parts["loss"] / cell.grad_accumulation
+                    if clock is not None:
+                        clock.backward(loss)
+                    else:
+                        loss.backward()
                 for name, value in parts.items():
                     parts_sum[name] = (
-                        parts_sum.get(name, 0.0) + value.item() / cell.grad_accumulation
+                        parts_sum.get(name, 0.0) + value.detach() / cell.grad_accumulation
                     )
+            # the global batch's loss, the same on every rank, so all ranks stop together
+            parts_mean = mean_over_ranks(parts_sum, world)
+            if not math.isfinite(parts_mean["loss"]):
+                raise NonFiniteLoss(
+                    f"{cell.key}: loss became {parts_mean['loss']} at iteration {iteration}; "
+                    "lower the learning rate or check the data"
+                )
             stepping = True
             torch.nn.utils.clip_grad_norm_(method.parameters(), GRAD_CLIP)
             optimizer.step()
             method.training_step_hook(iteration)
             ema.step(method, iteration)
             result.iterations = iteration
-            result.losses.append((iteration, parts_sum))
+            result.losses.append((iteration, parts_mean))
             streams = random_streams(generator)
             stepping = False
             if on_step is not None:
-                on_step(iteration, parts_sum)
+                on_step(iteration, parts_mean)
             if checkpoint is not None and (
                 iteration % cell.checkpoint_every == 0 or iteration == cell.iterations
             ):
-                state = checkpoint_state(method, ema, optimizer, random_streams(generator), result)
-                save_checkpoint(checkpoint, state)
+                every_rank = gather(random_streams(generator), world)
+                if saves:
+                    state = checkpoint_state(method, ema, optimizer, every_rank, result)
+                    save_checkpoint(checkpoint, state)
     except KeyboardInterrupt:
         # Leave a resumable checkpoint at the last whole iteration, with the random streams
-        # as they were then. Interrupted mid-update, the periodic checkpoint stays instead.
-        if checkpoint is not None and not stepping and result.iterations > result.resumed_from:
-            save_checkpoint(checkpoint, checkpoint_state(method, ema, optimizer, streams, result))
+        # as they were then. Interrupted mid-update, the periodic checkpoint stays instead;
+        # so it does under DDP, where the other ranks' streams cannot be gathered any more.
+        if (
+            saves
+            and not world.distributed
+            and not stepping
+            and result.iterations > result.resumed_from
+        ):
+            save_checkpoint(checkpoint, checkpoint_state(method, ema, optimizer, [streams], result))
         raise
     result.seconds = time.perf_counter() - started
-    if result.losses and not math.isfinite(result.losses[-1][1]["loss"]):
-        raise NonFiniteLoss(f"{cell.key}: final loss is not finite")
     return result, ema

@@ -1,0 +1,238 @@
+"""Fan a grid's cells out: in this process, in local worker processes, or on Slurm.
+
+Every executor calls one pure function, ``run_cell(cell, context) -> CellRecord`` with
+picklable arguments, and returns the records in the cells' order. Each cell tracks its
+own run in the shared MLflow store; a worker that dies before returning (killed, out of
+memory, a crash in native code) gives a record with no run, which :func:`settle_lost`
+turns into a FAILED run with the reason, so the grid's other cells are unaffected.
+
+SQLite and several processes: MLflow opens SQLite with ``PRAGMA busy_timeout = 20000``,
+so a writer waits up to 20 s for another's lock instead of failing; the parent creates
+the store and the experiment before any worker starts, so no two processes race to
+create the tables. A cluster needs a tracking server or a database every node reaches.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from multiprocessing.connection import wait
+from pathlib import Path
+from typing import Any, Protocol
+
+from bench import console
+from bench.config import SlurmConfig
+from bench.runner.cell import CellRecord, RunContext, cell_tags, run_cell, run_name
+from bench.runner.cells import Cell
+from bench.tracking import FAILED, Tracker
+
+CellFunction = Callable[[Cell, RunContext], CellRecord]
+
+
+class Executor(Protocol):
+    def run(self, cells: list[Cell], context: RunContext) -> list[CellRecord]: ...
+
+
+def lost(cell: Cell, reason: str) -> CellRecord:
+    """The record of a cell whose worker never returned one."""
+    return CellRecord(cell, FAILED, None, error=reason)
+
+
+@dataclass
+class InProcess:
+    """One cell after the other in this process (``--jobs 1``; every rank under torchrun)."""
+
+    function: CellFunction = run_cell
+
+    def run(self, cells: list[Cell], context: RunContext) -> list[CellRecord]:
+        records = []
+        for index, cell in enumerate(cells, 1):
+            console.info(f"[{index}/{len(cells)}] {cell.key}")
+            records.append(self.function(cell, context))
+        return records
+
+
+def _work(function: CellFunction, cell: Cell, context: RunContext, threads: int, out: str):
+    """A local worker: one cell, its record pickled to ``out`` (no pipe to fill and block)."""
+    import torch
+
+    torch.set_num_threads(threads)
+    console.state.quiet = True  # several workers' progress bars would interleave
+    record = function(cell, context)
+    with open(out, "wb") as handle:
+        pickle.dump(record, handle)
+
+
+@dataclass
+class LocalProcesses:
+    """Up to ``jobs`` cells at once, each in a fresh process (spawned, one per cell).
+
+    One process per cell: a worker that dies takes only its own cell with it (a process
+    pool would be broken for every pending cell). The machine's cores are split evenly.
+    """
+
+    jobs: int
+    function: CellFunction = run_cell
+
+    def run(self, cells: list[Cell], context: RunContext) -> list[CellRecord]:
+        import multiprocessing
+
+        spawn = multiprocessing.get_context("spawn")
+        threads = max(1, (os.cpu_count() or 1) // self.jobs)
+        records: list[CellRecord | None] = [None] * len(cells)
+        pending = list(enumerate(cells))
+        running: dict[int, tuple[int, Any, Path]] = {}  # sentinel -> (index, process, out)
+        with tempfile.TemporaryDirectory(prefix="bench-cells-") as folder:
+            try:
+                while pending or running:
+                    while pending and len(running) < self.jobs:
+                        index, cell = pending.pop(0)
+                        out = Path(folder) / f"{index}.pickle"
+                        process = spawn.Process(
+                            target=_work, args=(self.function, cell, context, threads, str(out))
+                        )
+                        process.start()
+                        running[process.sentinel] = (index, process, out)
+                        console.info(f"[{index + 1}/{len(cells)}] {cell.key} started")
+                    for sentinel in wait(list(running)):
+                        index, process, out = running.pop(sentinel)
+                        process.join()
+                        records[index] = self._collect(cells[index], process.exitcode, out)
+                        console.info(
+                            f"[{index + 1}/{len(cells)}] {cells[index].key} {records[index].status}"
+                        )
+            finally:  # Ctrl-C or an error here: no orphaned workers
+                for _, process, _ in running.values():
+                    process.terminate()
+                    process.join()
+        return records  # type: ignore[return-value]
+
+    @staticmethod
+    def _collect(cell: Cell, exitcode: int | None, out: Path) -> CellRecord:
+        if exitcode == 0 and out.is_file():
+            with out.open("rb") as handle:
+                return pickle.load(handle)
+        return lost(cell, f"the worker process died (exit code {exitcode}) before finishing")
+
+
+@dataclass
+class _SlurmTask:
+    """What each Slurm task runs: the cell, as one rank of a process group if it has several."""
+
+    function: CellFunction
+    threads: int  # the job's CPUs per task: torch would otherwise use every core it sees
+
+    def __call__(self, cell: Cell, context: RunContext) -> CellRecord:
+        import submitit
+        import torch
+
+        torch.set_num_threads(self.threads)
+
+        from bench.runner.distributed import join, leave
+
+        if submitit.JobEnvironment().num_tasks > 1:
+            submitit.helpers.TorchDistributedEnvironment().export()
+            join(context.device)
+        try:
+            return self.function(cell, context)
+        finally:
+            leave()
+
+
+@dataclass
+class Submitit:
+    """Each cell as one task of a Slurm job array, through submitit.
+
+    ``settings.cluster = "local"`` runs the same submission path as local processes
+    (submitit's LocalExecutor): a dry run of a cluster job without a cluster.
+    """
+
+    settings: SlurmConfig
+    folder: Path
+    function: CellFunction = run_cell
+
+    def run(self, cells: list[Cell], context: RunContext) -> list[CellRecord]:
+        import submitit
+
+        if self.settings.cluster == "slurm" and context.tracking_uri.startswith("sqlite:"):
+            console.warn(
+                f"Slurm jobs will write to the SQLite store {context.tracking_uri}; SQLite "
+                "locks are unreliable on network filesystems: set tracking.uri to a tracking "
+                "server (README, 'Running on a Slurm cluster')"
+            )
+        executor = submitit.AutoExecutor(folder=self.folder / "%j", cluster=self.settings.cluster)
+        gpus = self.settings.gpus_per_cell
+        parameters: dict[str, Any] = {
+            "name": f"bench-{context.experiment}",
+            "timeout_min": self.settings.time_minutes,
+            "nodes": 1,
+            "tasks_per_node": max(1, gpus),
+            "cpus_per_task": self.settings.cpus_per_gpu,
+            "mem_gb": self.settings.mem_gb,
+        }
+        if gpus:
+            parameters["gpus_per_node"] = gpus
+        if self.settings.cluster == "slurm":
+            parameters["slurm_additional_parameters"] = dict(self.settings.sbatch)
+            if self.settings.partition:
+                parameters["slurm_partition"] = self.settings.partition
+            if self.settings.max_parallel:
+                parameters["slurm_array_parallelism"] = self.settings.max_parallel
+        executor.update_parameters(**parameters)
+        jobs = executor.map_array(
+            _SlurmTask(self.function, self.settings.cpus_per_gpu), cells, [context] * len(cells)
+        )
+        console.info(
+            f"submitted {len(jobs)} cell(s) to {self.settings.cluster}: jobs "
+            f"{', '.join(job.job_id for job in jobs)}; logs in {self.folder}"
+        )
+        records = []
+        try:
+            for cell, job in zip(cells, jobs, strict=True):
+                try:
+                    records.append(job.results()[0])  # rank 0's, with several tasks
+                except Exception as error:  # submitit raises its own types for failed jobs
+                    reason = (str(error).strip().splitlines() or [type(error).__name__])[-1]
+                    records.append(lost(cell, f"job {job.job_id} failed: {reason}"))
+                console.info(f"{cell.key}: {records[-1].status} (job {job.job_id})")
+        except KeyboardInterrupt:
+            for job in jobs:
+                job.cancel(check=False)
+            raise
+        return records
+
+
+def settle_lost(records: list[CellRecord], tracker: Tracker, context: RunContext) -> None:
+    """Mark each lost cell's run FAILED with the reason (creating the run if none began)."""
+    for record in records:
+        if record.run_id is not None or record.status != FAILED:
+            continue
+        found = tracker.client.search_runs(
+            [tracker.experiment_id],
+            filter_string=f"tags.mlflow.parentRunId = '{context.parent_run_id}' "
+            f"and tags.cell = '{record.cell.key}' and attributes.status = 'RUNNING'",
+        )
+        record.run_id = (
+            found[0].info.run_id
+            if found
+            else tracker.start(
+                run_name(record.cell),
+                cell_tags(record.cell, context),
+                parent=context.parent_run_id,
+            )
+        )
+        tracker.set_tags(record.run_id, {"error": record.error})
+        tracker.end(record.run_id, FAILED)
+
+
+def make_executor(
+    name: str, jobs: int, settings: SlurmConfig, results_dir: Path, config_folder: Path
+) -> Executor:
+    """The executor ``bench run --executor NAME --jobs N`` asks for."""
+    if name == "slurm":
+        folder = Path(settings.folder).expanduser() if settings.folder else results_dir / "slurm"
+        return Submitit(settings, folder if folder.is_absolute() else config_folder / folder)
+    return LocalProcesses(jobs) if jobs > 1 else InProcess()

@@ -22,7 +22,9 @@ def profile(
     steps: Annotated[
         int | None, typer.Option(help="Sampling steps [default: the paper's].")
     ] = None,
-    dim: Annotated[int, typer.Option(help="UNet base width (64 in the papers).")] = 64,
+    dim: Annotated[
+        int, typer.Option(help="UNet base width (64 in the papers; widths follow each paper).")
+    ] = 64,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
     repeats: Annotated[
         int, typer.Option(help="Timed repeats after warm-up (at least 15).", min=15)
@@ -50,7 +52,6 @@ def profile(
         method,
         mask_channels=1 if spec.has_mask else 0,
         unet_dim=dim,
-        unet_mults=config.profile.unet_mults,
         **settings.get("options", {}),
     )
     console.info(f"profiling {method} ({spec.task}, {steps} steps) at {size}x{size}, dim {dim}")

@@ -1,15 +1,16 @@
 """Tiny networks trained for a few hundred CPU steps on one fixed degraded/clean pair.
 
-What was observed while writing these (dim 8, mults (1, 2), 16x16, Adam 2e-3, 1 thread): RDDM SM-Res
+What was observed while writing these (dim 8, mults (1, 2), 16x16, Adam 3e-3, 1 thread): RDDM SM-Res
 reaches about 44 dB and SM-Res-N-2Net about 31 dB after 300 steps, Resfusion about 30 dB,
-against 15.6 dB for the degraded input. SR3 predicts noise from pure noise: after 300-2000
-steps its one-step x_0 estimate beats the input at moderate noise, but its 100-step samples
-stay near or below the input (10-16 dB), so its test asserts the learned denoising, not the
-sample quality.
+against 15.1 dB for the degraded input. SR3 predicts noise from pure noise, and its 100-step
+samples swing by 5-8 dB between neighbouring iterations of the raw weights (19.5 dB at 200,
+14.5 at 250, 21 at 300); with an EMA of the weights (as every paper samples) they rise
+steadily: 15, 19, 21 and 24 dB after 200, 300, 400 and 600 steps.
 """
 
 import pytest
 import torch
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from baselines import build_method
 
@@ -31,9 +32,15 @@ def psnr(a, b):
     return (10 * torch.log10(4 / ((a - b) ** 2).mean())).item()
 
 
-def _train(name, iterations, **options):
+def _train(name, iterations, ema_decay=None, **options):
+    """Adam on the fixed pair; with ``ema_decay`` the returned method holds EMA weights."""
     torch.manual_seed(0)
     method = build_method(name, unet_dim=8, unet_mults=(1, 2), **options)
+    ema = (
+        None
+        if ema_decay is None
+        else AveragedModel(method, multi_avg_fn=get_ema_multi_avg_fn(ema_decay))
+    )
     target, degraded = _shadow_pair()
     optimizer = torch.optim.Adam(method.parameters(), lr=3e-3, foreach=True)
     generator = torch.Generator().manual_seed(0)
@@ -44,8 +51,10 @@ def _train(name, iterations, **options):
         loss.backward()
         optimizer.step()
         method.training_step_hook(i)
+        if ema is not None:
+            ema.update_parameters(method)
         losses.append(loss.item())
-    return method, target, degraded, losses
+    return (method if ema is None else ema.module), target, degraded, losses
 
 
 @pytest.mark.slow
@@ -63,15 +72,8 @@ def test_training_lowers_loss_and_beats_the_input(name, steps, options):
 
 
 @pytest.mark.slow
-def test_sr3_training_learns_to_denoise():
-    method, target, degraded, losses = _train("sr3", 200)
+def test_sr3_training_lowers_loss_and_its_samples_beat_the_input():
+    method, target, degraded, losses = _train("sr3", 400, ema_decay=0.98)
     assert sum(losses[-20:]) < 0.5 * sum(losses[:20])
-    with torch.no_grad():
-        g = method.gamma[300].float()  # gamma about 0.8
-        eps = torch.randn(target.shape, generator=torch.Generator().manual_seed(5))
-        noisy = g.sqrt() * target + (1 - g).sqrt() * eps
-        level = torch.full((2,), g.sqrt().item())
-        pred = method.nets["denoiser"](method._inputs(noisy, degraded, None), level)
-        x0 = ((noisy - (1 - g).sqrt() * pred) / g.sqrt()).clamp(-1, 1)
-    assert psnr(x0, target) > psnr(degraded, target) + 3
-    assert psnr(x0, target) > psnr(noisy, target) + 3
+    out = method.sample(degraded, steps=100, generator=torch.Generator().manual_seed(1))
+    assert psnr(out, target) > psnr(degraded, target) + 3

@@ -174,3 +174,12 @@ def test_ddim_options_final_gamma_and_clip():
         )
     assert not torch.equal(results[True, False], results[False, False])
     assert results[True, True].abs().max() <= 1 < results[True, False].abs().max()
+
+
+@pytest.mark.parametrize(("dim", "groups"), [(64, 16), (16, 4), (8, 2)])
+def test_sr3_group_norm_keeps_the_paper_channels_per_group(dim, groups):
+    # sr_sr3_64_512: inner 64 with GroupNorm(16); narrower nets keep 4 channels per group
+    method = build_method("sr3", unet_dim=dim, unet_mults=(1, 2))
+    assert {m.num_groups for m in method.modules() if isinstance(m, nn.GroupNorm)} == {groups}
+    explicit = build_method("sr3", unet_dim=dim, unet_mults=(1, 2), norm_groups=1)
+    assert {m.num_groups for m in explicit.modules() if isinstance(m, nn.GroupNorm)} == {1}

@@ -35,7 +35,8 @@ KINDS = ("restoration", "generation")
 class Resfusion(Method):
     """See the module docstring (eqs. 20, 24, 27, 33, 44). ``unet_dim`` and ``unet_mults`` size
     the RDDM UNet; ``ddpm_channels`` and ``ddpm_mults`` size the DDPM CIFAR-10 UNet (its paper
-    defaults 128 and (1, 2, 2, 2), 2 ResBlocks per level, attention at 16x16 of a 32x32 input)."""
+    defaults 128 and (1, 2, 2, 2), 2 ResBlocks per level, attention at 16x16 of a 32x32 input); ``dropout`` applies to it
+    only (the RDDM UNet has none)."""
 
     def __init__(
         self,

@@ -3,27 +3,40 @@
 With R = x^_0 - x_0 (x^_0 the degraded input; RDDM's I_res) the forward kernel is
 q(x_t | x_{t-1}, R) = N(sqrt(a_t) x_{t-1} + (1 - sqrt(a_t)) R, b_t I), so (eq. 20)
 x_t = sqrt(g_t) x_0 + (1 - sqrt(g_t)) R + sqrt(1 - g_t) eps: DDPM on y = x - R. On the
-truncated schedule sqrt(g) reaches 0.5 at index T' - 1, where x_t = 0.5 x^_0 + sqrt(0.75) eps
-involves no ground truth ("smooth equivalence"), so sampling starts there and takes T' steps.
+truncated schedule (linear or cosine) sqrt(g) is closest to 0.5 at index T' - 1 (eq. 27), where
+x_t = 0.5 x^_0 + sqrt(0.75) eps involves no ground truth ("smooth equivalence"), so sampling
+starts there (eq. 28) and takes T' steps; eqs. 27 and 28 are numbered as in the official
+code's comments (methods.md gives them no number).
 
 Training (mode ``epsilon``) regresses the resnoise eps_R = eps + (1 - sqrt(a_t)) sqrt(1 - g_t)
 / b_t R (eq. 24); the reverse step (eq. 33) is x_{t-1} = (x_t - b_t / sqrt(1 - g_t) eps_theta)
-/ sqrt(a_t) + sqrt(b~_t) z, clamped to [-1, 1]. Modes ``sample`` (predict x_0) and ``residual``
-(predict R) use the DDPM posterior on x - R instead (eq. 44).
+/ sqrt(a_t) + sqrt(b~_t) z. Modes ``sample`` (predict x_0) and ``residual`` (predict R) use the
+DDPM posterior on x - R instead (eq. 44), with the predicted x_0 clamped to [-1, 1]. As in the
+official ``generate``, intermediate states are not clamped; the output is (``clip``).
+
+Generation (``kind="generation"``, CIFAR-10) sets x^_0 = 0: R = -x_0, the start is
+sqrt(0.75) eps and the network sees x_t alone, as the official ``resfusion_generate`` feeds it.
+The network is RDDM's UNet (§5) or the DDPM CIFAR-10 UNet (``network="ddpm-cifar"``).
 """
 
 import torch
 from torch import Tensor, nn
 
 from baselines.base import Method, Progress, elementwise_loss, randint, randn
+from baselines.ddpm_unet import DDPMUNet
 from baselines.schedules import resfusion_schedule, resfusion_timesteps_for
 from baselines.unet import UNet
 
 PREDICTIONS = ("epsilon", "sample", "residual")
+NETWORKS = ("rddm-unet", "ddpm-cifar")
+KINDS = ("restoration", "generation")
 
 
 class Resfusion(Method):
-    kind = "restoration"
+    """See the module docstring (eqs. 20, 24, 27, 33, 44). ``unet_dim`` and ``unet_mults`` size
+    the RDDM UNet; ``ddpm_channels`` and ``ddpm_mults`` size the DDPM CIFAR-10 UNet (its paper
+    defaults 128 and (1, 2, 2, 2), 2 ResBlocks per level, attention at 16x16 of a 32x32 input); ``dropout`` applies to it
+    only (the RDDM UNet has none)."""
 
     def __init__(
         self,
@@ -32,26 +45,48 @@ class Resfusion(Method):
         mask_channels: int = 0,
         unet_dim: int = 64,
         unet_mults: tuple[int, ...] = (1, 2, 4, 8),
+        kind: str = "restoration",
         timesteps: int = 12,
+        schedule: str = "linear",
+        network: str = "rddm-unet",
+        ddpm_channels: int = 128,
+        ddpm_mults: tuple[int, ...] = (1, 2, 2, 2),
+        dropout: float = 0.1,
         prediction: str = "epsilon",
         loss: str = "l2",
         clip: bool = True,
     ):
         super().__init__(image_channels, mask_channels)
-        if prediction not in PREDICTIONS:
-            raise ValueError(f"unknown Resfusion prediction {prediction!r}; valid: {PREDICTIONS}")
+        for value, allowed, what in [
+            (kind, KINDS, "kind"),
+            (network, NETWORKS, "network"),
+            (prediction, PREDICTIONS, "prediction"),
+        ]:
+            if value not in allowed:
+                raise ValueError(f"unknown Resfusion {what} {value!r}; valid: {', '.join(allowed)}")
+        if kind == "generation" and mask_channels:
+            raise ValueError("Resfusion generation takes no mask")
+        self.kind = kind
         self.prediction, self.loss_type, self.clip = prediction, loss, clip
-        self.schedule = resfusion_schedule(timesteps)
-        self.timesteps = timesteps
-        # input (x_t, x^_0[, mask one-hot]): the mask is a 2-channel one-hot in [-1, 1]
-        self.in_channels = 2 * image_channels + (2 if mask_channels else 0)
-        self.nets = nn.ModuleDict(
-            {"denoiser": UNet(self.in_channels, image_channels, unet_dim, tuple(unet_mults))}
-        )
+        self.schedule = resfusion_schedule(timesteps, schedule)
+        self.timesteps, self.schedule_name = timesteps, schedule
+        # restoration input (x_t, x^_0[, mask one-hot]), the mask a 2-channel one-hot in
+        # [-1, 1]; generation feeds x_t alone (x^_0 = 0 carries nothing)
+        if kind == "generation":
+            self.in_channels = image_channels
+        else:
+            self.in_channels = 2 * image_channels + (2 if mask_channels else 0)
+        if network == "ddpm-cifar":
+            denoiser = DDPMUNet(
+                self.in_channels, image_channels, ddpm_channels, tuple(ddpm_mults), dropout=dropout
+            )
+        else:
+            denoiser = UNet(self.in_channels, image_channels, unet_dim, tuple(unet_mults))
+        self.nets = nn.ModuleDict({"denoiser": denoiser})
 
     @property
     def steps(self) -> int:
-        """T': the only number of reverse steps this schedule supports."""
+        """T' (eq. 27): the only number of reverse steps this schedule supports."""
         return self.schedule.acc_steps
 
     def networks(self) -> dict[str, nn.Module]:
@@ -63,6 +98,8 @@ class Resfusion(Method):
         return x, torch.full((batch,), float(self.steps - 1), device=p.device)
 
     def _inputs(self, x: Tensor, degraded: Tensor, mask: Tensor | None) -> Tensor:
+        if self.kind == "generation":
+            return x
         parts = [x, degraded]
         if mask is not None:
             parts.append(torch.cat([mask, 1 - mask], dim=1) * 2 - 1)
@@ -75,7 +112,19 @@ class Resfusion(Method):
         return gamma, beta
 
     def loss(self, batch: dict[str, Tensor], generator: torch.Generator | None = None):
-        x0, degraded = batch["target"], batch["input"]
+        """MSE (or smooth-L1) between the network output and the resnoise of eq. 24 (or x_0, R),
+        x_t drawn by eq. 20 with t ~ U{0..T'-1}. Generation uses x^_0 = 0 and needs no
+        "input"; any "input" in the batch is ignored there, as RDDM's generation does."""
+        x0 = batch["target"]
+        if self.kind == "generation":
+            degraded = torch.zeros_like(x0)
+        elif "input" in batch:
+            degraded = batch["input"]
+        else:
+            raise ValueError(
+                "Resfusion restoration trains on (input, target) pairs; the batch has no "
+                "'input' (build it with kind='generation' to train with x^_0 = 0)"
+            )
         mask = self._check_mask(batch.get("mask"), x0)
         idx = randint(self.steps, x0.shape[0], generator, x0.device)  # t ~ U{0..T'-1}
         eps = randn(x0.shape, generator, x0)
@@ -91,12 +140,15 @@ class Resfusion(Method):
         return {"loss": value, f"loss_{self.prediction}": value.detach()}
 
     def reverse_step(self, x: Tensor, degraded: Tensor, out: Tensor, idx: int) -> Tensor:
-        """Mean of one reverse step from index ``idx`` given the network output (no noise)."""
+        """Mean of one reverse step from index ``idx`` given the network output (no noise):
+        eq. 33 for resnoise, else eq. 44 with the predicted x_0 clamped when ``clip``."""
         s = self.schedule
         gamma, beta = float(s.gamma[idx]), float(s.betas[idx])
         if self.prediction == "epsilon":  # eq. 33
             return (x - beta / (1 - gamma) ** 0.5 * out) / (1 - beta) ** 0.5
         x0 = out if self.prediction == "sample" else degraded - out
+        if self.clip:
+            x0 = x0.clamp(-1, 1)
         residual = degraded - x0
         gamma_prev = float(s.gamma[idx - 1]) if idx > 0 else 1.0
         coef_x0 = gamma_prev**0.5 * beta / (1 - gamma)
@@ -115,14 +167,22 @@ class Resfusion(Method):
         generator: torch.Generator,
         progress: Progress | None = None,
     ) -> Tensor:
-        """T' ancestral steps from x_T' = 0.5 x^_0 + sqrt(0.75) eps. ``eta`` does not apply:
-        the reverse step is DDPM's (posterior variance b~_t, no noise at index 0)."""
+        """T' ancestral steps (eq. 33 / 44) from x_T' = 0.5 x^_0 + sqrt(0.75) eps (eq. 28).
+
+        Generation, or ``condition=None`` with ``shape``, uses x^_0 = 0: the start is
+        sqrt(0.75) eps. ``eta`` does not apply: the reverse step is DDPM's (posterior variance
+        b~_t, no noise at index 0). The output is clamped to [-1, 1] when ``clip``."""
         if steps != self.steps:
             raise ValueError(
                 f"resfusion with T={self.timesteps} samples in exactly T'={self.steps} steps; "
-                f"build it with timesteps={resfusion_timesteps_for(steps)} for {steps} steps"
+                f"build it with timesteps="
+                f"{resfusion_timesteps_for(steps, self.schedule_name)} for {steps} steps"
             )
-        degraded = self._restoration_condition(condition)
+        if self.kind == "generation" or condition is None:
+            p = self._param()
+            degraded = torch.zeros(self._generation_shape(shape), device=p.device, dtype=p.dtype)
+        else:
+            degraded = self._restoration_condition(condition)
         mask = self._check_mask(mask, degraded)
         s = self.schedule
         start = self.steps - 1
@@ -136,8 +196,6 @@ class Resfusion(Method):
             x = self.reverse_step(x, degraded, out, idx)
             if idx > 0:
                 x = x + float(variance[idx]) ** 0.5 * randn(x.shape, generator, x)
-            if self.clip:
-                x = x.clamp(-1, 1)
             if progress is not None:
                 progress(i + 1, self.steps)
-        return x
+        return x.clamp(-1, 1) if self.clip else x

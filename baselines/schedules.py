@@ -167,11 +167,15 @@ def ddim_timesteps(timesteps: int, steps: int, spacing: str, offset: int = 0) ->
     return [int(t) for t in ts.flip(0).tolist()]
 
 
+RESFUSION_SCHEDULES = ("linear", "cosine")
+
+
 @dataclass(frozen=True)
 class ResfusionSchedule:
-    """Resfusion's truncated linear schedule (methods.md §2), indexed 0..T-1.
+    """Resfusion's truncated schedule (methods.md §2), indexed 0..T-1.
 
-    ``acc_steps`` is T' = argmin_t |sqrt(gamma_t) - 0.5| + 1, the number of reverse steps."""
+    ``acc_steps`` is T' = argmin_t |sqrt(gamma_t) - 0.5| + 1 (eq. 27), the number of reverse
+    steps; entries after index T' - 1 are never used."""
 
     betas: torch.Tensor
     gamma: torch.Tensor
@@ -184,19 +188,40 @@ class ResfusionSchedule:
         return (1 - gamma_prev) / (1 - self.gamma) * self.betas
 
 
-def resfusion_schedule(timesteps: int) -> ResfusionSchedule:
-    """b = linspace(1e-4 * 1000/T, 0.02 * 1000/T, T); at the first index where sqrt(gamma)
-    falls to 0.5 or below, if it is more than 0.01 below, that step is shortened so that
-    gamma = 0.25 exactly; T' is computed afterwards. T <= 5 is invalid (b > 1)."""
-    if timesteps <= 5:
-        raise ValueError(f"Resfusion needs T > 5 (T <= 5 makes b_t > 1 early), got T={timesteps}")
-    betas = torch.linspace(1e-4 * 1000 / timesteps, 0.02 * 1000 / timesteps, timesteps, dtype=F64)
+def resfusion_schedule(timesteps: int, schedule: str = "linear") -> ResfusionSchedule:
+    """Resfusion's truncated ``linear`` (``LinearProScheduler``, the paper's runs) or ``cosine``
+    (``CosineProScheduler``) schedule; both end where sqrt(gamma) reaches 0.5 (eq. 27).
+
+    ``linear``: b = linspace(1e-4 * 1000/T, 0.02 * 1000/T, T); T <= 5 is invalid (b > 1).
+    ``cosine``: the iDDPM cosine b_t = min(1 - f((t+1)/T) / f(t/T), 0.999) with
+    f(s) = cos((s + 0.008)/1.008 * pi/2)^2, so gamma_t = f((t+1)/T) / f(0); T >= 2.
+    Truncation, shared by both: at the first index where sqrt(gamma) falls to 0.5 or below,
+    if it is more than 0.01 below, that step is shortened so that gamma = 0.25 exactly; T' is
+    computed afterwards.
+    """
+    _check(schedule, RESFUSION_SCHEDULES, "Resfusion schedule")
+    if schedule == "linear":
+        if timesteps <= 5:
+            raise ValueError(
+                f"Resfusion needs T > 5 (T <= 5 makes b_t > 1 early), got T={timesteps}"
+            )
+        scale = 1000 / timesteps
+        betas = torch.linspace(1e-4 * scale, 0.02 * scale, timesteps, dtype=F64)
+    else:
+        if timesteps < 2:
+            raise ValueError(f"the cosine Resfusion schedule needs T >= 2, got T={timesteps}")
+        betas = ddpm_betas("squared-cosine", timesteps)
+    return _truncate_at_half(betas)
+
+
+def _truncate_at_half(betas: torch.Tensor) -> ResfusionSchedule:
+    """Shorten the step that crosses sqrt(gamma) = 0.5 and locate T' (methods.md §2)."""
     alphas = 1 - betas
     gamma = torch.cumprod(alphas, 0)
-    # compare gamma with 0.25 rather than sqrt(gamma) with 0.5: for small T the late b_t exceed
-    # 1 and gamma turns negative, which still counts as "below" (those steps are cut anyway)
+    # compare gamma with 0.25 rather than sqrt(gamma) with 0.5: for small linear T the late
+    # b_t exceed 1 and gamma turns negative, which still counts as "below" (cut anyway)
     below = (gamma <= 0.25).nonzero()
-    last = timesteps - 1
+    last = betas.numel() - 1
     if below.numel():
         last = int(below[0])
         if last > 0 and gamma[last] < (0.5 - 0.01) ** 2:
@@ -207,9 +232,10 @@ def resfusion_schedule(timesteps: int) -> ResfusionSchedule:
     return ResfusionSchedule(betas, gamma, acc_steps)
 
 
-def resfusion_timesteps_for(steps: int, search_up_to: int = 5000) -> int:
-    """The smallest T whose truncated schedule samples in exactly ``steps`` steps."""
-    for timesteps in range(6, search_up_to):
-        if resfusion_schedule(timesteps).acc_steps == steps:
+def resfusion_timesteps_for(steps: int, schedule: str = "linear", search_up_to: int = 5000) -> int:
+    """The smallest T whose truncated ``schedule`` samples in exactly ``steps`` steps."""
+    first = 6 if schedule == "linear" else 2
+    for timesteps in range(first, search_up_to):
+        if resfusion_schedule(timesteps, schedule).acc_steps == steps:
             return timesteps
-    raise ValueError(f"no T <= {search_up_to} gives Resfusion T' = {steps}")
+    raise ValueError(f"no T <= {search_up_to} gives a {schedule} Resfusion schedule T' = {steps}")

@@ -72,15 +72,18 @@ def _rddm(name: str, task: str) -> dict[str, Any]:
 def _resfusion(task: str) -> dict[str, Any]:
     # lr = 8.8e-4 x effective batch / 256; ISTD 4x8, LOL 16x2, Raindrop 4x8 -> 32 each
     table = {"shadow-removal": 32, "low-light": 32, "deraining": 32}
-    if task == "generation":  # CIFAR-10: T = 273 -> T' = 100, DDPM CIFAR UNet
+    if task == "generation":  # CIFAR-10: T = 273 -> T' = 100, DDPM CIFAR UNet, x^_0 = 0
         return {
             "steps": 100,
             "lr": 4e-4,
             "epochs": 3000,
-            "options": {"timesteps": 273},
+            "options": {"timesteps": 273, "network": "ddpm-cifar", "kind": "generation"},
             "notes": [
-                "iterations not stated (3000 epochs, batch 128); needs the DDPM "
-                "CIFAR UNet and unconditional inputs, not built here"
+                "iterations not stated (3000 epochs, batch 128)",
+                "the official script scales its base lr 4e-4 by batch/256 (128/256 -> 2e-4, "
+                "equal to its min_lr); the 4e-4 here is the base value",
+                "the DDPM CIFAR UNet is sized by ddpm_channels/ddpm_mults (128, (1, 2, 2, 2)); "
+                "the profile's unet_dim/unet_mults do not apply to it",
             ],
         }
     if task not in table:

@@ -182,3 +182,65 @@ def test_schedule_option_errors():
         rddm_schedule(T, schedule="cosine")
     with pytest.raises(ValueError, match="valid"):
         ddim_timesteps(T, 10, "uniform")
+
+
+def _cosine_gamma(timesteps: int) -> list[float]:
+    """The official CosineProScheduler's gamma before truncation, in closed form:
+    b_t = 1 - f((t+1)/T) / f(t/T) telescopes to gamma_t = f((t+1)/T) / f(0)."""
+
+    def f(s):
+        return math.cos((s + 0.008) / 1.008 * math.pi / 2) ** 2
+
+    return [f((i + 1) / timesteps) / f(0) for i in range(timesteps)]
+
+
+def _cosine_first_crossing_and_acc_steps(timesteps: int) -> tuple[int, bool, int]:
+    """(first index with sqrt(gamma) <= 0.5, whether that step is shortened, T'), plain Python."""
+    gamma = _cosine_gamma(timesteps)
+    first = next(i for i, g in enumerate(gamma) if math.sqrt(g) <= 0.5)
+    shortened = 0.5 - math.sqrt(gamma[first]) > 0.01
+    if shortened:
+        gamma[first] = 0.25
+    distance = [abs(math.sqrt(g) - 0.5) for g in gamma[: first + 1]]
+    return first, shortened, distance.index(min(distance)) + 1
+
+
+# T' here also follows from f(s) = 0.25 f(0) at s = 0.664: T' is about 2T/3
+@pytest.mark.parametrize(
+    ("timesteps", "acc"), [(2, 2), (3, 2), (10, 7), (12, 8), (50, 34), (150, 100), (1000, 664)]
+)
+def test_resfusion_cosine_matches_the_closed_form_and_truncates(timesteps, acc):
+    s = resfusion_schedule(timesteps, "cosine")
+    first, shortened, expected_acc = _cosine_first_crossing_and_acc_steps(timesteps)
+    assert s.acc_steps == expected_acc == acc
+    closed = torch.tensor(_cosine_gamma(timesteps), dtype=torch.float64)
+    torch.testing.assert_close(s.gamma[:first], closed[:first], rtol=1e-12, atol=0)
+    if shortened:  # the crossing step is cut so that gamma = 0.25 exactly
+        assert s.gamma[first].item() == pytest.approx(0.25, abs=1e-15)
+        assert s.acc_steps == first + 1
+    else:  # within 0.01 of 0.5: kept as it is
+        assert s.gamma[first].item() == pytest.approx(closed[first].item(), rel=1e-12)
+    torch.testing.assert_close(
+        s.betas, 1 - s.gamma / torch.cat([s.gamma.new_ones(1), s.gamma[:-1]])
+    )
+
+
+def test_resfusion_cosine_covers_both_truncation_branches():
+    branches = {_cosine_first_crossing_and_acc_steps(t)[1] for t in (10, 12)}
+    assert branches == {True, False}
+
+
+@pytest.mark.parametrize(("steps", "expected"), [(5, 7), (10, 14), (100, 150)])
+def test_resfusion_timesteps_for_cosine(steps, expected):
+    timesteps = resfusion_timesteps_for(steps, "cosine")
+    assert timesteps == expected
+    assert _cosine_first_crossing_and_acc_steps(timesteps)[2] == steps
+    assert all(_cosine_first_crossing_and_acc_steps(t)[2] != steps for t in range(2, timesteps))
+
+
+def test_resfusion_schedule_options_are_checked():
+    with pytest.raises(ValueError, match="valid: linear, cosine"):
+        resfusion_schedule(12, "sigmoid")
+    with pytest.raises(ValueError, match="T >= 2"):
+        resfusion_schedule(1, "cosine")
+    assert resfusion_schedule(12, "linear").acc_steps == resfusion_schedule(12).acc_steps == 5

@@ -34,8 +34,10 @@ KINDS = ("restoration", "generation")
 
 class Resfusion(Method):
     """See the module docstring (eqs. 20, 24, 27, 33, 44). ``unet_dim`` and ``unet_mults`` size
-    the RDDM UNet; ``ddpm_channels`` and ``ddpm_mults`` size the DDPM CIFAR-10 UNet (its paper
-    defaults 128 and (1, 2, 2, 2), 2 ResBlocks per level, attention at 16x16 of a 32x32 input); ``dropout`` applies to it
+    the RDDM UNet; ``ddpm_channels`` and ``ddpm_mults`` size the DDPM CIFAR-10 UNet (paper:
+    128 and (1, 2, 2, 2), 2 ResBlocks per level, attention at 16x16 of a 32x32 input).
+    ``ddpm_channels`` left at None is twice ``unet_dim``: 128 at the paper profile's width 64,
+    and proportionally narrower in a smaller run profile. ``dropout`` applies to the DDPM UNet
     only (the RDDM UNet has none)."""
 
     def __init__(
@@ -49,7 +51,7 @@ class Resfusion(Method):
         timesteps: int = 12,
         schedule: str = "linear",
         network: str = "rddm-unet",
-        ddpm_channels: int = 128,
+        ddpm_channels: int | None = None,
         ddpm_mults: tuple[int, ...] = (1, 2, 2, 2),
         dropout: float = 0.1,
         prediction: str = "epsilon",
@@ -77,8 +79,9 @@ class Resfusion(Method):
         else:
             self.in_channels = 2 * image_channels + (2 if mask_channels else 0)
         if network == "ddpm-cifar":
+            width = 2 * unet_dim if ddpm_channels is None else ddpm_channels
             denoiser = DDPMUNet(
-                self.in_channels, image_channels, ddpm_channels, tuple(ddpm_mults), dropout=dropout
+                self.in_channels, image_channels, width, tuple(ddpm_mults), dropout=dropout
             )
         else:
             denoiser = UNet(self.in_channels, image_channels, unet_dim, tuple(unet_mults))

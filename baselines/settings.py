@@ -82,8 +82,8 @@ def _resfusion(task: str) -> dict[str, Any]:
                 "iterations not stated (3000 epochs, batch 128)",
                 "the official script scales its base lr 4e-4 by batch/256 (128/256 -> 2e-4, "
                 "equal to its min_lr); the 4e-4 here is the base value",
-                "the DDPM CIFAR UNet is sized by ddpm_channels/ddpm_mults (128, (1, 2, 2, 2)); "
-                "the profile's unet_dim/unet_mults do not apply to it",
+                "the DDPM CIFAR UNet is 2 x unet_dim wide (128 at the paper profile's 64) "
+                "with mults (1, 2, 2, 2); the profile's unet_mults do not apply to it",
             ],
         }
     if task not in table:

@@ -131,3 +131,12 @@ def test_cosine_schedule_option():
     assert method.steps == 100
     with pytest.raises(ValueError, match="timesteps=14 for 10 steps"):
         method.sample(None, shape=SHAPE, steps=10, generator=torch.Generator())
+
+
+def test_ddpm_unet_width_follows_the_profile_width_unless_given():
+    narrow = build_method("resfusion", kind="generation", network="ddpm-cifar", unet_dim=16)
+    assert narrow.nets["denoiser"].stem.out_channels == 32
+    given = build_method(
+        "resfusion", kind="generation", network="ddpm-cifar", unet_dim=16, ddpm_channels=8
+    )
+    assert given.nets["denoiser"].stem.out_channels == 8

@@ -65,6 +65,14 @@ class SlurmConfig:
 
 
 @dataclass(frozen=True)
+class MethodBudget:
+    """One method's departures from its profile's budget (unset keys keep the profile's)."""
+
+    iterations: int | None = None
+    lr: float | None = None
+
+
+@dataclass(frozen=True)
 class ProfileConfig:
     """A training and sampling budget. "paper" takes the paper's value for the task."""
 
@@ -82,6 +90,17 @@ class ProfileConfig:
     checkpoint_every: int
     eval_images: int  # 0: the whole test split
     eval_batch_size: int
+    #: [profiles.NAME.methods.METHOD]: per-method iterations or lr, e.g. for SR3, whose
+    #: noise predictor needs far more iterations than the residual methods
+    methods: dict[str, MethodBudget] = field(default_factory=dict)
+
+    def budget(self, method: str) -> tuple[int | Paper, float | Paper]:
+        """(iterations, lr) for ``method``: its own entry where set, else the profile's."""
+        own = self.methods.get(method, MethodBudget())
+        return (
+            self.iterations if own.iterations is None else own.iterations,
+            self.lr if own.lr is None else own.lr,
+        )
 
 
 @dataclass(frozen=True)
@@ -206,6 +225,13 @@ def _check_names(config: Config) -> None:
                 f"{where}.methods has '{method}', which is not a method; "
                 f"valid choices: {choices(METHODS)}"
             )
+    for name, profile in config.profiles.items():
+        for method in profile.methods:
+            if method not in METHODS:
+                raise ConfigError(
+                    f"{config.source}: profiles.{name}.methods has '{method}', which is not a "
+                    f"method; valid choices: {choices(METHODS)}"
+                )
 
 
 def _drop_none(tree: dict[str, Any]) -> dict[str, Any]:

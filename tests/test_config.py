@@ -56,6 +56,21 @@ def test_int_accepted_where_float_expected(tmp_path):
     assert isinstance(config.profiles["smoke"].lr, float)
 
 
+def test_method_budget_overrides_its_profile_for_that_method_only(tmp_path):
+    from bench.runner.cells import expand
+
+    path = write(
+        tmp_path,
+        '[run]\nmethods = ["sr3", "rddm"]\n[profiles.smoke]\niterations = 10\nlr = 1e-3\n'
+        "[profiles.smoke.methods.sr3]\niterations = 30\n",
+    )
+    config = load_config(path)
+    cells = {cell.method: cell for cell in expand(config)}
+    assert (cells["sr3"].iterations, cells["sr3"].lr) == (30, 1e-3)
+    assert (cells["rddm"].iterations, cells["rddm"].lr) == (10, 1e-3)
+    assert expand(config, iterations=4)[0].iterations == 4  # --iters still wins
+
+
 def test_tracking_uri_defaults_to_sqlite_in_results(tmp_path):
     config = load_config(write(tmp_path, ""))
     assert config.tracking_uri() == f"sqlite:///{tmp_path / 'results' / 'mlflow.db'}"
@@ -77,6 +92,14 @@ BAD_INPUTS = {
     "unknown-dataset": ('[run]\ndataset = "itsd"\n', ["'itsd'", "not a dataset", "valid choices"]),
     "incomplete-profile": ("[profiles.mine]\nimage_size = 32\n", ["profiles.mine", "missing key"]),
     "not-toml": ("[run\n", ["not valid TOML"]),
+    "unknown-budget-method": (
+        "[profiles.smoke.methods.sr4]\niterations = 5\n",
+        ["profiles.smoke.methods has 'sr4'", "not a method"],
+    ),
+    "unknown-budget-key": (
+        "[profiles.smoke.methods.sr3]\nsteps = 5\n",
+        ["unknown key 'profiles.smoke.methods.sr3.steps'", "iterations, lr"],
+    ),
 }
 
 

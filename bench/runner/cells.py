@@ -89,6 +89,7 @@ def expand(
                 return _paper(method, spec.task, key, config.run.profile)
             return value
 
+        method_iterations, method_lr = profile.budget(method)
         for seed in config.run.seeds:
             cells.append(
                 Cell(
@@ -101,9 +102,9 @@ def expand(
                     image_size=profile.image_size,
                     batch_size=profile.batch_size,
                     grad_accumulation=profile.grad_accumulation,
-                    iterations=int(resolve("iterations", profile.iterations, iterations)),
+                    iterations=int(resolve("iterations", method_iterations, iterations)),
                     steps=int(resolve("steps", profile.steps, steps)),
-                    lr=float(resolve("lr", profile.lr, None)),
+                    lr=float(resolve("lr", method_lr, None)),
                     unet_dim=profile.unet_dim,
                     unet_mults=profile.unet_mults,
                     ema_decay=profile.ema_decay,

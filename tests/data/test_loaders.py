@@ -49,6 +49,29 @@ def test_test_split_resize_equals_pil_bicubic(small_shadow):
     assert torch.equal(item["mask"][0], torch.from_numpy(mask.astype(np.float32)))
 
 
+def test_decoded_images_are_kept_within_the_budget_and_items_do_not_change(
+    small_shadow, monkeypatch
+):
+    from bench.data import loaders
+
+    decoded = []
+    real_read = loaders.read_image
+    monkeypatch.setattr(loaders, "read_image", lambda *a: decoded.append(a[0]) or real_read(*a))
+    ds = open_split("synth-shadow", small_shadow, "train", image_size=32, train=False)
+    first, again = ds[1], ds[1]
+    assert len(decoded) == 3  # input, target and mask, each decoded once
+    assert all(torch.equal(first[k], again[k]) for k in ("input", "target", "mask"))
+    flipped = open_split("synth-shadow", small_shadow, "train", image_size=32, flip="always")
+    for _ in range(2):  # a flip that wrote into the cached array would undo itself here
+        assert torch.equal(flipped[1]["input"], first["input"].flip(-1))
+
+    monkeypatch.setattr(loaders, "DECODED_CACHE_BYTES", 0)
+    decoded.clear()
+    uncached = open_split("synth-shadow", small_shadow, "train", image_size=32, train=False)
+    uncached[1], uncached[1]
+    assert len(decoded) == 6  # over budget: decoded every time
+
+
 def test_always_flip_mirrors_every_role(small_shadow):
     plain = open_split("synth-shadow", small_shadow, "train", image_size=48, flip="none")[1]
     mirrored = open_split("synth-shadow", small_shadow, "train", image_size=48, flip="always")[1]

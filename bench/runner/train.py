@@ -179,8 +179,9 @@ def train(
     if world.distributed:
         seed_everything(rank_seed(cell.seed, "global", world))  # augmentations differ by rank
     loss_function = LossFunction(method, world, device)  # DDP: rank 0's weights on every rank
-    # foreach: one fused update over all parameters (the per-tensor loop is harness overhead)
-    optimizer = torch.optim.Adam(method.parameters(), lr=cell.lr, betas=ADAM_BETAS, foreach=True)
+    # fused: one kernel over all parameters; on CPU 3-4x faster than foreach for the smoke
+    # UNets (1.6 against 6.0 ms per step), and every optimizer step is harness overhead
+    optimizer = torch.optim.Adam(method.parameters(), lr=cell.lr, betas=ADAM_BETAS, fused=True)
     ema = EMA(method, cell.ema_decay, cell.ema_every, cell.ema_start)
     generator = torch.Generator(device=device).manual_seed(rank_seed(cell.seed, "diffusion", world))
     order = BatchOrder(len(dataset), cell.batch_size, cell.seed)

@@ -61,12 +61,12 @@ def test_method_budget_overrides_its_profile_for_that_method_only(tmp_path):
 
     path = write(
         tmp_path,
-        '[run]\nmethods = ["sr3", "rddm"]\n[profiles.smoke]\niterations = 10\nlr = 1e-3\n'
-        "[profiles.smoke.methods.sr3]\niterations = 30\n",
+        '[run]\nmethods = ["resfusion", "rddm"]\n[profiles.smoke]\niterations = 10\nlr = 1e-3\n'
+        "[profiles.smoke.methods.resfusion]\niterations = 30\n",
     )
     config = load_config(path)
     cells = {cell.method: cell for cell in expand(config)}
-    assert (cells["sr3"].iterations, cells["sr3"].lr) == (30, 1e-3)
+    assert (cells["resfusion"].iterations, cells["resfusion"].lr) == (30, 1e-3)
     assert (cells["rddm"].iterations, cells["rddm"].lr) == (10, 1e-3)
     assert expand(config, iterations=4)[0].iterations == 4  # --iters still wins
 

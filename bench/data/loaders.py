@@ -14,6 +14,7 @@ Resfusion, the inpainting centre box) are named options too, defaulted from the 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any, Literal
@@ -111,9 +112,10 @@ def _to_tensor(image: np.ndarray, normalize: bool) -> torch.Tensor:
     return tensor * 2.0 - 1.0 if normalize else tensor
 
 
-#: decoded images a split keeps in memory; training revisits every file each epoch, and
-#: decoding PNGs again each time was most of the smoke profile's data-loading time
-DECODED_CACHE_BYTES = 512 * 2**20
+#: bytes of images a split keeps in memory: decoded files, and items after the geometry
+#: steps when those depend on the flip alone. Training revisits every item each epoch;
+#: decoding and resizing again each time was most of the smoke profile's loading time.
+CACHE_BYTES = 512 * 2**20
 
 
 class _SplitDataset(torch.utils.data.Dataset):
@@ -123,24 +125,46 @@ class _SplitDataset(torch.utils.data.Dataset):
         self.spec = spec
         self.files = files
         self.options = options
-        self._decoded: dict[tuple[Path, str], np.ndarray] = {}
-        self._decoded_bytes = 0
+        self._cache: dict[tuple, Any] = {}
+        self._cache_bytes = 0
+
+    def _kept(self, key: tuple, make: Callable[[], Any]) -> Any:
+        """``make()`` (an array or a dict of arrays), kept under ``key`` while the split's
+        cache fits CACHE_BYTES. Kept arrays are read-only and shared: later steps copy
+        rather than write in place."""
+        if key in self._cache:
+            return self._cache[key]
+        value = make()
+        arrays = list(value.values()) if isinstance(value, dict) else [value]
+        size = sum(array.nbytes for array in arrays)
+        if self._cache_bytes + size <= CACHE_BYTES:
+            for array in arrays:
+                array.setflags(write=False)
+            self._cache[key] = value
+            self._cache_bytes += size
+        return value
 
     def _read(self, path: Path, mode: str) -> np.ndarray:
-        """``read_image``, kept while the split's decoded images fit DECODED_CACHE_BYTES.
-        The array is shared: the geometry steps below copy rather than write in place."""
-        key = (path, mode)
-        if key in self._decoded:
-            return self._decoded[key]
-        image = read_image(path, mode)
-        if self._decoded_bytes + image.nbytes <= DECODED_CACHE_BYTES:
-            image.setflags(write=False)
-            self._decoded[key] = image
-            self._decoded_bytes += image.nbytes
-        return image
+        return self._kept(("decoded", path, mode), lambda: read_image(path, mode))
 
-    def _geometry(self, images: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        """Steps 2-5 on every image of an item with the same random draws."""
+    def _geometry(self, images: dict[str, np.ndarray], key: tuple) -> dict[str, np.ndarray]:
+        """Steps 2-5 on every image of an item with the same random draws. Without a random
+        crop the result depends on the flip alone, so it is kept per (item, flip)."""
+        if self.options.random_crop is not None:
+            return self._transform(images, self._draw_flip)
+        flipped = self._draw_flip()
+        return self._kept(
+            ("prepared", key, flipped), lambda: self._transform(images, lambda: flipped)
+        )
+
+    def _draw_flip(self) -> bool:
+        flip = self.options.flip
+        return flip == "always" or (flip == "random" and bool(torch.rand(()) < 0.5))
+
+    def _transform(
+        self, images: dict[str, np.ndarray], flip: Callable[[], bool]
+    ) -> dict[str, np.ndarray]:
+        """``flip`` is drawn after the crop offsets, the order the random streams expect."""
         o = self.options
         if o.fixed_crop is not None:
             cx, cy, size = o.fixed_crop
@@ -161,14 +185,14 @@ class _SplitDataset(torch.utils.data.Dataset):
                 k: v[top : top + o.random_crop, left : left + o.random_crop]
                 for k, v in images.items()
             }
-        if o.flip == "always" or (o.flip == "random" and bool(torch.rand(()) < 0.5)):
+        if flip():
             images = {k: v[:, ::-1] for k, v in images.items()}
         if o.image_size is not None:
             images = {k: _resize(np.ascontiguousarray(v), o.image_size) for k, v in images.items()}
         return images
 
-    def _item(self, images: dict[str, np.ndarray], name: str) -> dict[str, Any]:
-        images = self._geometry(images)
+    def _item(self, images: dict[str, np.ndarray], name: str, key: tuple) -> dict[str, Any]:
+        images = self._geometry(images, key)
         item: dict[str, Any] = {"name": name}
         for role, image in images.items():
             if role == "mask":
@@ -206,7 +230,7 @@ class PairedDataset(_SplitDataset):
             role: self._read(path, "L" if role == "mask" else "RGB") for role, path in roles.items()
         }
         # Outputs are saved under the input's basename, as in the official code.
-        return self._item(images, roles.get("input", roles["target"]).stem)
+        return self._item(images, roles.get("input", roles["target"]).stem, tuple(roles.items()))
 
 
 class UnpairedDataset(_SplitDataset):
@@ -224,10 +248,11 @@ class UnpairedDataset(_SplitDataset):
     def __getitem__(self, index: int) -> dict[str, Any]:
         path = self.targets[index]
         images = {"target": self._read(path, "RGB")}
-        item = self._item(images, path.stem)
+        item = self._item(images, path.stem, (path,))
         if self.inputs:
             source = self.inputs[index % len(self.inputs)]
-            item["input"] = self._item({"target": self._read(source, "RGB")}, source.stem)["target"]
+            source_image = {"target": self._read(source, "RGB")}
+            item["input"] = self._item(source_image, source.stem, (source,))["target"]
         return item
 
 

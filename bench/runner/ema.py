@@ -16,11 +16,23 @@ from torch import nn
 
 
 class EMA:
+    """Averages the weights of ``model``, the module being trained.
+
+    The tensor lists are taken once: walking the module tree for them on every step cost
+    more than the update itself (about 10 ms per step on the smoke UNets). Loading a
+    state dict copies in place, so the lists stay valid across a resume; create the EMA
+    after the model is on its device (moving it replaces its buffers).
+    """
+
     def __init__(
         self, model: nn.Module, decay: float, every: int, start: int, power: float = 2 / 3
     ):
         self.model = copy.deepcopy(model).eval().requires_grad_(False)
         self.decay, self.every, self.start, self.power = decay, every, start, power
+        self._averaged = list(self.model.parameters())
+        self._copied = list(self.model.buffers())
+        self._source_averaged = list(model.parameters())
+        self._source_copied = list(model.buffers())
 
     def decay_at(self, iteration: int) -> float:
         k = iteration - self.start - 1
@@ -29,21 +41,22 @@ class EMA:
         return min(self.decay, 1 - (1 + k) ** -self.power)
 
     @torch.no_grad()
-    def step(self, model: nn.Module, iteration: int) -> None:
+    def step(self, iteration: int) -> None:
         """Call after the optimizer step of ``iteration`` (1-based)."""
         if iteration % self.every:
             return
         if iteration <= self.start:
-            self.model.load_state_dict(model.state_dict())
-            return
-        ema_params = list(self.model.parameters())
-        params = [p.detach() for p in model.parameters()]
-        torch._foreach_lerp_(ema_params, params, 1 - self.decay_at(iteration))
-        for ema_buffer, buffer in zip(self.model.buffers(), model.buffers(), strict=True):
-            ema_buffer.copy_(buffer)
+            torch._foreach_copy_(self._averaged, self._source_averaged)
+        else:
+            torch._foreach_lerp_(
+                self._averaged, self._source_averaged, 1 - self.decay_at(iteration)
+            )
+        if self._copied:
+            torch._foreach_copy_(self._copied, self._source_copied)
 
     def state_dict(self) -> dict:
         return self.model.state_dict()
 
     def load_state_dict(self, state: dict) -> None:
         self.model.load_state_dict(state)
+

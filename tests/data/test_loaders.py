@@ -65,11 +65,37 @@ def test_decoded_images_are_kept_within_the_budget_and_items_do_not_change(
     for _ in range(2):  # a flip that wrote into the cached array would undo itself here
         assert torch.equal(flipped[1]["input"], first["input"].flip(-1))
 
-    monkeypatch.setattr(loaders, "DECODED_CACHE_BYTES", 0)
+    monkeypatch.setattr(loaders, "CACHE_BYTES", 0)
     decoded.clear()
     uncached = open_split("synth-shadow", small_shadow, "train", image_size=32, train=False)
     uncached[1], uncached[1]
     assert len(decoded) == 6  # over budget: decoded every time
+
+
+def test_kept_random_flip_items_equal_uncached_ones_and_draw_the_same_stream(
+    small_shadow, monkeypatch
+):
+    from bench.data import loaders
+
+    def epochs(budget: int) -> tuple[list[dict], torch.Tensor]:
+        monkeypatch.setattr(loaders, "CACHE_BYTES", budget)
+        ds = open_split("synth-shadow", small_shadow, "train", image_size=24, flip="random")
+        torch.manual_seed(3)
+        items = [ds[i] for _ in range(4) for i in range(len(ds))]  # both flips come round
+        return items, torch.rand(4)
+
+    kept, kept_next = epochs(512 * 2**20)
+    fresh, fresh_next = epochs(0)
+    assert torch.equal(kept_next, fresh_next)
+    for a, b in zip(kept, fresh, strict=True):
+        assert all(torch.equal(a[k], b[k]) for k in ("input", "target", "mask"))
+    plain = open_split("synth-shadow", small_shadow, "train", image_size=24, flip="none")[0]
+    first = [item["input"] for item in kept if item["name"] == plain["name"]]
+    flips = {torch.equal(x, plain["input"].flip(-1)) for x in first}
+    assert all(
+        torch.equal(x, plain["input"]) or torch.equal(x, plain["input"].flip(-1)) for x in first
+    )
+    assert flips == {True, False}, "seed 3 must draw both flips of item 0 for this test to bite"
 
 
 def test_always_flip_mirrors_every_role(small_shadow):

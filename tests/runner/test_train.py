@@ -142,12 +142,25 @@ def test_ema_copies_until_start_then_follows_the_warmup_formula():
     ema = EMA(model, decay=0.995, every=1, start=3)
     with torch.no_grad():
         model.weight.fill_(1.0)
-    ema.step(model, 3)  # at start: copy
+    ema.step(3)  # at start: copy
     assert torch.equal(ema.model.weight, model.weight)
     with torch.no_grad():
         model.weight.fill_(3.0)
-    ema.step(model, 6)  # k = 6 - 3 - 1 = 2: decay 1 - 3^(-2/3)
+    ema.step(6)  # k = 6 - 3 - 1 = 2: decay 1 - 3^(-2/3)
     decay = 1 - 3 ** (-2 / 3)
     expected = decay * 1.0 + (1 - decay) * 3.0
     assert torch.allclose(ema.model.weight, torch.full((2, 2), expected))
     assert ema.decay_at(10**6) == 0.995
+
+
+def test_ema_copies_buffers_and_survives_a_state_dict_load():
+    model = nn.BatchNorm1d(3)
+    ema = EMA(model, decay=0.5, every=1, start=0)
+    model(torch.randn(8, 3))  # running statistics move
+    ema.step(2)
+    assert torch.equal(ema.model.running_mean, model.running_mean)
+    ema.load_state_dict({k: torch.zeros_like(v) for k, v in model.state_dict().items()})
+    with torch.no_grad():
+        model.weight.fill_(4.0)
+    ema.step(3)  # k = 2: decay 0.5 (capped), from the loaded zeros toward 4
+    assert torch.equal(ema.model.weight, torch.full((3,), 2.0))

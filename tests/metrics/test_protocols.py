@@ -164,6 +164,26 @@ def test_combining_batches_equals_one_evaluation(tmp_path, photos):
     assert combined.summary == pytest.approx(whole.summary, rel=1e-12)
 
 
+@pytest.mark.parametrize(
+    "name", [name for name in PROTOCOLS.names() if not PROTOCOLS.get(name).set_metrics]
+)
+def test_measuring_in_chunks_equals_one_pass(tmp_path, photos, monkeypatch, name):
+    from bench.protocols import base
+
+    protocol = get_protocol(name, tmp_path)
+    degraded = degrade(photos, "noise")
+    mask = torch.zeros((3, 1, 96, 112), dtype=torch.uint8)
+    mask[:, :, 20:60, 30:80] = 255
+    chunked = protocol.evaluate(degraded, photos, mask).per_image
+    monkeypatch.setattr(base, "CPU_MEASURE_IMAGES", 100)
+    whole = protocol.evaluate(degraded, photos, mask).per_image
+    assert list(chunked.columns) == list(whole.columns) and len(chunked) == 3
+    # equal up to BLAS summation order, which depends on the number of rows
+    np.testing.assert_allclose(
+        chunked.drop(columns="name").to_numpy(), whole.drop(columns="name").to_numpy(), rtol=1e-12
+    )
+
+
 def test_gopro_resizes_ground_truth_to_the_output_size(tmp_path, photos):
     result = get_protocol("gopro", tmp_path).evaluate(photos[..., :64, :64], photos)
     assert result.meta["unverified"] == ["ssim_form matlab-volume"]

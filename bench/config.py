@@ -66,10 +66,11 @@ class SlurmConfig:
 
 @dataclass(frozen=True)
 class MethodBudget:
-    """One method's departures from its profile's budget (unset keys keep the profile's)."""
+    """One method's budget relative to its profile's: the profile's iterations and lr times
+    these factors, so a file that changes the profile's iterations moves every method."""
 
-    iterations: int | None = None
-    lr: float | None = None
+    iterations_scale: float = 1.0
+    lr_scale: float = 1.0
 
 
 @dataclass(frozen=True)
@@ -90,17 +91,19 @@ class ProfileConfig:
     checkpoint_every: int
     eval_images: int  # 0: the whole test split
     eval_batch_size: int
-    #: [profiles.NAME.methods.METHOD]: per-method iterations or lr, e.g. for SR3, whose
-    #: noise predictor needs far more iterations than the residual methods
+    #: [profiles.NAME.methods.METHOD]: per-method factors on iterations and lr, e.g. for
+    #: SR3, whose noise predictor needs far more iterations than the residual methods
     methods: dict[str, MethodBudget] = field(default_factory=dict)
 
     def budget(self, method: str) -> tuple[int | Paper, float | Paper]:
-        """(iterations, lr) for ``method``: its own entry where set, else the profile's."""
+        """(iterations, lr) for ``method``: the profile's, times its factors where set.
+        A "paper" value is the paper's and is never scaled (load_config refuses that)."""
         own = self.methods.get(method, MethodBudget())
-        return (
-            self.iterations if own.iterations is None else own.iterations,
-            self.lr if own.lr is None else own.lr,
-        )
+        iterations = self.iterations
+        if iterations != "paper":
+            iterations = max(1, round(iterations * own.iterations_scale))
+        lr = self.lr if self.lr == "paper" else self.lr * own.lr_scale
+        return iterations, lr
 
 
 @dataclass(frozen=True)
@@ -226,12 +229,23 @@ def _check_names(config: Config) -> None:
                 f"valid choices: {choices(METHODS)}"
             )
     for name, profile in config.profiles.items():
-        for method in profile.methods:
+        for method, budget in profile.methods.items():
+            where = f"{config.source}: profiles.{name}.methods"
             if method not in METHODS:
                 raise ConfigError(
-                    f"{config.source}: profiles.{name}.methods has '{method}', which is not a "
-                    f"method; valid choices: {choices(METHODS)}"
+                    f"{where} has '{method}', which is not a method; "
+                    f"valid choices: {choices(METHODS)}"
                 )
+            for key, scale in vars(budget).items():
+                base = key.removesuffix("_scale")
+                if scale <= 0:
+                    raise ConfigError(f"{where}.{method}.{key} = {scale} must be positive")
+                if scale != 1 and getattr(profile, base) == "paper":
+                    raise ConfigError(
+                        f"{where}.{method}.{key} = {scale} cannot scale profiles.{name}.{base}"
+                        " = 'paper' (the paper's own value); remove the factor or give the "
+                        "profile a number"
+                    )
 
 
 def _drop_none(tree: dict[str, Any]) -> dict[str, Any]:

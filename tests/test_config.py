@@ -62,12 +62,13 @@ def test_method_budget_overrides_its_profile_for_that_method_only(tmp_path):
     path = write(
         tmp_path,
         '[run]\nmethods = ["resfusion", "rddm"]\n[profiles.smoke]\niterations = 10\nlr = 1e-3\n'
-        "[profiles.smoke.methods.resfusion]\niterations = 30\n",
+        "[profiles.smoke.methods.resfusion]\niterations_scale = 3\n"
+        "[profiles.smoke.methods.rddm]\nlr_scale = 0.5\niterations_scale = 0.84\n",
     )
     config = load_config(path)
     cells = {cell.method: cell for cell in expand(config)}
     assert (cells["resfusion"].iterations, cells["resfusion"].lr) == (30, 1e-3)
-    assert (cells["rddm"].iterations, cells["rddm"].lr) == (10, 1e-3)
+    assert (cells["rddm"].iterations, cells["rddm"].lr) == (8, 5e-4)  # 8.4 rounds to 8
     assert expand(config, iterations=4)[0].iterations == 4  # --iters still wins
 
 
@@ -93,12 +94,20 @@ BAD_INPUTS = {
     "incomplete-profile": ("[profiles.mine]\nimage_size = 32\n", ["profiles.mine", "missing key"]),
     "not-toml": ("[run\n", ["not valid TOML"]),
     "unknown-budget-method": (
-        "[profiles.smoke.methods.sr4]\niterations = 5\n",
+        "[profiles.smoke.methods.sr4]\niterations_scale = 5\n",
         ["profiles.smoke.methods has 'sr4'", "not a method"],
     ),
     "unknown-budget-key": (
-        "[profiles.smoke.methods.sr3]\nsteps = 5\n",
-        ["unknown key 'profiles.smoke.methods.sr3.steps'", "iterations, lr"],
+        "[profiles.smoke.methods.sr3]\niterations = 5\n",
+        ["unknown key 'profiles.smoke.methods.sr3.iterations'", "iterations_scale, lr_scale"],
+    ),
+    "nonpositive-scale": (
+        "[profiles.smoke.methods.sr3]\nlr_scale = 0\n",
+        ["profiles.smoke.methods.sr3.lr_scale = 0", "must be positive"],
+    ),
+    "scaled-paper-value": (
+        '[run]\nprofile = "paper"\n[profiles.paper.methods.sr3]\niterations_scale = 2\n',
+        ["profiles.paper.methods.sr3.iterations_scale = 2", "'paper'"],
     ),
 }
 

@@ -13,7 +13,6 @@ from bench.errors import UsageError
 from bench.metrics.result import MetricResult
 from bench.registry import Registry
 
-
 #: images per ``measure`` call on CPU (see Protocol._measure_in_chunks)
 CPU_MEASURE_IMAGES = 2
 

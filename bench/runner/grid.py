@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -49,14 +50,12 @@ class GridResult:
         return 1 - self.network_seconds / self.seconds if self.seconds else 0.0
 
 
-def score_identity(cell: Cell, context: RunContext, tracker: Tracker) -> CellRecord:
+def score_identity(cell: Cell, context: RunContext) -> CellRecord:
+    """Score the degraded input as the output; the record is logged by :func:`log_identity`."""
     from bench.data import ensure_dataset, get_dataset, open_split
 
     started = time.perf_counter()
-    tags = {**context.tags, "method": IDENTITY, "dataset": cell.dataset, "run_kind": "identity"}
-    tags |= {"protocol": cell.protocol, "profile": cell.profile}
-    run_id = tracker.start(IDENTITY, tags, parent=context.parent_run_id)
-    record = CellRecord(cell, FAILED, run_id)
+    record = CellRecord(cell, FAILED)
     try:
         spec = get_dataset(cell.dataset)
         root = ensure_dataset(cell.dataset, context.data_root)
@@ -67,14 +66,22 @@ def score_identity(cell: Cell, context: RunContext, tracker: Tracker) -> CellRec
         scores = score(cell, samples, context.weights_dir, "restoration", torch.device("cpu"))
         record.metrics = {f"{cell.protocol}/{k}": v for k, v in scores.summary.items()}
         record.unavailable = {f"{cell.protocol}/{k}": v for k, v in scores.unavailable.items()}
-        tracker.log_metrics(run_id, record.metrics)
         record.status = FINISHED
     except Exception as error:
         record.error = f"{type(error).__name__}: {error}"
-        tracker.set_tags(run_id, {"error": record.error[:5000]})
     record.seconds = time.perf_counter() - started
-    tracker.end(run_id, record.status)
     return record
+
+
+def log_identity(record: CellRecord, context: RunContext, tracker: Tracker) -> None:
+    cell = record.cell
+    tags = {**context.tags, "method": IDENTITY, "dataset": cell.dataset, "run_kind": "identity"}
+    tags |= {"protocol": cell.protocol, "profile": cell.profile}
+    record.run_id = tracker.start(IDENTITY, tags, parent=context.parent_run_id)
+    tracker.log_metrics(record.run_id, record.metrics)
+    if record.error:
+        tracker.set_tags(record.run_id, {"error": record.error[:5000]})
+    tracker.end(record.run_id, record.status)
 
 
 def run_grid(
@@ -84,7 +91,19 @@ def run_grid(
     and the rest still run. Under torchrun every rank calls this; rank 0 alone tracks."""
     started = time.perf_counter()
     world = World.current()
-    tracker = open_tracker(context.tracking_uri, context.experiment, world)  # fails if unreachable
+    # Opening a new store takes seconds (MLflow's imports and schema migrations): it runs
+    # beside the data generation and the identity baseline, and is joined before any
+    # training, so an unreachable store still stops the run before a cell starts.
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        opening = pool.submit(open_tracker, context.tracking_uri, context.experiment, world)
+        try:
+            prepare_data(cells, context, world)
+            identity = None
+            if world.is_main and cells and _is_restoration(cells[0]):
+                console.info(f"scoring the identity baseline on {cells[0].dataset}")
+                identity = score_identity(cells[0], context)
+        finally:
+            tracker = opening.result()  # the store's error, if any, wins
     env = environment()
     tags = {
         "git_commit": env["git"]["commit"] or "unknown",
@@ -105,12 +124,9 @@ def run_grid(
     context = RunContext(**{**vars(context), "parent_run_id": parent, "tags": child_tags})
 
     records: list[CellRecord] = []
-    identity = None
     try:
-        prepare_data(cells, context, world)
-        if world.is_main and cells and _is_restoration(cells[0]):
-            console.info(f"scoring the identity baseline on {cells[0].dataset}")
-            identity = score_identity(cells[0], context, tracker)
+        if identity is not None:
+            log_identity(identity, context, tracker)
         records = (executor or InProcess()).run(cells, context)
         if world.is_main:
             settle_lost(records, tracker, context)

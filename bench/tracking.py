@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from bench import store_schema
 from bench.errors import BenchError
 
 #: MLflow's own limit on a param value's length.
@@ -55,11 +56,17 @@ class Tracker:
         from mlflow.tracking import MlflowClient
 
         self.uri = uri
+        migrated_here = None  # a new store MLflow creates and migrates itself
         if uri.startswith("sqlite:///"):
-            Path(uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+            database = Path(uri.removeprefix("sqlite:///"))
+            database.parent.mkdir(parents=True, exist_ok=True)
+            if not database.exists() and not store_schema.create_from_cache(database):
+                migrated_here = database
         self.client = MlflowClient(tracking_uri=uri)
         try:
             found = self.client.get_experiment_by_name(experiment)
+            if migrated_here is not None:
+                store_schema.remember(migrated_here)
             self.experiment_id = (
                 found.experiment_id
                 if found is not None

@@ -1,7 +1,7 @@
 """Shared test setup.
 
 ``import bench`` comes first: it applies the torchvision guard before any test imports
-lpips or torch-fidelity. Weights caches point at a temporary folder so no test reads
+lpips or torch-fidelity. Weights and schema caches point at a temporary folder so no test reads
 the user's cache or reaches the network.
 """
 
@@ -19,6 +19,8 @@ torch.set_num_threads(min(2, os.cpu_count() or 1))
 def _isolated_caches(tmp_path_factory, monkeypatch):
     home = tmp_path_factory.getbasetemp() / "torch_home"
     monkeypatch.setenv("TORCH_HOME", str(home))
+    # one MLflow schema cache per session: the first new store migrates, the rest copy it
+    monkeypatch.setenv("BENCH_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "bench_cache"))
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
 
 

@@ -1,37 +1,67 @@
-"""New SQLite stores from the cached MLflow schema equal stores MLflow migrates itself."""
+"""New SQLite stores from the schema dump equal stores MLflow migrates itself."""
 
 import sqlite3
 
+import pytest
 from mlflow.tracking import MlflowClient
+from mlflow.version import VERSION
 
 from bench import store_schema
 from bench.tracking import Tracker
 
 
-def schema(database) -> tuple[set[str], list[tuple]]:
+def clauses(statements) -> set[frozenset[str]]:
+    """Each statement as its set of lines: MLflow's migrations list a table's constraints
+    in no fixed order, so two migrated stores differ in order only."""
+    return {
+        frozenset(line.strip().rstrip(",") for line in statement.splitlines())
+        for statement in statements
+    }
+
+
+def schema(database) -> tuple[set[frozenset[str]], list[tuple]]:
     connection = sqlite3.connect(database)
     try:
-        sql = {row[0] for row in connection.execute("SELECT sql FROM sqlite_master") if row[0]}
+        sql = [row[0] for row in connection.execute("SELECT sql FROM sqlite_master") if row[0]]
         revision = connection.execute("SELECT version_num FROM alembic_version").fetchall()
     finally:
         connection.close()
-    return sql, revision
+    return clauses(sql), revision
 
 
-def test_a_cached_store_has_the_migrated_schema_and_mlflow_opens_it(tmp_path, monkeypatch):
-    monkeypatch.setenv("BENCH_CACHE_DIR", str(tmp_path / "cache"))
-    migrated = tmp_path / "first" / "mlflow.db"
-    assert not store_schema.create_from_cache(migrated)  # no cache yet: MLflow migrates
-    Tracker(f"sqlite:///{migrated}", "bench")
-    dump = store_schema.schema_file().read_text()
+@pytest.fixture
+def migrated(tmp_path_factory, monkeypatch):
+    """A store MLflow created and migrated itself (no dump anywhere), and the cache it left."""
+    folder = tmp_path_factory.mktemp("migrated")
+    monkeypatch.setattr(store_schema, "PACKAGED", folder / "absent.sql")
+    monkeypatch.setenv("BENCH_CACHE_DIR", str(folder / "cache"))
+    database = folder / "mlflow.db"
+    assert not store_schema.create_from_cache(database)
+    Tracker(f"sqlite:///{database}", "bench")
+    cached = store_schema.schema_file().read_text()
+    monkeypatch.undo()
+    return database, cached
+
+
+def test_the_packaged_dump_is_what_the_pinned_mlflow_migrates_to(migrated):
+    _, cached = migrated
+    header, body = store_schema.PACKAGED.read_text().split("\n", 1)
+    assert f"MLflow {VERSION} " in header, (
+        f"bench/mlflow_schema.sql is not for the installed MLflow {VERSION}: pin it in "
+        "constraints-cpu.txt or run `python -m bench.store_schema`"
+    )
+    assert clauses(body.split(";\n")) == clauses(cached.split(";\n"))
     inserts = {
-        line.split()[2].strip('"') for line in dump.splitlines() if line.startswith("INSERT")
+        line.split()[2].strip('"') for line in body.splitlines() if line.startswith("INSERT")
     }
     assert "alembic_version" in inserts and "experiments" not in inserts
 
-    copied = tmp_path / "second" / "mlflow.db"
+
+def test_a_store_from_the_dump_equals_a_migrated_one_and_mlflow_opens_it(migrated, tmp_path):
+    database, _ = migrated
+    copied = tmp_path / "store" / "mlflow.db"
     tracker = Tracker(f"sqlite:///{copied}", "bench")
-    assert schema(copied) == schema(migrated)
+    assert schema(copied) == schema(database)
     run = tracker.start("x", {})
     tracker.log_metrics(run, {"a": 1.0})
     tracker.end(run, "FINISHED")
@@ -44,18 +74,15 @@ def test_a_cached_store_has_the_migrated_schema_and_mlflow_opens_it(tmp_path, mo
 
 
 def test_an_existing_store_is_never_replaced(tmp_path, monkeypatch):
+    monkeypatch.setattr(store_schema, "PACKAGED", tmp_path / "absent.sql")
     monkeypatch.setenv("BENCH_CACHE_DIR", str(tmp_path / "cache"))
     store_schema.schema_file().parent.mkdir(parents=True)
     store_schema.schema_file().write_text("CREATE TABLE fresh (x);\n")
     database = tmp_path / "mlflow.db"
     sqlite3.connect(database).execute("CREATE TABLE kept (x)").connection.close()
     assert store_schema.create_from_cache(database)  # raced: another process made it first
-    assert schema_tables(database) == {"kept"}
-
-
-def schema_tables(database) -> set[str]:
     connection = sqlite3.connect(database)
-    try:
-        return {row[0] for row in connection.execute("SELECT name FROM sqlite_master")}
-    finally:
-        connection.close()
+    tables = {row[0] for row in connection.execute("SELECT name FROM sqlite_master")}
+    connection.close()
+    assert tables == {"kept"}
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cache", "mlflow.db"]

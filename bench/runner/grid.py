@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import importlib
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -94,12 +93,9 @@ def run_grid(
     world = World.current()
     # Opening a new store takes seconds (MLflow's imports and schema migrations): it runs
     # beside the data generation and the identity baseline, and is joined before any
-    # training, so an unreachable store still stops the run before a cell starts. So does
-    # the import of torch._dynamo, which the first torch.optim optimizer would otherwise
-    # make the first cell wait for (2-3 s on CPU).
-    with ThreadPoolExecutor(max_workers=2) as pool:
+    # training, so an unreachable store still stops the run before a cell starts.
+    with ThreadPoolExecutor(max_workers=1) as pool:
         opening = pool.submit(open_tracker, context.tracking_uri, context.experiment, world)
-        pool.submit(importlib.import_module, "torch._dynamo")
         try:
             prepare_data(cells, context, world)
             identity = None

@@ -112,10 +112,48 @@ def _to_tensor(image: np.ndarray, normalize: bool) -> torch.Tensor:
     return tensor * 2.0 - 1.0 if normalize else tensor
 
 
-#: bytes of images a split keeps in memory: decoded files, and items after the geometry
-#: steps when those depend on the flip alone. Training revisits every item each epoch;
-#: decoding and resizing again each time was most of the smoke profile's loading time.
+#: bytes of images kept in memory: decoded files, and items after the geometry steps when
+#: those depend on the flip alone. Training revisits every item each epoch and every cell
+#: of a grid reopens the same splits; decoding and resizing again each time was most of
+#: the smoke profile's loading time.
 CACHE_BYTES = 512 * 2**20
+
+
+class _ImageCache:
+    """Arrays shared by every split this process opens. Keys carry each file's size and
+    modification time, so a file rewritten on disk is read again."""
+
+    def __init__(self) -> None:
+        self.entries: dict[tuple, Any] = {}
+        self.bytes = 0
+
+    def kept(self, key: tuple, make: Callable[[], Any]) -> Any:
+        """``make()`` (an array or a dict of arrays), kept under ``key`` while the cache
+        fits CACHE_BYTES. Kept arrays are read-only and shared: later steps copy rather
+        than write in place."""
+        if key in self.entries:
+            return self.entries[key]
+        value = make()
+        arrays = list(value.values()) if isinstance(value, dict) else [value]
+        size = sum(array.nbytes for array in arrays)
+        if self.bytes + size <= CACHE_BYTES:
+            for array in arrays:
+                array.setflags(write=False)
+            self.entries[key] = value
+            self.bytes += size
+        return value
+
+    def clear(self) -> None:
+        self.entries.clear()
+        self.bytes = 0
+
+
+IMAGE_CACHE = _ImageCache()
+
+
+def _file_key(path: Path) -> tuple:
+    stat = path.stat()
+    return (str(path), stat.st_mtime_ns, stat.st_size)
 
 
 class _SplitDataset(torch.utils.data.Dataset):
@@ -125,37 +163,20 @@ class _SplitDataset(torch.utils.data.Dataset):
         self.spec = spec
         self.files = files
         self.options = options
-        self._cache: dict[tuple, Any] = {}
-        self._cache_bytes = 0
-
-    def _kept(self, key: tuple, make: Callable[[], Any]) -> Any:
-        """``make()`` (an array or a dict of arrays), kept under ``key`` while the split's
-        cache fits CACHE_BYTES. Kept arrays are read-only and shared: later steps copy
-        rather than write in place."""
-        if key in self._cache:
-            return self._cache[key]
-        value = make()
-        arrays = list(value.values()) if isinstance(value, dict) else [value]
-        size = sum(array.nbytes for array in arrays)
-        if self._cache_bytes + size <= CACHE_BYTES:
-            for array in arrays:
-                array.setflags(write=False)
-            self._cache[key] = value
-            self._cache_bytes += size
-        return value
 
     def _read(self, path: Path, mode: str) -> np.ndarray:
-        return self._kept(("decoded", path, mode), lambda: read_image(path, mode))
+        return IMAGE_CACHE.kept(("decoded", _file_key(path), mode), lambda: read_image(path, mode))
 
-    def _geometry(self, images: dict[str, np.ndarray], key: tuple) -> dict[str, np.ndarray]:
+    def _geometry(self, images: dict[str, np.ndarray], files: tuple) -> dict[str, np.ndarray]:
         """Steps 2-5 on every image of an item with the same random draws. Without a random
-        crop the result depends on the flip alone, so it is kept per (item, flip)."""
+        crop the result depends on the files (``files``: (role, path) pairs) and the flip
+        alone, so it is kept per both."""
         if self.options.random_crop is not None:
             return self._transform(images, self._draw_flip)
         flipped = self._draw_flip()
-        return self._kept(
-            ("prepared", key, flipped), lambda: self._transform(images, lambda: flipped)
-        )
+        named = tuple((role, _file_key(path)) for role, path in files)
+        key = ("prepared", named, self.options, flipped)
+        return IMAGE_CACHE.kept(key, lambda: self._transform(images, lambda: flipped))
 
     def _draw_flip(self) -> bool:
         flip = self.options.flip
@@ -191,8 +212,8 @@ class _SplitDataset(torch.utils.data.Dataset):
             images = {k: _resize(np.ascontiguousarray(v), o.image_size) for k, v in images.items()}
         return images
 
-    def _item(self, images: dict[str, np.ndarray], name: str, key: tuple) -> dict[str, Any]:
-        images = self._geometry(images, key)
+    def _item(self, images: dict[str, np.ndarray], name: str, files: tuple) -> dict[str, Any]:
+        images = self._geometry(images, files)
         item: dict[str, Any] = {"name": name}
         for role, image in images.items():
             if role == "mask":
@@ -248,11 +269,11 @@ class UnpairedDataset(_SplitDataset):
     def __getitem__(self, index: int) -> dict[str, Any]:
         path = self.targets[index]
         images = {"target": self._read(path, "RGB")}
-        item = self._item(images, path.stem, (path,))
+        item = self._item(images, path.stem, (("target", path),))
         if self.inputs:
             source = self.inputs[index % len(self.inputs)]
             source_image = {"target": self._read(source, "RGB")}
-            item["input"] = self._item(source_image, source.stem, (source,))["target"]
+            item["input"] = self._item(source_image, source.stem, (("target", source),))["target"]
         return item
 
 

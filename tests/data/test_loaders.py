@@ -57,19 +57,37 @@ def test_decoded_images_are_kept_within_the_budget_and_items_do_not_change(
     decoded = []
     real_read = loaders.read_image
     monkeypatch.setattr(loaders, "read_image", lambda *a: decoded.append(a[0]) or real_read(*a))
+    loaders.IMAGE_CACHE.clear()
     ds = open_split("synth-shadow", small_shadow, "train", image_size=32, train=False)
     first, again = ds[1], ds[1]
     assert len(decoded) == 3  # input, target and mask, each decoded once
+    reopened = open_split("synth-shadow", small_shadow, "train", image_size=32, train=False)
+    assert torch.equal(reopened[1]["input"], first["input"]) and len(decoded) == 3
     assert all(torch.equal(first[k], again[k]) for k in ("input", "target", "mask"))
     flipped = open_split("synth-shadow", small_shadow, "train", image_size=32, flip="always")
     for _ in range(2):  # a flip that wrote into the cached array would undo itself here
         assert torch.equal(flipped[1]["input"], first["input"].flip(-1))
 
     monkeypatch.setattr(loaders, "CACHE_BYTES", 0)
+    loaders.IMAGE_CACHE.clear()
     decoded.clear()
     uncached = open_split("synth-shadow", small_shadow, "train", image_size=32, train=False)
     uncached[1], uncached[1]
     assert len(decoded) == 6  # over budget: decoded every time
+
+
+def test_a_file_rewritten_on_disk_is_read_again(small_shadow, tmp_path):
+    import shutil
+
+    root = tmp_path / "copy"
+    shutil.copytree(small_shadow, root)
+    before = open_split("synth-shadow", root, "train", image_size=32, train=False)[0]
+    path = root / "train" / "train_A" / f"{before['name']}.png"
+    image = np.asarray(Image.open(path).convert("RGB"))
+    Image.fromarray(255 - image).save(path)
+    after = open_split("synth-shadow", root, "train", image_size=32, train=False)[0]
+    assert not torch.equal(after["input"], before["input"])
+    assert torch.equal(after["target"], before["target"])
 
 
 def test_kept_random_flip_items_equal_uncached_ones_and_draw_the_same_stream(
@@ -79,6 +97,7 @@ def test_kept_random_flip_items_equal_uncached_ones_and_draw_the_same_stream(
 
     def epochs(budget: int) -> tuple[list[dict], torch.Tensor]:
         monkeypatch.setattr(loaders, "CACHE_BYTES", budget)
+        loaders.IMAGE_CACHE.clear()
         ds = open_split("synth-shadow", small_shadow, "train", image_size=24, flip="random")
         torch.manual_seed(3)
         items = [ds[i] for _ in range(4) for i in range(len(ds))]  # both flips come round

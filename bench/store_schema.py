@@ -70,7 +70,7 @@ def dump_schema(database: Path) -> str:
     return "\n".join(lines) + "\n"
 
 
-def create_from_cache(database: Path) -> bool:
+def create_from_dump(database: Path) -> bool:
     """Create the store ``database`` (which must not exist) from the schema dump; False
     when there is no dump for the installed MLflow, so MLflow creates it as usual."""
     schema = schema_text()
@@ -93,9 +93,9 @@ def create_from_cache(database: Path) -> bool:
 
 def remember(database: Path) -> None:
     """Cache the schema of a store MLflow has just created and migrated itself."""
-    schema = schema_file()
     if schema_text() is not None:
         return
+    schema = schema_file()
     try:
         schema.parent.mkdir(parents=True, exist_ok=True)
         partial = schema.with_name(schema.name + f".{os.getpid()}")

@@ -60,7 +60,7 @@ class Tracker:
         if uri.startswith("sqlite:///"):
             database = Path(uri.removeprefix("sqlite:///"))
             database.parent.mkdir(parents=True, exist_ok=True)
-            if not database.exists() and not store_schema.create_from_cache(database):
+            if not database.exists() and not store_schema.create_from_dump(database):
                 migrated_here = database
         self.client = MlflowClient(tracking_uri=uri)
         try:

@@ -36,7 +36,7 @@ def migrated(tmp_path_factory, monkeypatch):
     monkeypatch.setattr(store_schema, "PACKAGED", folder / "absent.sql")
     monkeypatch.setenv("BENCH_CACHE_DIR", str(folder / "cache"))
     database = folder / "mlflow.db"
-    assert not store_schema.create_from_cache(database)
+    assert not store_schema.create_from_dump(database)
     Tracker(f"sqlite:///{database}", "bench")
     cached = store_schema.schema_file().read_text()
     monkeypatch.undo()
@@ -80,7 +80,7 @@ def test_an_existing_store_is_never_replaced(tmp_path, monkeypatch):
     store_schema.schema_file().write_text("CREATE TABLE fresh (x);\n")
     database = tmp_path / "mlflow.db"
     sqlite3.connect(database).execute("CREATE TABLE kept (x)").connection.close()
-    assert store_schema.create_from_cache(database)  # raced: another process made it first
+    assert store_schema.create_from_dump(database)  # raced: another process made it first
     connection = sqlite3.connect(database)
     tables = {row[0] for row in connection.execute("SELECT name FROM sqlite_master")}
     connection.close()

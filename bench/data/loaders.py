@@ -164,18 +164,18 @@ class _SplitDataset(torch.utils.data.Dataset):
         self.files = files
         self.options = options
 
-    def _read(self, path: Path, mode: str) -> np.ndarray:
-        return IMAGE_CACHE.kept(("decoded", _file_key(path), mode), lambda: read_image(path, mode))
+    def _read(self, path: Path, file_key: tuple, mode: str) -> np.ndarray:
+        """``file_key``: ``_file_key(path)``, taken once per item by the caller."""
+        return IMAGE_CACHE.kept(("decoded", file_key, mode), lambda: read_image(path, mode))
 
     def _geometry(self, images: dict[str, np.ndarray], files: tuple) -> dict[str, np.ndarray]:
         """Steps 2-5 on every image of an item with the same random draws. Without a random
-        crop the result depends on the files (``files``: (role, path) pairs) and the flip
-        alone, so it is kept per both."""
+        crop the result depends on the files (``files``: (role, file key) pairs) and the
+        flip alone, so it is kept per both."""
         if self.options.random_crop is not None:
             return self._transform(images, self._draw_flip)
         flipped = self._draw_flip()
-        named = tuple((role, _file_key(path)) for role, path in files)
-        key = ("prepared", named, self.options, flipped)
+        key = ("prepared", files, self.options, flipped)
         return IMAGE_CACHE.kept(key, lambda: self._transform(images, lambda: flipped))
 
     def _draw_flip(self) -> bool:
@@ -247,11 +247,13 @@ class PairedDataset(_SplitDataset):
     def __getitem__(self, index: int) -> dict[str, Any]:
         pair_id = self.ids[index]
         roles = self.files.pairs[pair_id]
+        keys = {role: _file_key(path) for role, path in roles.items()}
         images = {
-            role: self._read(path, "L" if role == "mask" else "RGB") for role, path in roles.items()
+            role: self._read(path, keys[role], "L" if role == "mask" else "RGB")
+            for role, path in roles.items()
         }
         # Outputs are saved under the input's basename, as in the official code.
-        return self._item(images, roles.get("input", roles["target"]).stem, tuple(roles.items()))
+        return self._item(images, roles.get("input", roles["target"]).stem, tuple(keys.items()))
 
 
 class UnpairedDataset(_SplitDataset):
@@ -267,14 +269,15 @@ class UnpairedDataset(_SplitDataset):
         return len(self.targets)
 
     def __getitem__(self, index: int) -> dict[str, Any]:
-        path = self.targets[index]
-        images = {"target": self._read(path, "RGB")}
-        item = self._item(images, path.stem, (("target", path),))
+        item = self._single(self.targets[index])
         if self.inputs:
-            source = self.inputs[index % len(self.inputs)]
-            source_image = {"target": self._read(source, "RGB")}
-            item["input"] = self._item(source_image, source.stem, (("target", source),))["target"]
+            item["input"] = self._single(self.inputs[index % len(self.inputs)])["target"]
         return item
+
+    def _single(self, path: Path) -> dict[str, Any]:
+        key = _file_key(path)
+        images = {"target": self._read(path, key, "RGB")}
+        return self._item(images, path.stem, (("target", key),))
 
 
 def open_split(

@@ -140,12 +140,15 @@ def build_method(
     mask_channels: int = 0,
     unet_dim: int = 64,
     unet_mults: tuple[int, ...] | None = None,
+    image_size: int | None = None,
     **options: Any,
 ) -> Method:
     """Build a configured method by registry name.
 
     ``unet_mults=None`` takes the method's paper default ((1, 2, 4, 8) for the RDDM/Resfusion
-    UNet, (1, 2, 4, 8, 16) for SR3). Options are the keyword arguments of the method's class;
+    UNet, (1, 2, 4, 8, 16) for SR3). ``image_size`` reaches the methods whose networks depend
+    on it (SR3 places attention at the resolutions in ``attn_res`` of that image size) and is
+    ignored by the others. Options are the keyword arguments of the method's class;
     the variant names fix some of them (``rddm-sm-res`` fixes ``objective="res"``).
     """
     if name not in _REGISTRY:
@@ -166,9 +169,11 @@ def build_method(
     }
     if unet_mults is not None:
         common["unet_mults"] = tuple(unet_mults)
+    if image_size is not None and "image_size" in accepted:
+        common["image_size"] = image_size
     method = factory(**common, **{**fixed, **options})
     method.name = name
     return method
 
 
-_COMMON = {"image_channels", "mask_channels", "unet_dim", "unet_mults"}
+_COMMON = {"image_channels", "mask_channels", "unet_dim", "unet_mults", "image_size"}

@@ -18,8 +18,16 @@ eq. 53) learns which of SM-Res / SM-N to use. Time conditioning is the integer i
 ("t") or alpha_bar_t T and beta_bar_t T for the residual and noise nets ("coefficients", the
 partially path-independent variant of §5.2). Samplers: the joint one on the official grid
 (§1.9), the ancestral loop of eqs. 24-27 when S = T, and the decoupled ones of Fig. 6 (d2)
-removing residuals first and (d3) removing noise first.
+removing residuals first and (d3) removing noise first, each as two passes over the grid.
+
+Where the official code and the paper differ, the code's behaviour is the default (the
+published numbers came from it) and the paper's is an option (docs/official-code.md):
+restoration starts at I_in + sqrt(sum_scale) eps (``start_noise="sum_scale"``; the paper's
+I_in + beta_bar_T eps is ``"beta-bar-T"``, equal for power schedules), and conditioned
+sampling is deterministic whatever ``eta`` is asked for unless ``honour_eta=True``.
 """
+
+import warnings
 
 from dataclasses import dataclass
 
@@ -34,6 +42,14 @@ OBJECTIVES = ("res_noise", "res", "noise", "aosa")
 NETWORKS = ("2net", "1net", "shared_encoder")
 VARIANCES = ("sum-constrained", "ddim")
 SAMPLERS = ("joint", "residual-first", "noise-first")
+START_NOISE = ("sum_scale", "beta-bar-T")
+#: which parts of eq. 12 each pass of a sampler applies: the joint sampler moves both
+#: coefficients at once, the decoupled ones (Fig. 6 d2/d3) one per pass over the grid
+_PASSES = {
+    "joint": (("res", "noise"),),
+    "residual-first": (("res",), ("noise",)),
+    "noise-first": (("noise",), ("res",)),
+}
 
 # The code floors 1 - alpha_bar_T at 1e-6 before dividing by it; beta_bar can be exactly 0
 # at t = 1 in the linspace discretisation, where its factor in the update is 0 as well.
@@ -84,6 +100,8 @@ class RDDM(Method):
         clip_residual: bool = True,
         ancestral_at_full_steps: bool = True,
         aosa_delta: float = 0.01,
+        start_noise: str = "sum_scale",
+        honour_eta: bool = False,
     ):
         super().__init__(image_channels, mask_channels)
         for value, allowed, what in [
@@ -95,6 +113,7 @@ class RDDM(Method):
             (eta_scales, ("variance", "std"), "eta_scales"),
             (time_condition, ("t", "coefficients"), "time_condition"),
             (sampler, SAMPLERS, "sampler"),
+            (start_noise, START_NOISE, "start_noise"),
         ]:
             if value not in allowed:
                 raise ValueError(f"unknown RDDM {what} {value!r}; valid: {', '.join(allowed)}")
@@ -118,8 +137,10 @@ class RDDM(Method):
         self.loss_type = loss or ("l1" if kind == "restoration" else "l2")
         self.clip, self.clip_residual = clip, clip_residual
         self.ancestral_at_full_steps = ancestral_at_full_steps
+        self.start_noise, self.honour_eta = start_noise, honour_eta
         # code default: 0.01 when conditioned on an input image, 1 for generation (§1.7)
         sum_scale = sum_scale if sum_scale is not None else (0.01 if kind == "restoration" else 1.0)
+        self.sum_scale = sum_scale
         self.schedule: RDDMSchedule = rddm_schedule(
             timesteps,
             schedule=schedule,
@@ -253,7 +274,11 @@ class RDDM(Method):
         return self.objective
 
     def predictions(self, x: Tensor, i_in: Tensor, mask: Tensor | None, state: State):
-        """(I_res^, eps^, I_0^) at a sampling state, clipped as the official code does (§1.4)."""
+        """(I_res^, eps^, I_0^) at a sampling state, clipped as the official code does (§1.4).
+
+        An AOSA network is read as SM-Res when lambda > 0.5 and as SM-N otherwise, before the
+        switch as after it: the official sampler never mixes the two readings (Algorithm 2's
+        mixture is a training loss only; docs/official-code.md, "AOSA sampling")."""
         batch = x.shape[0]
         k = torch.full((batch,), state.k, device=x.device)
         a, b = state.a, state.b2**0.5
@@ -263,13 +288,12 @@ class RDDM(Method):
             torch.full((batch,), a, device=x.device, dtype=x.dtype),
             torch.full((batch,), b, device=x.device, dtype=x.dtype),
         )
-        return self._combine(self._mode(), x, i_in, res_o, noise_o, a, b)
+        mode = self._mode()
+        if mode == "aosa":
+            mode = "res" if float(self.aosa_lambda) > 0.5 else "noise"
+        return self._combine(mode, x, i_in, res_o, noise_o, a, b)
 
     def _combine(self, mode: str, x, i_in, res_o, noise_o, a, b):
-        if mode == "aosa":  # Algorithm 2, lines 6-7, with the current lambda
-            lam = self.aosa_lambda.to(x.dtype)
-            res_o, noise_o = self._aosa_mix(x, i_in, res_o, a, b, lam)
-            mode = "res_noise"
         if mode == "res_noise":
             res = self._clip_res(res_o)
             return res, noise_o, self._clip(x - a * res - b * noise_o)
@@ -321,32 +345,17 @@ class RDDM(Method):
 
     # sampling -------------------------------------------------------------------------------
 
-    def _state(self, k: int, a_from: int | None = None, b_from: int | None = None) -> State:
+    def _state(self, k: int) -> State:
+        """The state of grid time k (-1: the end, alpha_bar = beta_bar = 0)."""
         s = self.schedule
-        ka = k if a_from is None else a_from
-        kb = k if b_from is None else b_from
-        a = 0.0 if ka < 0 else float(s.alpha_bar[ka])
-        b2 = 0.0 if kb < 0 else float(s.beta2_bar[kb])
-        gamma = 1.0 if kb < 0 else float(s.gamma[kb])
-        return State(k, a, b2, gamma)
+        if k < 0:
+            return State(-1, 0.0, 0.0, 1.0)
+        return State(k, float(s.alpha_bar[k]), float(s.beta2_bar[k]), float(s.gamma[k]))
 
     def sampling_path(self, steps: int) -> list[State]:
-        """States visited by the sampler, ending at I_0 (k = -1, alpha_bar = beta_bar = 0)."""
+        """The grid states one pass visits, ending at I_0 (k = -1, alpha_bar = beta_bar = 0)."""
         times = [t for t, _ in rddm_grid(self.timesteps, steps)]
-        last = self.timesteps - 1
-        if self.sampler == "joint":
-            return [self._state(t) for t in times] + [self._state(-1)]
-        if self.sampler == "residual-first":  # I(T) -> I(0) + beta_bar_T eps -> I(0)
-            return (
-                [self._state(t, b_from=last) for t in times]
-                + [self._state(t, a_from=-1) for t in times]
-                + [self._state(-1)]
-            )
-        return (  # noise first: I(T) -> I_in-side mixture without noise -> I(0)
-            [self._state(t, a_from=last) for t in times]
-            + [self._state(t, b_from=-1) for t in times]
-            + [self._state(-1)]
-        )
+        return [self._state(t) for t in times] + [self._state(-1)]
 
     def sigma2(self, u: State, v: State, eta: float) -> float:
         """Variance of the move u -> v (eq. 12 / Algorithm 1), 0 into the final state."""
@@ -358,6 +367,38 @@ class RDDM(Method):
         else:
             value = scale * (1 - v.gamma) / (1 - u.gamma) * (1 - u.gamma / v.gamma)
         return min(max(value, 0.0), v.b2)
+
+    def sampling_eta(self, eta: float) -> float:
+        """The eta the sampler applies. The official code sets eta = 0 whenever it is
+        conditioned on an input image, so restoration is deterministic given I_T; a non-zero
+        eta there is honoured only with ``honour_eta=True``, and either way a warning says
+        what happened (docs/official-code.md, "eta in restoration")."""
+        if eta == 0 or self.condition != "input":
+            return eta
+        if not self.honour_eta:
+            warnings.warn(
+                f"eta={eta} ignored: the official RDDM code samples conditioned tasks with "
+                "eta = 0; build the method with honour_eta=True (-o honour_eta=true) to apply it",
+                stacklevel=3,
+            )
+            return 0.0
+        warnings.warn(
+            f"eta={eta} applied to conditioned sampling (honour_eta=True); the official code "
+            "behind the published numbers uses eta = 0 there",
+            stacklevel=3,
+        )
+        return eta
+
+    def start_state(self, i_in: Tensor, generator: torch.Generator) -> Tensor:
+        """I_T: N(0, I) for generation; for restoration I_in + sqrt(sum_scale) eps as the
+        official samplers start (``start_noise="sum_scale"``), or eq. 7's I_in + beta_bar_T eps
+        (``"beta-bar-T"``). They differ only where beta_bar_T^2 != sum_scale (eq.-17 schedules)."""
+        eps = randn(i_in.shape, generator, i_in)
+        if self.kind == "generation":
+            return eps
+        if self.start_noise == "sum_scale":
+            return i_in + self.sum_scale**0.5 * eps
+        return i_in + float(self.schedule.beta2_bar[-1]) ** 0.5 * eps
 
     @torch.no_grad()
     def sample(
@@ -371,31 +412,41 @@ class RDDM(Method):
         generator: torch.Generator,
         progress: Progress | None = None,
     ) -> Tensor:
+        """Eq. 12 over the official grid (§1.9), one pass per part of the sampler.
+
+        Every pass calls the networks at the grid state u of each pair (t, s) and ends with
+        I <- clip(I_0^) at s = -1; the decoupled samplers apply only their pass's part of
+        eq. 12 (the residual term, or the noise term) and start their second pass from the
+        first pass's I_0^, as experiment 0 of the official code does (Fig. 6 d2)."""
         p = self._param()
         if self.kind == "generation":
-            shape = self._generation_shape(shape)
-            i_in = torch.zeros(shape, device=p.device, dtype=p.dtype)
-            x = randn(shape, generator, i_in)  # the code starts generation at N(0, I)
+            i_in = torch.zeros(self._generation_shape(shape), device=p.device, dtype=p.dtype)
         else:
             i_in = self._restoration_condition(condition)
-            x = i_in + float(self.schedule.beta2_bar[-1]) ** 0.5 * randn(
-                i_in.shape, generator, i_in
-            )
         mask = self._check_mask(mask, i_in)
+        eta = self.sampling_eta(eta)
+        x = self.start_state(i_in, generator)
         if steps == self.timesteps and self.ancestral_at_full_steps and self.sampler == "joint":
             return self._ancestral(x, i_in, mask, generator, progress)
         path = self.sampling_path(steps)
-        for i, (u, v) in enumerate(zip(path[:-1], path[1:], strict=True)):
-            res, eps, x0 = self.predictions(x, i_in, mask, u)
-            if i == len(path) - 2:
-                x = x0  # s = -1: the code returns clip(I_0^), eq. 12 with zeros gives I_0^
-            else:
-                s2 = self.sigma2(u, v, eta)
-                x = x - (u.a - v.a) * res - (u.b2**0.5 - (v.b2 - s2) ** 0.5) * eps
-                if s2 > 0:
-                    x = x + s2**0.5 * randn(x.shape, generator, x)
-            if progress is not None:
-                progress(i + 1, len(path) - 1)
+        passes = _PASSES[self.sampler]
+        total, done = len(passes) * steps, 0
+        for parts in passes:
+            for u, v in zip(path[:-1], path[1:], strict=True):
+                res, eps, x0 = self.predictions(x, i_in, mask, u)
+                if v.k < 0:
+                    x = x0  # the code returns clip(I_0^); eq. 12 with zeros gives I_0^ too
+                else:
+                    s2 = self.sigma2(u, v, eta)
+                    if "res" in parts:
+                        x = x - (u.a - v.a) * res
+                    if "noise" in parts:
+                        x = x - (u.b2**0.5 - (v.b2 - s2) ** 0.5) * eps
+                    if s2 > 0:
+                        x = x + s2**0.5 * randn(x.shape, generator, x)
+                done += 1
+                if progress is not None:
+                    progress(done, total)
         return x
 
     def _ancestral(self, x, i_in, mask, generator, progress) -> Tensor:

@@ -73,7 +73,7 @@ class Resfusion(Method):
         self.schedule = resfusion_schedule(timesteps, schedule)
         self.timesteps, self.schedule_name = timesteps, schedule
         # restoration input (x_t, x^_0[, mask one-hot]), the mask a 2-channel one-hot in
-        # [-1, 1]; generation feeds x_t alone (x^_0 = 0 carries nothing)
+        # [-1, 1] ordered [1 - m, m]; generation feeds x_t alone (x^_0 = 0 carries nothing)
         if kind == "generation":
             self.in_channels = image_channels
         else:
@@ -105,7 +105,9 @@ class Resfusion(Method):
             return x
         parts = [x, degraded]
         if mask is not None:
-            parts.append(torch.cat([mask, 1 - mask], dim=1) * 2 - 1)
+            # one_hot(mask, 2) * 2 - 1 in the official model: channel c is [mask == c], so the
+            # shadow-free indicator 1 - m comes first (docs/official-code.md, "Resfusion mask")
+            parts.append(torch.cat([1 - mask, mask], dim=1) * 2 - 1)
         return torch.cat(parts, dim=1)
 
     def _coefficients(self, idx: Tensor, like: Tensor):

@@ -40,6 +40,7 @@ class SR3(Method):
         unet_mults: tuple[int, ...] = (1, 2, 4, 8, 16),
         res_blocks: int = 1,
         attn_res: tuple[int, ...] = (),
+        image_size: int = 256,
         norm_groups: int | None = None,
         dropout: float = 0.0,
         timesteps: int = 2000,
@@ -64,6 +65,7 @@ class SR3(Method):
                     attn_res=tuple(attn_res),
                     norm_groups=paper_norm_groups(unet_dim) if norm_groups is None else norm_groups,
                     dropout=dropout,
+                    image_size=image_size,
                 )
             }
         )

@@ -93,7 +93,10 @@ class LinearAttention(nn.Module):
         q, k, v = (_split_heads(t, self.heads) for t in self.to_qkv(x).chunk(3, dim=1))
         q = q.softmax(dim=-2) * self.scale
         k = k.softmax(dim=-1)
-        context = torch.einsum("bhdn,bhen->bhde", k, v)
+        # the official networks average the values over the h*w positions before forming the
+        # context (docs/official-code.md, "Linear attention"); without it every context entry
+        # is h*w times larger and the network is a different function of its weights
+        context = torch.einsum("bhdn,bhen->bhde", k, v / (h * w))
         out = torch.einsum("bhde,bhdn->bhen", context, q)
         return self.to_out(out.reshape(b, -1, h, w))
 

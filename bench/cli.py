@@ -13,6 +13,7 @@ import typer
 import typer.core
 
 from bench import console
+from bench.commands import checkpoint as checkpoint_command
 from bench.commands import data as data_command
 from bench.commands import profile as profile_command
 from bench.commands import report as report_command
@@ -101,6 +102,7 @@ app.command(epilog=score_command.EPILOG)(score_command.score)
 app.add_typer(data_command.app, name="data")
 app.command(epilog=profile_command.EXAMPLE)(profile_command.profile)
 app.add_typer(weights_command.app, name="weights")
+app.add_typer(checkpoint_command.app, name="checkpoint")
 app.command(epilog=ui_command.EXAMPLE)(ui_command.ui)
 
 

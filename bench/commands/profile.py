@@ -52,6 +52,7 @@ def profile(
         method,
         mask_channels=1 if spec.has_mask else 0,
         unet_dim=dim,
+        image_size=size,
         **settings.get("options", {}),
     )
     console.info(f"profiling {method} ({spec.task}, {steps} steps) at {size}x{size}, dim {dim}")

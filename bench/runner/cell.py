@@ -95,6 +95,7 @@ def build(cell: Cell, has_mask: bool) -> Any:
         mask_channels=1 if has_mask else 0,
         unet_dim=cell.unet_dim,
         unet_mults=cell.unet_mults,
+        image_size=cell.image_size,
         **cell.options,
     )
 

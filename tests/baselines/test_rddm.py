@@ -257,21 +257,32 @@ def test_eq16_conversions_are_inverse():
 
 
 @pytest.mark.parametrize("sampler", ["residual-first", "noise-first"])
-def test_decoupled_samplers_follow_their_paths(sampler):
+def test_decoupled_samplers_make_two_passes_over_the_grid(sampler):
+    """Each pass visits the grid states and ends at I_0^ (Fig. 6 d2/d3 as experiment 0 runs
+    d2; tests/baselines/test_official_parity.py compares d2 with the official loops)."""
     x0, i_in = _pair()
     method = build_method(
         "rddm", sampler=sampler, time_condition="coefficients", clip=False, sum_scale=1.0, **SMALL
     ).double()
-    path = method.sampling_path(4)
-    assert len(path) == 9 and path[-1] == State(-1, 0.0, 0.0, 1.0)
-    middle = path[4]
-    if sampler == "residual-first":  # I(T) -> I(0) + beta_bar_T eps: residual gone, noise kept
-        assert middle.a == 0 and middle.b2 == pytest.approx(1.0)
-        assert all(s.b2 == path[0].b2 for s in path[:5])
-    else:  # noise first: alpha_bar stays at alpha_bar_T while beta_bar falls to 0
-        assert middle.b2 == 0 and middle.a == pytest.approx(1.0)
-    method.predictions = _oracle_predictions(x0, i_in)
-    out = method.sample(i_in, steps=4, generator=torch.Generator().manual_seed(2))
+    assert [s.k for s in method.sampling_path(4)] == [999, 749, 499, 249, -1]
+    oracle = _oracle_predictions(x0, i_in)
+    visited = []
+
+    def recording(x, i_in_, mask, state):
+        visited.append((x.clone(), state.k))
+        return oracle(x, i_in_, mask, state)
+
+    method.predictions = recording
+    seen = []
+    out = method.sample(
+        i_in,
+        steps=4,
+        generator=torch.Generator().manual_seed(2),
+        progress=lambda i, n: seen.append((i, n)),
+    )
+    assert [k for _, k in visited] == [999, 749, 499, 249] * 2
+    assert seen == [(i, 8) for i in range(1, 9)]
+    torch.testing.assert_close(visited[4][0], x0, rtol=0, atol=1e-9)  # pass 1 ends at I_0^
     torch.testing.assert_close(out, x0, rtol=0, atol=1e-9)
 
 

@@ -43,7 +43,7 @@ def test_each_method_trains_and_samples_through_the_interface(name):
         g = torch.Generator().manual_seed(seed)
         if method.kind == "generation":
             return method.sample(None, shape=(2, 3, 16, 16), steps=steps, eta=1.0, generator=g)
-        return method.sample(x0, steps=steps, eta=1.0, generator=g)
+        return method.sample(x0, steps=steps, generator=g)  # restoration: eta 0, as the code
 
     out = sample(0)
     assert out.shape == x0.shape and torch.isfinite(out).all()

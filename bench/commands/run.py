@@ -93,8 +93,17 @@ def run(
     ] = None,
     checkpoint: Annotated[
         Path | None,
-        typer.Option(help="Load these weights instead of training.", exists=True, dir_okay=False),
+        typer.Option(
+            help="Load these weights instead of training: a bench checkpoint or one written by "
+            "the official RDDM, Resfusion or SR3 code (`bench checkpoint inspect FILE`).",
+            exists=True,
+            dir_okay=False,
+        ),
     ] = None,
+    weights: Annotated[
+        str,
+        typer.Option(help="With --checkpoint: the EMA weights (ema) or the raw ones (online)."),
+    ] = "ema",
     resume: Annotated[
         bool, typer.Option(help="Resume each cell from its last checkpoint.")
     ] = False,
@@ -146,6 +155,7 @@ def run(
         "tracking": {"uri": tracking_uri, "experiment": experiment},
     }
     invocation = {"resume": resume, "checkpoint": checkpoint, "log_checkpoint": log_checkpoint}
+    invocation |= {"weights": weights}
     invocation |= {"executor": executor, "jobs": jobs, "nproc": nproc}
     if table is None:
         config = setup(config_path, quiet, as_json, overrides)
@@ -215,6 +225,7 @@ def _run_grid(
     options: dict[str, Any],
     resume: bool,
     checkpoint: Path | None,
+    weights: str,
     log_checkpoint: bool,
     executor: str,
     jobs: int,
@@ -228,6 +239,14 @@ def _run_grid(
     from bench.runner.grid import run_grid
 
     cells = expand(config, iterations=iters, steps=steps, options=options)
+    if checkpoint is not None:  # a file that fits no cell stops here, before any work
+        from bench.checkpoints import WEIGHTS, CheckpointError, check_method, read_checkpoint
+
+        if weights not in WEIGHTS:
+            raise CheckpointError(f"--weights '{weights}' is not known; valid: {', '.join(WEIGHTS)}")  # fmt: skip
+        found = read_checkpoint(checkpoint)
+        for method in dict.fromkeys(cell.method for cell in cells):
+            check_method(found, method)
     context = RunContext(
         tracking_uri=config.tracking_uri(),
         experiment=config.tracking.experiment,
@@ -238,6 +257,7 @@ def _run_grid(
         device=config.run.device,
         resume=resume,
         checkpoint=checkpoint,
+        weights=weights,
         log_checkpoint=log_checkpoint,
         config=config.to_dict(),
     )

@@ -47,6 +47,7 @@ class RunContext:
     device: str
     resume: bool = False
     checkpoint: Path | None = None  # load these weights instead of training
+    weights: str = "ema"  # which weight set of the checkpoint: "ema" or "online"
     log_checkpoint: bool = False
     tags: dict[str, str] = field(default_factory=dict)
     config: dict[str, Any] = field(default_factory=dict)
@@ -87,17 +88,29 @@ def checkpoint_path(results_dir: Path, cell: Cell) -> Path:
     )
 
 
-def build(cell: Cell, has_mask: bool) -> Any:
+def build(cell: Cell, has_mask: bool, checkpoint: Any = None) -> Any:
+    """The cell's method; with a checkpoint, its architecture and schedule as the file says
+    (``bench.checkpoints.build_options``), which win over the profile and the paper settings."""
     from baselines import build_method
 
-    return build_method(
-        cell.method,
-        mask_channels=1 if has_mask else 0,
-        unet_dim=cell.unet_dim,
-        unet_mults=cell.unet_mults,
-        image_size=cell.image_size,
+    settings = {
+        "mask_channels": 1 if has_mask else 0,
+        "unet_dim": cell.unet_dim,
+        "unet_mults": cell.unet_mults,
+        "image_size": cell.image_size,
         **cell.options,
-    )
+    }
+    if checkpoint is not None:
+        from bench.checkpoints import build_options
+
+        inferred = build_options(checkpoint, cell.image_size)
+        if inferred.get("mask_channels", settings["mask_channels"]) != settings["mask_channels"]:
+            raise BenchError(
+                f"{checkpoint.path} was trained {'with' if inferred['mask_channels'] else 'without'}"
+                f" a mask; dataset {cell.dataset} {'has' if has_mask else 'has no'} masks"
+            )
+        settings |= inferred
+    return build_method(cell.method, **settings)
 
 
 def sample_split(method: Any, split: Any, cell: Cell, device: torch.device) -> dict[str, Any]:
@@ -213,14 +226,28 @@ def run_cell(cell: Cell, context: RunContext) -> CellRecord:
                 run_id, {"dataset_fingerprint": fingerprint(cell.dataset, root) or "none"}
             )
             tracker.log_params(run_id, {"cell": cell.params(), "config": context.config})
-            method = build(cell, spec.has_mask).to(device)
+            loaded = None
+            if context.checkpoint is not None:
+                from bench.checkpoints import read_checkpoint
+
+                loaded = read_checkpoint(context.checkpoint)
+            method = build(cell, spec.has_mask, loaded)
+            if loaded is not None:
+                from bench.checkpoints import build_options, load_weights
+
+                used = load_weights(method, loaded, context.weights)
+                tracker.set_tags(
+                    run_id,
+                    {
+                        "weights": str(context.checkpoint),
+                        "weights.format": loaded.format,
+                        "weights.set": used,
+                        "weights.options": str(build_options(loaded, cell.image_size)),
+                    },
+                )
+            method = method.to(device)
             clock = NetworkClock(method.networks())
-        if context.checkpoint is not None:
-            with phase("load"):
-                state = torch.load(context.checkpoint, map_location=device, weights_only=False)
-                method.load_state_dict(state.get("ema", state.get("model", state)))
-                tracker.set_tags(run_id, {"weights": str(context.checkpoint)})
-        else:
+        if loaded is None:
             with phase("train"):
                 ema = train_cell(method, cell, spec, root, device, clock, context, tracker, run_id)
             # sample with the EMA weights, as the papers do

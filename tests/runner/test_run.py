@@ -270,3 +270,32 @@ def test_cuda_device_without_cuda_is_a_clear_error(reference):
     record = run_cell(cell, dataclasses.replace(context, device="cuda"))
     assert record.status == FAILED
     assert "no CUDA device" in record.error
+
+
+def test_official_checkpoint_runs_without_training(tmp_path):
+    """An RDDM Trainer file (two 9-channel UNets: image, input, mask as RGB) through
+    `bench run --checkpoint`: loaded with its inferred configuration, sampled, scored, tagged."""
+    import official_reference as official
+
+    unets = {
+        slot: official.rddm_unet_state(9, 3, 8, (1, 2), seed=i)
+        for i, slot in enumerate(("unet0", "unet1"))
+    }
+    model = {f"model.{slot}.{k}": v for slot, state in unets.items() for k, v in state.items()}
+    path = tmp_path / "model-80.pt"
+    torch.save({"step": 80, "model": model, "ema": {}}, path)
+    config = ["--config", str(short_config(tmp_path))]
+    base = ["run", "synth-shadow", "--methods", "rddm", "--steps", "2", *config]
+    result = CliRunner().invoke(app, [*base, "--checkpoint", str(path), "--weights", "online"])
+    assert result.exit_code == 0, result.output
+    _, found = runs(tmp_path)
+    cell = next(r for r in found if r.data.tags.get("run_kind") == "cell")
+    assert cell.info.status == FINISHED
+    assert cell.data.tags["weights.format"] == "rddm-trainer"
+    assert cell.data.tags["weights.set"] == "online"
+    assert "istd/psnr_all" in cell.data.metrics
+    assert not (tmp_path / "results" / "checkpoints").exists()  # nothing was trained
+    wrong = CliRunner().invoke(
+        app, ["run", "synth-shadow", "--methods", "sr3", *config, "--checkpoint", str(path)]
+    )
+    assert wrong.exit_code == 2 and "not sr3; run it with --methods rddm" in wrong.output

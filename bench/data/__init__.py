@@ -46,18 +46,30 @@ def missing_message(spec: DatasetSpec, root: Path) -> str:
 def ensure_dataset(name: str, data_root: Path, seed: int = 0) -> Path:
     """The dataset's folder under ``data_root``.
 
-    A synthetic suite is generated (deterministically, and verified) when it is missing or was
-    made with another seed or generator version; a real dataset must already be there.
+    A missing synthetic suite is generated (deterministically, and verified). A suite bench
+    generated earlier is used as it is, whatever its seed or counts (its synth.json and
+    fingerprint record them), and regenerated with the same parameters only when the
+    generator changed since. A folder bench did not write is never replaced: that is an
+    error naming it. A real dataset must already be there.
     """
-    from bench.data.synth import generate, suite_info
-    from bench.data.verify import LOCK_NAME, synth_info
+    from bench.data.synth import GENERATOR_VERSION, generate
+    from bench.data.verify import synth_info, written_by_bench
 
     spec = get_dataset(name)
     root = Path(data_root) / name
     if spec.synthetic:
-        existing = synth_info(root) if root.is_dir() else None
-        if existing != suite_info(spec, seed) or not (root / LOCK_NAME).is_file():
+        if not root.exists() or (root.is_dir() and not any(root.iterdir())):
             generate(spec, root, seed)
+        elif not written_by_bench(spec, root):
+            raise BenchError(
+                f"{root} exists but is not the '{name}' suite as bench generated it (its "
+                "synth.json, lock or files differ); bench never replaces a folder it cannot "
+                f"prove it wrote: move it away, or run `bench data verify {name}` to see why"
+            )
+        else:
+            info = synth_info(root)
+            if info.get("generator") != GENERATOR_VERSION:
+                generate(spec, root, info.get("seed", seed), info.get("params"))
         return root
     if not root.is_dir():
         raise BenchError(missing_message(spec, root))

@@ -231,6 +231,11 @@ def _check_params(name: str, params: dict[str, Any]) -> None:
         raise UsageError(f"{name}: test_size values must be between 16 and 512")
 
 
+def _sample_of(folder: Path) -> str:
+    entries = sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*"))
+    return ", ".join(entries[:5]) + (f" and {len(entries) - 5} more" if len(entries) > 5 else "")
+
+
 def suite_info(spec: DatasetSpec, seed: int, overrides: dict[str, Any] | None = None) -> dict:
     """Everything that determines a suite's bytes; stored as synth.json beside the images."""
     params = {**spec.synth, **{k: v for k, v in (overrides or {}).items() if v is not None}}
@@ -255,16 +260,25 @@ def suite_info(spec: DatasetSpec, seed: int, overrides: dict[str, Any] | None = 
 
 
 def generate(spec: DatasetSpec, out: Path, seed: int = 0, overrides: dict | None = None) -> Path:
-    """Write the suite into ``out`` (replacing it) and verify it, which writes its lock file.
+    """Write the suite into ``out`` and verify it, which writes its lock file.
 
-    Generation happens in a temporary folder beside ``out`` that is renamed into place only
-    after the suite verified, so ``out`` is never half-written.
+    ``out`` may be missing, empty, or a suite bench generated itself (``written_by_bench``:
+    its synth.json and lock, and nothing but the locked files); anything else is refused,
+    never deleted. Generation happens in a temporary folder beside ``out`` that is renamed
+    into place only after the suite verified, so ``out`` is never half-written.
     """
-    from bench.data.verify import SYNTH_INFO, verify
+    from bench.data.verify import SYNTH_INFO, verify, written_by_bench
 
     if not spec.synthetic:
         raise UsageError(f"'{spec.name}' is not a synthetic suite; use `bench data fetch`")
     info = suite_info(spec, seed, overrides)
+    replaceable = not out.exists() or (out.is_dir() and not any(out.iterdir()))
+    if not replaceable and not written_by_bench(spec, out):
+        raise UsageError(
+            f"refusing to replace {out}: it holds files bench did not generate "
+            f"({_sample_of(out)}); bench only ever replaces a suite it wrote itself. "
+            "Choose another --out (or [paths] data_root), or move that folder away"
+        )
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".partial", dir=out.parent))
     try:

@@ -10,6 +10,7 @@ runs carry. A later verify compares against the lock and names every file that c
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,6 +22,9 @@ from bench.files import ImageError, atomic_write, read_image, sha256
 LOCK_NAME = "bench-lock.json"
 SYNTH_INFO = "synth.json"  # generation parameters of a synthetic suite
 LOCK_FORMAT = 1
+#: size, mtime and SHA-256 of each locked file when last hashed: the fast path of check_lock.
+#: Hidden, so neither the lock nor the image listings see it.
+STAT_CACHE = ".bench-stat.json"
 
 
 class DataError(BenchError):
@@ -47,17 +51,34 @@ class SplitFiles:
         return len(self.singles.get("target", []))
 
 
+def hidden(path: Path) -> bool:
+    """Dot-files and dot-folders (.DS_Store, ._*, .ipynb_checkpoints) are never data."""
+    return path.name.startswith(".")
+
+
+def walk_files(root: Path) -> list[Path]:
+    """Every visible file under ``root``, following symlinked folders, sorted."""
+    found = []
+    for folder, dirs, files in os.walk(root, followlinks=True):
+        dirs[:] = [d for d in dirs if not d.startswith(".")]
+        found += [Path(folder) / f for f in files if not f.startswith(".")]
+    return sorted(found)
+
+
 def list_images(folder: Path, recursive: bool = False) -> list[Path]:
-    """Every image in ``folder``, sorted; anything else there is an error, never skipped."""
+    """Every image in ``folder``, sorted; hidden files are ignored, anything else that is not
+    an image is an error, never skipped."""
     if not folder.is_dir():
         raise DataError([f"{folder}: folder missing"])
-    entries = sorted(folder.rglob("*") if recursive else folder.iterdir())
+    entries = walk_files(folder) if recursive else sorted(folder.iterdir())
     images, problems = [], []
     for entry in entries:
+        if hidden(entry):
+            continue
         if entry.is_dir():
             if not recursive:
                 problems.append(f"{entry}: unexpected folder inside an image folder")
-        elif entry.suffix.lower() in IMAGE_SUFFIXES and not entry.name.startswith("."):
+        elif entry.suffix.lower() in IMAGE_SUFFIXES:
             images.append(entry)
         else:
             problems.append(f"{entry}: not an image file (remove it or move it elsewhere)")
@@ -152,8 +173,9 @@ def _decode_problems(spec: DatasetSpec, files: SplitFiles) -> list[str]:
 
 
 def dataset_files(root: Path) -> list[Path]:
-    """Every file under the root that the lock covers (all but the lock itself)."""
-    return sorted(p for p in root.rglob("*") if p.is_file() and p.name != LOCK_NAME)
+    """Every file under the root that the lock covers: all visible files, through symlinked
+    folders, but the lock itself."""
+    return [p for p in walk_files(root) if p != root / LOCK_NAME]
 
 
 def read_lock(root: Path) -> dict | None:
@@ -224,3 +246,72 @@ def verify(
     return VerifyReport(
         spec.name, root, counts, len(hashes), fingerprint(root) or "", old is None or relock
     )
+
+
+class DataChanged(BenchError):
+    """Files of a locked dataset differ from its lock: the run would score other data than the
+    fingerprint it records."""
+
+
+def _read_stat_cache(root: Path) -> dict:
+    try:
+        return json.loads((root / STAT_CACHE).read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def check_lock(spec: DatasetSpec, root: Path) -> str:
+    """The fingerprint of ``root`` once its files are checked against its lock.
+
+    A file whose size and modification time are those recorded when it was last hashed is
+    taken as unchanged; any other is hashed again. Without a lock the folder is verified
+    in full first, which writes it. Files added, removed or changed stop the run with the
+    files named and the way out (``bench data verify NAME --relock``)."""
+    lock = read_lock(root)
+    if lock is None:
+        return verify(spec, root).fingerprint
+    cache = _read_stat_cache(root)
+    fresh, problems = {}, []
+    current = {p.relative_to(root).as_posix(): p for p in dataset_files(root)}
+    for name in sorted(current.keys() - lock["files"].keys()):
+        problems.append(f"{root / name}: added since the lock")
+    for name in sorted(lock["files"].keys() - current.keys()):
+        problems.append(f"{root / name}: removed since the lock")
+    for name in sorted(current.keys() & lock["files"].keys()):
+        stat = current[name].stat()
+        key = [stat.st_size, stat.st_mtime_ns]
+        entry = cache.get(name)
+        digest = entry[2] if entry and entry[:2] == key else sha256(current[name])
+        fresh[name] = [*key, digest]
+        if digest != lock["files"][name]:
+            problems.append(f"{root / name}: changed since the lock (SHA-256 differs)")
+    if fresh != cache:
+        try:
+            with atomic_write(root / STAT_CACHE, "w") as handle:
+                json.dump(fresh, handle)
+        except OSError:
+            pass  # a read-only dataset: the next check hashes again
+    if problems:
+        more = f" (and {len(problems) - 3} more)" if len(problems) > 3 else ""
+        raise DataChanged(
+            f"dataset '{spec.name}' at {root} no longer matches its lock: "
+            f"{'; '.join(problems[:3])}{more}; restore the files, or accept them with "
+            f"`bench data verify {spec.name} --relock` (a new fingerprint)"
+        )
+    return fingerprint(root) or ""
+
+
+def written_by_bench(spec: DatasetSpec, root: Path) -> bool:
+    """True when every file under ``root`` is one bench generated: a synthetic suite's
+    synth.json and lock are there and every other file is in the lock with its SHA-256."""
+    try:
+        lock, info = read_lock(root), synth_info(root)
+    except (BenchError, ValueError):
+        return False
+    if lock is None or info is None or lock.get("dataset") != spec.name:
+        return False
+    files = {p.relative_to(root).as_posix(): p for p in dataset_files(root)}
+    extra = [p for p in root.rglob(".*") if p.name != STAT_CACHE]
+    if extra or files.keys() != lock["files"].keys():
+        return False
+    return all(sha256(path) == lock["files"][name] for name, path in files.items())

@@ -12,8 +12,8 @@ import torch
 
 from bench import console
 from bench.config import Config
+from bench.data.verify import DataError
 from bench.envinfo import environment
-from bench.errors import BenchError
 from bench.runner.cell import CellRecord, RunContext, sample_split, score
 from bench.runner.cells import Cell
 from bench.runner.distributed import World, barrier, open_tracker
@@ -104,6 +104,12 @@ def run_grid(
                 identity = score_identity(cells[0], context)
         finally:
             tracker = opening.result()  # the store's error, if any, wins
+    if world.is_main:
+        stale = tracker.settle_stale()
+        if stale:
+            console.info(
+                f"marked {len(stale)} run(s) FAILED whose process is gone: {', '.join(stale[:5])}"
+            )
     env = environment()
     tags = {
         "git_commit": env["git"]["commit"] or "unknown",
@@ -153,15 +159,17 @@ def run_grid(
 
 
 def prepare_data(cells: list[Cell], context: RunContext, world: World) -> None:
-    """Generate missing synthetic suites once, before cells start side by side (parallel
-    workers or ranks would race to write the same files). A missing real dataset is left
-    for each cell to report."""
-    from bench.data import ensure_dataset
+    """Generate missing synthetic suites and check every dataset against its lock once,
+    before cells start side by side (parallel workers or ranks would race to write the same
+    files), so data changed since its lock stops the run before any training. A missing
+    real dataset is left for each cell to report."""
+    from bench.data import ensure_dataset, get_dataset
+    from bench.data.verify import check_lock
 
     if world.is_main:
         for name in sorted({cell.dataset for cell in cells}):
-            with contextlib.suppress(BenchError):
-                ensure_dataset(name, context.data_root)
+            with contextlib.suppress(DataError):
+                check_lock(get_dataset(name), ensure_dataset(name, context.data_root))
     barrier(world)
 
 

@@ -130,16 +130,45 @@ def test_ensure_dataset_generates_reuses_and_regenerates(tmp_path, monkeypatch):
     first = fingerprint("synth-blur", root)
     assert first is not None
     calls = []
+    real_generate = synth.generate
     monkeypatch.setattr(synth, "generate", lambda *a, **k: calls.append(a))
-    ensure_dataset("synth-blur", tmp_path, seed=0)
-    assert calls == []  # present and current: reused
-    monkeypatch.undo()
+    ensure_dataset("synth-blur", tmp_path, seed=1)
+    assert calls == []  # a suite bench wrote is used as it is, whatever its seed
+    monkeypatch.setattr(synth, "generate", real_generate)
+    monkeypatch.setattr(synth, "GENERATOR_VERSION", synth.GENERATOR_VERSION + 1)
+    ensure_dataset("synth-blur", tmp_path, seed=1)  # a newer generator: same seed and counts
+    info = json.loads((root / "synth.json").read_text())
+    assert info["seed"] == 0 and info["generator"] == synth.GENERATOR_VERSION
+    assert info["counts"] == {"train": 3, "test": 2}
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no staging left
+
+
+def test_folders_bench_did_not_write_are_never_replaced(tmp_path, monkeypatch):
+    """Issue cases: a user's file in --out, a user's images where a suite would go, and a
+    suite with a file added: each is an error naming the folder, and nothing is deleted."""
+    spec = get_dataset("synth-blur")
     monkeypatch.setitem(spec.synth, "train_count", 3)
     monkeypatch.setitem(spec.synth, "test_count", 2)
-    ensure_dataset("synth-blur", tmp_path, seed=1)
-    assert fingerprint("synth-blur", root) != first
-    assert json.loads((root / "synth.json").read_text())["seed"] == 1
-    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no staging left
+    out = tmp_path / "mine"
+    out.mkdir()
+    (out / "thesis.txt").write_text("four years")
+    with pytest.raises(UsageError, match=r"refusing to replace .*mine.*thesis.txt"):
+        generate(spec, out)
+    assert (out / "thesis.txt").read_text() == "four years"
+    images = tmp_path / "data" / "synth-blur" / "test" / "input"
+    images.mkdir(parents=True)
+    (images / "001.png").write_bytes(b"user image")
+    with pytest.raises(BenchError, match=r"synth-blur exists but is not the 'synth-blur' suite"):
+        ensure_dataset("synth-blur", tmp_path / "data")
+    assert (images / "001.png").read_bytes() == b"user image"
+    suite = generate(spec, tmp_path / "suite")
+    (suite / "notes.md").write_text("mine")
+    with pytest.raises(UsageError, match="notes.md"):
+        generate(spec, suite)
+    assert (suite / "notes.md").is_file()
+    (suite / "notes.md").unlink()
+    generate(spec, suite, seed=2)  # only bench's files left: replaced
+    assert json.loads((suite / "synth.json").read_text())["seed"] == 2
 
 
 def test_ensure_dataset_real_missing_says_how_to_get_it(tmp_path):

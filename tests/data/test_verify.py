@@ -151,3 +151,49 @@ def test_changed_file_is_reported_after_lock(shadow_copy):
     report = verify(SHADOW, shadow_copy, relock=True)
     assert report.fingerprint != hashlib.sha256(lock_before).hexdigest()
     assert verify(SHADOW, shadow_copy).fingerprint == report.fingerprint
+
+
+def test_run_check_passes_untouched_data_and_names_changed_files(shadow_copy):
+    """The check every `bench run` makes: a test image changed after verify is refused."""
+    from bench.data.verify import STAT_CACHE, DataChanged, check_lock
+
+    clean = fingerprint("synth-shadow", shadow_copy)
+    assert check_lock(SHADOW, shadow_copy) == clean
+    assert (shadow_copy / STAT_CACHE).is_file()  # the fast path for the next check
+    assert check_lock(SHADOW, shadow_copy) == clean
+    target = first_png(shadow_copy / "test" / "test_A")
+    write_png(target, random_rgb(32, 32, seed=99))
+    with pytest.raises(DataChanged, match=rf"{target.name}: changed since the lock.*--relock"):
+        check_lock(SHADOW, shadow_copy)
+    extra = shadow_copy / "test" / "test_C" / "zz-extra.png"
+    shutil.copy(target, extra)
+    with pytest.raises(DataChanged, match="zz-extra.png: added since the lock"):
+        check_lock(SHADOW, shadow_copy)
+
+
+def test_unverified_folder_is_verified_by_the_run_check(shadow_copy):
+    from bench.data.verify import check_lock
+
+    (shadow_copy / LOCK_NAME).unlink()
+    assert check_lock(SHADOW, shadow_copy) == fingerprint("synth-shadow", shadow_copy)
+
+
+def test_symlinked_split_folders_are_locked(shadow_copy, tmp_path):
+    """Split folders that are symlinks are followed: the lock covers their files."""
+    elsewhere = tmp_path / "elsewhere"
+    shutil.move(shadow_copy / "test", elsewhere)
+    (shadow_copy / "test").symlink_to(elsewhere, target_is_directory=True)
+    (shadow_copy / LOCK_NAME).unlink()
+    verify(SHADOW, shadow_copy)
+    lock = json.loads((shadow_copy / LOCK_NAME).read_text())
+    assert sum(name.startswith("test/") for name in lock["files"]) == 3 * 2
+
+
+def test_hidden_files_are_ignored_by_verify_and_the_run_check(shadow_copy):
+    from bench.data.verify import check_lock
+
+    clean = fingerprint("synth-shadow", shadow_copy)
+    (shadow_copy / "test" / "test_A" / ".DS_Store").write_bytes(b"\0\1")
+    (shadow_copy / ".DS_Store").write_bytes(b"\0\1")
+    assert verify(SHADOW, shadow_copy).fingerprint == clean
+    assert check_lock(SHADOW, shadow_copy) == clean

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import socket
 import time
 from collections.abc import Mapping
 from pathlib import Path
@@ -92,10 +93,34 @@ class Tracker:
         self, name: str, tags: Mapping[str, Any] | None = None, parent: str | None = None
     ) -> str:
         all_tags = {k: str(v) for k, v in (tags or {}).items()}
+        # who holds the run open: a later run can tell a dead one from a live one
+        all_tags |= {"bench.host": socket.gethostname(), "bench.pid": str(os.getpid())}
         if parent:
             all_tags["mlflow.parentRunId"] = parent
         run = self.client.create_run(self.experiment_id, run_name=name, tags=all_tags)
         return run.info.run_id
+
+    def settle_stale(self) -> list[str]:
+        """Close as FAILED every RUNNING run of the experiment whose process on this host is
+        gone (killed, crashed, lost power); return their names. Runs held by processes on
+        other hosts, or still alive, are left alone."""
+        from mlflow.entities import ViewType
+
+        host = socket.gethostname()
+        settled = []
+        runs = self.client.search_runs(
+            [self.experiment_id], "attributes.status = 'RUNNING'", ViewType.ACTIVE_ONLY, 1000
+        )
+        for run in runs:
+            tags = run.data.tags
+            pid = tags.get("bench.pid", "")
+            if tags.get("bench.host") != host or not pid.isdigit() or _alive(int(pid)):
+                continue
+            reason = f"process {pid} on {host} ended without closing this run (killed or crashed)"
+            self.client.set_tag(run.info.run_id, "error", reason)
+            self.client.set_terminated(run.info.run_id, FAILED)
+            settled.append(run.info.run_name)
+        return settled
 
     def log_params(self, run_id: str, params: Mapping[str, Any]) -> None:
         from mlflow.entities import Param
@@ -143,6 +168,16 @@ class Tracker:
 
     def end(self, run_id: str, status: str) -> None:
         self.client.set_terminated(run_id, status)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
 
 
 def _param_text(value: Any) -> str:

@@ -239,6 +239,13 @@ def _run_grid(
     from bench.runner.grid import run_grid
 
     cells = expand(config, iterations=iters, steps=steps, options=options)
+    if resume:  # before any work: a checkpoint of other settings is never continued
+        from bench.runner.cell import resume_problem
+
+        for cell in cells:
+            problem = resume_problem(config.paths.results_dir, cell)
+            if problem:
+                raise UsageError(problem)
     if checkpoint is not None:  # a file that fits no cell stops here, before any work
         from bench.checkpoints import WEIGHTS, CheckpointError, check_method, read_checkpoint
 

@@ -10,6 +10,8 @@ samples and scores, and a failure is raised on every rank after it is recorded.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import time
 import traceback
 from collections.abc import Iterator
@@ -27,7 +29,7 @@ from bench.files import atomic_write, write_image
 from bench.runner.cells import Cell
 from bench.runner.distributed import World, open_tracker
 from bench.runner.seeding import derived_seed, seed_everything
-from bench.runner.train import NetworkClock, train
+from bench.runner.train import NetworkClock, settings_difference, train
 from bench.tracking import FAILED, FINISHED, KILLED, Tracker
 
 #: images per row in the logged sample grid (input / output / ground truth columns)
@@ -78,13 +80,42 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
+#: cell fields that do not change the trained weights (sampling and evaluation, I/O cadence)
+_NOT_TRAINING = ("steps", "eta", "eval_images", "eval_batch_size", "checkpoint_every", "protocol")
+
+
+def training_settings(cell: Cell) -> dict[str, Any]:
+    """Everything of a cell that changes its trained weights, plus the harness version; a
+    checkpoint is keyed by it and carries it (with the dataset fingerprint), so --resume
+    never continues weights trained under other settings."""
+    from bench import __version__
+
+    settings = {k: v for k, v in cell.params().items() if k not in _NOT_TRAINING}
+    return json.loads(json.dumps(settings | {"bench_version": __version__}, default=str))
+
+
 def checkpoint_path(results_dir: Path, cell: Cell) -> Path:
+    """``checkpoints/<dataset>/<method>/seed<seed>-<profile>-<settings hash>.pt``."""
+    text = json.dumps(training_settings(cell), sort_keys=True)
+    digest = hashlib.sha256(text.encode()).hexdigest()[:10]
+    folder = results_dir / "checkpoints" / cell.dataset / cell.method
+    return folder / f"seed{cell.seed}-{cell.profile}-{digest}.pt"
+
+
+def resume_problem(results_dir: Path, cell: Cell) -> str | None:
+    """Why --resume cannot continue ``cell``: only checkpoints trained under other settings
+    exist for its dataset, method, seed and profile. None when it can (or nothing exists)."""
+    path = checkpoint_path(results_dir, cell)
+    if path.is_file():
+        return None
+    others = sorted(path.parent.glob(f"seed{cell.seed}-{cell.profile}-*.pt"))
+    if not others:
+        return None
+    saved = torch.load(others[-1], map_location="cpu", weights_only=False).get("settings", {})
+    difference = settings_difference(saved, training_settings(cell)) or "an older format"
     return (
-        results_dir
-        / "checkpoints"
-        / cell.dataset
-        / cell.method
-        / f"seed{cell.seed}-{cell.profile}.pt"
+        f"--resume: {cell.key} has a checkpoint ({others[-1]}) trained under other settings: "
+        f"{difference}; drop --resume to train afresh, or resume with those settings"
     )
 
 
@@ -205,7 +236,8 @@ def cell_tags(cell: Cell, context: RunContext) -> dict[str, Any]:
 
 def run_cell(cell: Cell, context: RunContext) -> CellRecord:
     """Train or load, sample, score, profile and log one cell; never raises on failure."""
-    from bench.data import ensure_dataset, fingerprint, get_dataset, open_split
+    from bench.data import ensure_dataset, get_dataset, open_split
+    from bench.data.verify import check_lock
     from bench.profiling import flat_metrics, profile_method
 
     started = time.perf_counter()
@@ -222,9 +254,8 @@ def run_cell(cell: Cell, context: RunContext) -> CellRecord:
             device = resolve_device(context.device)
             spec = get_dataset(cell.dataset)
             root = ensure_dataset(cell.dataset, context.data_root)
-            tracker.set_tags(
-                run_id, {"dataset_fingerprint": fingerprint(cell.dataset, root) or "none"}
-            )
+            data_fingerprint = check_lock(spec, root)
+            tracker.set_tags(run_id, {"dataset_fingerprint": data_fingerprint})
             tracker.log_params(run_id, {"cell": cell.params(), "config": context.config})
             loaded = None
             if context.checkpoint is not None:
@@ -249,7 +280,10 @@ def run_cell(cell: Cell, context: RunContext) -> CellRecord:
             clock = NetworkClock(method.networks())
         if loaded is None:
             with phase("train"):
-                ema = train_cell(method, cell, spec, root, device, clock, context, tracker, run_id)
+                ema = train_cell(
+                    method, cell, spec, root, device, clock, context, tracker, run_id,
+                    data_fingerprint,
+                )  # fmt: skip
             # sample with the EMA weights, as the papers do
             method.load_state_dict(ema.model.state_dict())
         if not world.is_main:  # rank 0 samples, scores and logs alone
@@ -300,7 +334,7 @@ def run_cell(cell: Cell, context: RunContext) -> CellRecord:
     return record
 
 
-def train_cell(method, cell, spec, root, device, clock, context, tracker, run_id):
+def train_cell(method, cell, spec, root, device, clock, context, tracker, run_id, data_fingerprint):
     """Train with a progress bar; log the loss curves; return the EMA."""
     from bench.data import open_split
 
@@ -308,16 +342,19 @@ def train_cell(method, cell, spec, root, device, clock, context, tracker, run_id
         cell.dataset, root, spec.train_split, image_size=cell.image_size, train=True
     )
     checkpoint = checkpoint_path(context.results_dir, cell)
+    settings = training_settings(cell) | {"dataset_fingerprint": data_fingerprint}
     with console.progress_bar(f"training {cell.method}", cell.iterations) as advance:
         result, ema = train(
             method, train_split, cell, device, checkpoint, context.resume, clock,
-            on_step=lambda iteration, parts: advance(),
+            on_step=lambda iteration, parts: advance(), settings=settings,
         )  # fmt: skip
     for name in result.losses[0][1] if result.losses else ():
         tracker.log_history(run_id, f"train/{name}", [(i, p[name]) for i, p in result.losses])
     tracker.log_metrics(run_id, {"train/seconds": result.seconds})
     if result.resumed_from:
-        tracker.set_tags(run_id, {"resumed_from_iteration": result.resumed_from})
+        tracker.set_tags(
+            run_id, {"resumed_from_iteration": result.resumed_from, "resumed_from": checkpoint}
+        )
     if context.log_checkpoint:
         tracker.log_file(run_id, checkpoint, "checkpoint")
     return ema

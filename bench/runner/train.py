@@ -20,6 +20,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from bench import console
 from bench.errors import BenchError
 from bench.files import atomic_write
 from bench.runner.cells import Cell
@@ -122,6 +123,16 @@ def collate(items: list[dict[str, Any]], device: torch.device) -> dict[str, Any]
     return batch
 
 
+def settings_difference(saved: dict[str, Any], current: dict[str, Any]) -> str:
+    """``key=saved (now current)`` for every setting that differs."""
+    keys = sorted(set(saved) | set(current))
+    return ", ".join(
+        f"{k}={saved.get(k, '(unset)')} (now {current.get(k, '(unset)')})"
+        for k in keys
+        if saved.get(k) != current.get(k)
+    )
+
+
 def checkpoint_state(
     method: nn.Module, ema: EMA, optimizer, streams: list[dict[str, Any]], result: TrainResult
 ) -> dict:
@@ -168,11 +179,14 @@ def train(
     clock: NetworkClock | None = None,
     on_step: Callable[[int, dict[str, float]], None] | None = None,
     world: World | None = None,
+    settings: dict[str, Any] | None = None,
 ) -> tuple[TrainResult, EMA]:
     """Train ``method`` for ``cell.iterations``; return the loss history and the EMA.
 
     In a process group (``world``, by default the initialised one) every rank calls this
-    with the same arguments; the logged losses are those of the global batch.
+    with the same arguments; the logged losses are those of the global batch. ``settings``
+    (what the weights depend on) is saved in each checkpoint; resuming from one saved under
+    other settings is refused with the differences named.
     """
     world = world or World.current()
     method.to(device).train()
@@ -192,6 +206,13 @@ def train(
 
     if resume and checkpoint is not None and checkpoint.is_file():
         state = torch.load(checkpoint, map_location=device, weights_only=False)
+        if settings is not None and state.get("settings") != settings:
+            raise BenchError(
+                f"--resume: {checkpoint} was trained under other settings: "
+                f"{settings_difference(state.get('settings') or {}, settings)}; drop --resume "
+                "to train afresh"
+            )
+        console.info(f"{cell.key}: resuming from {checkpoint} at iteration {state['iteration']}")
         method.load_state_dict(state["model"])
         ema.load_state_dict(state["ema"])
         optimizer.load_state_dict(state["optimizer"])
@@ -248,7 +269,7 @@ def train(
                 every_rank = gather(random_streams(generator), world)
                 if saves:
                     state = checkpoint_state(method, ema, optimizer, every_rank, result)
-                    save_checkpoint(checkpoint, state)
+                    save_checkpoint(checkpoint, state | {"settings": settings})
     except KeyboardInterrupt:
         # Leave a resumable checkpoint at the last whole iteration, with the random streams
         # as they were then. Interrupted mid-update, the periodic checkpoint stays instead;
@@ -259,7 +280,8 @@ def train(
             and not stepping
             and result.iterations > result.resumed_from
         ):
-            save_checkpoint(checkpoint, checkpoint_state(method, ema, optimizer, [streams], result))
+            state = checkpoint_state(method, ema, optimizer, [streams], result)
+            save_checkpoint(checkpoint, state | {"settings": settings})
         raise
     result.seconds = time.perf_counter() - started
     return result, ema

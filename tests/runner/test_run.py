@@ -299,3 +299,40 @@ def test_official_checkpoint_runs_without_training(tmp_path):
         app, ["run", "synth-shadow", "--methods", "sr3", *config, "--checkpoint", str(path)]
     )
     assert wrong.exit_code == 2 and "not sr3; run it with --methods rddm" in wrong.output
+
+
+def test_resume_refuses_a_checkpoint_trained_under_other_settings(reference):
+    """Issue case: --iters 20 -o sum_scale=0.5 --resume after a default run used to load the
+    default checkpoint and log it as 20 iterations with sum_scale 0.5."""
+    tmp_path, cell, context, _ = reference
+    config = ["-c", str(short_config(tmp_path)), "-m", "rddm-sm-res"]
+    result = CliRunner().invoke(
+        app, ["run", *config, "--iters", "20", "-o", "sum_scale=0.5", "--resume"]
+    )
+    assert result.exit_code == 2, result.output
+    text = " ".join(result.output.split())
+    assert "trained under other settings" in text and "drop --resume" in text
+    assert "iterations=6 (now 20)" in text and "'sum_scale': 0.5" in text
+    # inside the checkpoint too: a file renamed into place is refused by its settings
+    from bench.runner.cell import checkpoint_path
+
+    other = dataclasses.replace(cell, lr=cell.lr * 2)
+    checkpoint_path(context.results_dir, cell).rename(checkpoint_path(context.results_dir, other))
+    record = run_cell(other, dataclasses.replace(context, resume=True))
+    assert record.status == FAILED and "lr=" in record.error and "drop --resume" in record.error
+
+
+def test_runs_of_a_killed_process_are_marked_failed(tmp_path):
+    """After SIGKILL a run stays RUNNING; the next bench run on the store closes it."""
+    from bench.tracking import Tracker
+
+    tracker = Tracker(f"sqlite:///{tmp_path / 'mlflow.db'}", "test")
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    orphan = tracker.start("killed cell", {"run_kind": "cell"})
+    tracker.set_tags(orphan, {"bench.pid": dead.pid})
+    alive = tracker.start("live cell", {"run_kind": "cell"})  # this process: still alive
+    assert tracker.settle_stale() == ["killed cell"]
+    run = tracker.client.get_run(orphan)
+    assert run.info.status == FAILED and f"process {dead.pid}" in run.data.tags["error"]
+    assert tracker.client.get_run(alive).info.status == "RUNNING"

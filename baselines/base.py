@@ -90,6 +90,16 @@ class Method(nn.Module):
     ) -> Tensor:
         raise NotImplementedError
 
+    @classmethod
+    def check_steps(cls, steps: int, options: dict[str, Any]) -> None:
+        """Raise ValueError, saying what would work, when a method built with ``options``
+        cannot sample in ``steps`` steps; called before any training."""
+        timesteps = options.get("timesteps")
+        if timesteps is None:
+            timesteps = inspect.signature(cls).parameters["timesteps"].default
+        if not 1 <= steps <= timesteps:
+            raise ValueError(f"steps must be in 1..{timesteps} (T), got {steps}")
+
     def training_step_hook(self, iteration: int) -> None:
         """Called by the runner after each optimizer step; a no-op unless a method needs it."""
 
@@ -151,17 +161,8 @@ def build_method(
     ignored by the others. Options are the keyword arguments of the method's class;
     the variant names fix some of them (``rddm-sm-res`` fixes ``objective="res"``).
     """
-    if name not in _REGISTRY:
-        raise KeyError(f"unknown method {name!r}; valid: {', '.join(registered_names())}")
-    factory, fixed = _REGISTRY[name]
+    factory, fixed = check_options(name, options)
     accepted = set(inspect.signature(factory).parameters)
-    for key in options:
-        if key not in accepted:
-            raise TypeError(
-                f"{name} has no option {key!r}; valid: {', '.join(sorted(accepted - _COMMON))}"
-            )
-        if key in fixed and options[key] != fixed[key]:
-            raise TypeError(f"{name} fixes {key}={fixed[key]!r}; use another registry name")
     common = {
         "image_channels": image_channels,
         "mask_channels": mask_channels,
@@ -174,6 +175,30 @@ def build_method(
     method = factory(**common, **{**fixed, **options})
     method.name = name
     return method
+
+
+def check_options(name: str, options: dict[str, Any]) -> tuple[Callable[..., Method], dict]:
+    """The registry entry of ``name`` once ``options`` are known to it (KeyError for an
+    unknown name, TypeError for an unknown or fixed option), without building anything."""
+    if name not in _REGISTRY:
+        raise KeyError(f"unknown method {name!r}; valid: {', '.join(registered_names())}")
+    factory, fixed = _REGISTRY[name]
+    accepted = set(inspect.signature(factory).parameters)
+    for key in options:
+        if key not in accepted:
+            raise TypeError(
+                f"{name} has no option {key!r}; valid: {', '.join(sorted(accepted - _COMMON))}"
+            )
+        if key in fixed and options[key] != fixed[key]:
+            raise TypeError(f"{name} fixes {key}={fixed[key]!r}; use another registry name")
+    return factory, fixed
+
+
+def check_settings(name: str, steps: int, options: dict[str, Any]) -> None:
+    """Everything about a method's settings that can fail before it is built and trained:
+    its options, and whether it samples in ``steps`` steps (ValueError/TypeError/KeyError)."""
+    factory, fixed = check_options(name, options)
+    factory.check_steps(steps, {**options, **fixed})
 
 
 _COMMON = {"image_channels", "mask_channels", "unet_dim", "unet_mults", "image_size"}

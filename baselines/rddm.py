@@ -28,7 +28,6 @@ sampling is deterministic whatever ``eta`` is asked for unless ``honour_eta=True
 """
 
 import warnings
-
 from dataclasses import dataclass
 
 import torch

@@ -87,6 +87,23 @@ class Resfusion(Method):
             denoiser = UNet(self.in_channels, image_channels, unet_dim, tuple(unet_mults))
         self.nets = nn.ModuleDict({"denoiser": denoiser})
 
+    @classmethod
+    def check_steps(cls, steps: int, options: dict) -> None:
+        """Resfusion samples in exactly T' steps (eq. 27), T' fixed by T and the schedule."""
+        timesteps = options.get("timesteps", 12)
+        schedule = options.get("schedule", "linear")
+        acc_steps = resfusion_schedule(timesteps, schedule).acc_steps
+        if steps == acc_steps:
+            return
+        try:
+            hint = f"-o timesteps={resfusion_timesteps_for(steps, schedule)} samples in {steps}"
+        except ValueError:
+            hint = f"no {schedule} schedule samples in {steps} steps"
+        raise ValueError(
+            f"resfusion with timesteps={timesteps} samples in exactly T'={acc_steps} steps, "
+            f"not {steps}: use --steps {acc_steps}, or {hint}"
+        )
+
     @property
     def steps(self) -> int:
         """T' (eq. 27): the only number of reverse steps this schedule supports."""
@@ -177,12 +194,7 @@ class Resfusion(Method):
         Generation, or ``condition=None`` with ``shape``, uses x^_0 = 0: the start is
         sqrt(0.75) eps. ``eta`` does not apply: the reverse step is DDPM's (posterior variance
         b~_t, no noise at index 0). The output is clamped to [-1, 1] when ``clip``."""
-        if steps != self.steps:
-            raise ValueError(
-                f"resfusion with T={self.timesteps} samples in exactly T'={self.steps} steps; "
-                f"build it with timesteps="
-                f"{resfusion_timesteps_for(steps, self.schedule_name)} for {steps} steps"
-            )
+        self.check_steps(steps, {"timesteps": self.timesteps, "schedule": self.schedule_name})
         if self.kind == "generation" or condition is None:
             p = self._param()
             degraded = torch.zeros(self._generation_shape(shape), device=p.device, dtype=p.dtype)

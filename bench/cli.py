@@ -37,6 +37,10 @@ class _Group(typer.core.TyperGroup):
         except KeyboardInterrupt:
             console.error("interrupted")
             ctx.exit(130)
+        except OSError as failure:  # the file system said no: one line, not a traceback
+            where = f"{failure.filename}: " if failure.filename else ""
+            console.error(f"{where}{failure.strerror or failure}; check the path and its permissions")  # fmt: skip
+            ctx.exit(EXIT_FAILURE)
 
 
 app = typer.Typer(

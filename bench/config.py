@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import tomllib
 import types
 import typing
@@ -192,9 +193,14 @@ def load_config(path: Path | None = None, overrides: dict[str, Any] | None = Non
     tree = read_toml(PACKAGED_DEFAULTS)
     if source != PACKAGED_DEFAULTS:
         tree = merge(tree, read_toml(source))
+    overrides = _drop_none(overrides or {})
     if overrides:
-        tree = merge(tree, _drop_none(overrides))
-    config = _build(Config, tree, source, "")
+        tree = merge(tree, overrides)
+    try:
+        config = _build(Config, tree, source, "")
+        _check_values(config, source)
+    except ConfigError as error:
+        raise _blame(error, source, overrides) from None
     # relative paths: beside the user's file; with the packaged defaults, in the working folder
     base = Path.cwd() if source == PACKAGED_DEFAULTS else source.parent
     paths = {
@@ -202,8 +208,89 @@ def load_config(path: Path | None = None, overrides: dict[str, Any] | None = Non
         for name, value in dataclasses.asdict(config.paths).items()
     }
     config = dataclasses.replace(config, paths=PathsConfig(**paths), source=source)
-    _check_names(config)
+    try:
+        _check_names(config)
+    except ConfigError as error:
+        raise _blame(error, source, overrides) from None
     return config
+
+
+#: the command-line spelling of config keys that flags set
+FLAGS = {
+    "run.dataset": "the DATASET argument",
+    "run.methods": "--methods",
+    "run.profile": "--profile",
+    "run.seeds": "--seeds",
+    "run.device": "--device",
+    "tracking.uri": "--tracking-uri",
+    "tracking.experiment": "--experiment",
+}
+
+
+def _flatten(tree: dict[str, Any], prefix: str = "") -> list[str]:
+    keys = []
+    for key, value in tree.items():
+        if isinstance(value, dict):
+            keys += _flatten(value, f"{prefix}{key}.")
+        else:
+            keys.append(prefix + key)
+    return keys
+
+
+def _blame(error: ConfigError, source: Path, overrides: dict[str, Any]) -> ConfigError:
+    """An error about a value typed on the command line names the flag, not the file."""
+    message = str(error)
+    for key in _flatten(overrides):
+        if re.search(rf"(?<![\w.]){re.escape(key)}(?![\w])", message):
+            flag = FLAGS.get(key, "the command line")
+            return ConfigError(message.replace(f"{source}: ", f"{flag}: ", 1))
+    return error
+
+
+#: (least, most) allowed for profile values; None: unbounded
+_PROFILE_RANGES: dict[str, tuple[float | None, float | None]] = {
+    "image_size": (8, None),
+    "batch_size": (1, None),
+    "grad_accumulation": (1, None),
+    "iterations": (1, None),
+    "steps": (1, None),
+    "unet_dim": (1, None),
+    "ema_decay": (0, 1),
+    "ema_every": (1, None),
+    "ema_start": (0, None),
+    "checkpoint_every": (1, None),
+    "eval_images": (0, None),
+    "eval_batch_size": (1, None),
+}
+
+
+def _check_values(config: Config, source: Path) -> None:
+    """Numbers in range and lists without repeats, before anything runs."""
+    for name, profile in config.profiles.items():
+        where = f"{source}: profiles.{name}"
+        for key, (least, most) in _PROFILE_RANGES.items():
+            value = getattr(profile, key)
+            if value == "paper":
+                continue
+            if least is not None and value < least or most is not None and value > most:
+                bound = f"between {least} and {most}" if most is not None else f"at least {least}"
+                raise ConfigError(f"{where}.{key} = {value} must be {bound}")
+        if profile.lr != "paper" and not profile.lr > 0:
+            raise ConfigError(f"{where}.lr = {profile.lr} must be positive")
+        if not profile.unet_mults or min(profile.unet_mults) < 1:
+            raise ConfigError(f"{where}.unet_mults = {list(profile.unet_mults)} must be positive integers")  # fmt: skip
+    for key in ("methods", "seeds"):
+        values = getattr(config.run, key)
+        if not values:
+            raise ConfigError(f"{source}: run.{key} is empty; give at least one")
+        repeated = sorted({str(v) for v in values if values.count(v) > 1})
+        if repeated:
+            raise ConfigError(
+                f"{source}: run.{key} lists {', '.join(repeated)} more than once (the same "
+                "cell would run twice); list each once"
+            )
+    if min(config.run.seeds) < 0:
+        raise ConfigError(f"{source}: run.seeds must be non-negative, got {min(config.run.seeds)}")
 
 
 def _check_names(config: Config) -> None:

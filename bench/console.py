@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -45,12 +46,12 @@ def info(message: str) -> None:
 
 
 def warn(message: str) -> None:
-    """A warning; always shown (on stderr)."""
-    err.print(f"[yellow]warning:[/yellow] {message}")
+    """A warning; always shown (on stderr). Brackets in the message are printed as typed."""
+    err.print(f"[yellow]warning:[/yellow] {escape(message)}")
 
 
 def error(message: str) -> None:
-    err.print(f"[bold red]error:[/bold red] {message}", highlight=False)
+    err.print(f"[bold red]error:[/bold red] {escape(message)}", highlight=False)
 
 
 def _json_default(value: Any) -> Any:
@@ -88,23 +89,66 @@ def table(title: str | None, columns: Sequence[str], rows: Iterable[Sequence[Any
     return result
 
 
-def _bars_enabled() -> bool:
-    return not (state.quiet or state.json) and err.is_terminal
+#: without a terminal (a log file, a CI job), a progress line at most this often
+LOG_EVERY_SECONDS = 30.0
 
 
 @contextmanager
 def progress_bar(description: str, total: float | None) -> Iterator[Any]:
-    """A progress bar on stderr; yields ``advance(n=1)``. Invisible with -q, --json or no TTY."""
-    if not _bars_enabled():
-        yield lambda n=1: None
+    """A progress bar on stderr; yields ``advance(n=1, **fields)``. Fields (``loss=0.03``)
+    are shown beside the bar. Without a terminal it prints a line at most every 30 s (and
+    at the end) instead; nothing with -q or --json."""
+    if state.quiet or state.json:
+        yield lambda n=1, **fields: None
+        return
+    if not err.is_terminal:
+        yield _progress_lines(description, total)
         return
     columns = [
         TextColumn("{task.description}"),
         BarColumn(),
         MofNCompleteColumn(),
+        TextColumn("{task.fields[status]}"),
         TimeElapsedColumn(),
         TimeRemainingColumn(),
     ]
     with Progress(*columns, console=err, transient=True) as bar:
-        task = bar.add_task(description, total=total)
-        yield lambda n=1: bar.advance(task, n)
+        task = bar.add_task(description, total=total, status="")
+
+        def advance(n: float = 1, **fields: Any) -> None:
+            bar.update(task, advance=n, status=_fields(fields))
+
+        yield advance
+
+
+def _fields(fields: dict[str, Any]) -> str:
+    return " ".join(
+        f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in fields.items()
+    )
+
+
+def _progress_lines(description: str, total: float | None):
+    import time
+
+    started = last = time.monotonic()
+    done = 0.0
+
+    def advance(n: float = 1, **fields: Any) -> None:
+        nonlocal done, last
+        done += n
+        now = time.monotonic()
+        finished = total is not None and done >= total
+        if now - last < LOG_EVERY_SECONDS and not finished:
+            return
+        last = now
+        elapsed = now - started
+        count = f"{done:g}/{total:g}" if total else f"{done:g}"
+        eta = (
+            f", about {elapsed / done * (total - done):.0f} s left"
+            if total and 0 < done < total
+            else ""
+        )
+        status = f" {_fields(fields)}" if fields else ""
+        err.print(f"{description}: {count}{status} ({elapsed:.0f} s{eta})", highlight=False)
+
+    return advance

@@ -44,6 +44,21 @@ def atomic_write(path: Path, mode: str = "wb") -> Iterator[IO]:
         raise
 
 
+def ensure_writable(folder: Path, what: str) -> Path:
+    """Create ``folder`` if needed and prove a file can be written there; otherwise one
+    BenchError naming the folder, the reason and ``what`` sets it."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as error:
+        raise BenchError(
+            f"{folder} cannot be written ({error.strerror or error}); set {what} to a "
+            "writable folder"
+        ) from None
+    return folder
+
+
 class ImageError(BenchError):
     """An image that cannot be used: unreadable, truncated, or of the wrong kind."""
 

@@ -22,6 +22,8 @@ from bench.errors import BenchError
 #: MLflow's own limit on a param value's length.
 _PARAM_LIMIT = 6000
 
+EXPERIMENT_KIND, TRAINING = "mlflow.experimentKind", "custom_model_development"
+
 # Run statuses (mlflow.entities.RunStatus names).
 FINISHED, FAILED, KILLED = "FINISHED", "FAILED", "KILLED"
 
@@ -73,6 +75,9 @@ class Tracker:
                 if found is not None
                 else self.client.create_experiment(experiment, artifact_location=artifact_root(uri))
             )
+            if found is None or EXPERIMENT_KIND not in found.tags:
+                # model training, so MLflow 3's UI opens on runs rather than GenAI traces
+                self.client.set_experiment_tag(self.experiment_id, EXPERIMENT_KIND, TRAINING)
         except Exception as error:  # MLflow raises many types; all mean the same thing here
             raise BenchError(
                 f"tracking store {uri} is unreachable ({type(error).__name__}: "

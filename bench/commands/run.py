@@ -20,7 +20,7 @@ EXAMPLE = """Examples:
 
   bench run istd --methods rddm,resfusion,sr3 --profile paper --seeds 0,1,2
 
-  bench run synth-shadow --iters 50 --steps 2 --experiment quick
+  bench run synth-shadow --methods rddm,sr3 --iters 50 --steps 2 --experiment quick
 
   bench run --table rddm-table-10 --seeds 0,1,2   # every cell of RDDM Table 10
 
@@ -239,6 +239,9 @@ def _run_grid(
     from bench.runner.grid import run_grid
 
     cells = expand(config, iterations=iters, steps=steps, options=options)
+    from bench.files import ensure_writable
+
+    ensure_writable(config.paths.results_dir, f"[paths] results_dir in {config.source}")
     if resume:  # before any work: a checkpoint of other settings is never continued
         from bench.runner.cell import resume_problem
 

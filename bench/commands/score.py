@@ -8,6 +8,7 @@ written (atomically) only when scoring succeeded.
 
 from __future__ import annotations
 
+import hashlib
 import math
 from collections import defaultdict
 from pathlib import Path
@@ -156,9 +157,12 @@ def score_sets(protocol: Protocol, pred_dir: Path, gt_dir: Path) -> MetricResult
     return protocol.evaluate(generated, reference, names=names)
 
 
-def default_csv(pred_dir: Path, protocol: str) -> Path:
+def default_csv(results_dir: Path, pred_dir: Path, protocol: str) -> Path:
+    """``<results_dir>/scores/<pred>-<path hash>_<protocol>.csv``: never inside the user's
+    folders, and two prediction folders of the same name do not overwrite each other."""
     pred_dir = pred_dir.resolve()
-    return pred_dir.parent / f"{pred_dir.name}_scores_{protocol}.csv"
+    digest = hashlib.sha256(str(pred_dir).encode()).hexdigest()[:8]
+    return results_dir / "scores" / f"{pred_dir.name}-{digest}_{protocol}.csv"
 
 
 def _fmt(value: float) -> str:
@@ -179,7 +183,9 @@ def score(
     ] = None,
     csv: Annotated[
         Path | None,
-        typer.Option(help="Per-image CSV [default: PRED_DIR/../<pred>_scores_<protocol>.csv]."),
+        typer.Option(
+            help="Per-image CSV [default: <results_dir>/scores/<pred>-<hash>_<protocol>.csv]."
+        ),
     ] = None,
     device: Annotated[str, typer.Option(help="cpu, cuda or auto.")] = "cpu",
     batch: Annotated[int, typer.Option(min=1, help="Images per evaluation batch.")] = 16,
@@ -201,7 +207,7 @@ def score(
         sized = check_sizes(protocol, pair_files(protocol, pred_dir, gt_dir, mask_dir))
         result = score_pairs(protocol, sized, batch)
         per_row = result.per_image
-    csv = csv or default_csv(pred_dir, protocol.name)
+    csv = csv or default_csv(config.paths.results_dir, pred_dir, protocol.name)
     with atomic_write(csv, "w") as handle:
         per_row.to_csv(handle, index=False)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import sys
@@ -56,19 +57,40 @@ def ui(
     uri = config.tracking_uri()
     if not uri.startswith("sqlite:///"):
         raise BenchError(f"tracking URI {uri} is a server already: open it in a browser instead")
+    from bench.tracking import Tracker
+
+    # the experiment's training runs, not MLflow 3's GenAI home page
+    experiment_id = Tracker.open(uri, config.tracking.experiment).experiment_id
     url = f"http://{HOST}:{port}"
-    # the server's own log goes to stderr: stdout carries only the URL
-    process = subprocess.Popen(ui_command(port, uri), stdout=sys.stderr)
+    page = f"{url}/#/experiments/{experiment_id}/runs"
+    # the server's own log goes to stderr: stdout carries only the URL. Its own session, so
+    # stopping it stops its workers too; SIGTERM to bench ui stops them as Ctrl-C does.
+    process = subprocess.Popen(ui_command(port, uri), stdout=sys.stderr, start_new_session=True)
+    previous = signal.signal(signal.SIGTERM, _interrupt)
     try:
         wait_until_ready(url, process, timeout)
-        console.out.print(f"MLflow UI for {uri}\n{url}  (Ctrl-C to stop)")
+        console.out.print(f"MLflow UI for {uri}\n{page}  (Ctrl-C to stop)")
         process.wait()
     except KeyboardInterrupt:
         pass
     finally:
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                process.kill()
+        signal.signal(signal.SIGTERM, previous)
+        _stop(process)
+
+
+def _interrupt(signum, frame) -> None:
+    raise KeyboardInterrupt
+
+
+def _stop(process: subprocess.Popen) -> None:
+    """SIGTERM to the server's whole process group, SIGKILL after 15 s."""
+    if process.poll() is not None:
+        return
+    try:
+        os.killpg(process.pid, signal.SIGTERM)
+        process.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+    except ProcessLookupError:
+        pass

@@ -59,6 +59,9 @@ def ensure_dataset(name: str, data_root: Path, seed: int = 0) -> Path:
     root = Path(data_root) / name
     if spec.synthetic:
         if not root.exists() or (root.is_dir() and not any(root.iterdir())):
+            from bench.files import ensure_writable
+
+            ensure_writable(Path(data_root), "[paths] data_root (where the suite is generated)")
             generate(spec, root, seed)
         elif not written_by_bench(spec, root):
             raise BenchError(

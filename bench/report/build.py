@@ -24,6 +24,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from bench.report.measured import measured_markdown
 from bench.report.published import ABSENT, Display, PublishedCell, PublishedTable, Row
 from bench.report.reproduce import (
     PROFILE,
@@ -469,6 +470,7 @@ class ReportBuilder:
         ]
         if not self.store.runs:
             parts += ["**No runs in this experiment yet**: every measured cell is a dash.", ""]
+        parts += measured_markdown(self.store, self.link, md_table)
         parts += self.contents()
         for table in self.tables:
             parts.append(self.table_markdown(table))

@@ -346,7 +346,8 @@ def train_cell(method, cell, spec, root, device, clock, context, tracker, run_id
     with console.progress_bar(f"training {cell.method}", cell.iterations) as advance:
         result, ema = train(
             method, train_split, cell, device, checkpoint, context.resume, clock,
-            on_step=lambda iteration, parts: advance(), settings=settings,
+            on_step=lambda iteration, parts: advance(loss=float(parts["loss"])),
+            settings=settings,
         )  # fmt: skip
     for name in result.losses[0][1] if result.losses else ():
         tracker.log_history(run_id, f"train/{name}", [(i, p[name]) for i, p in result.losses])

@@ -50,10 +50,29 @@ class Cell:
         return dataclasses.asdict(self)
 
 
-def _paper(method: str, task: str, key: str, profile: str) -> Any:
-    from baselines import paper_settings
+def _settings(method: str, task: str, dataset: str) -> dict[str, Any]:
+    """The paper's settings of ``method`` for ``task``; a method that does not apply to the
+    task is one line naming both and the methods that do."""
+    from baselines import METHODS, paper_settings
 
-    settings = paper_settings(method, task)
+    try:
+        return paper_settings(method, task)
+    except ValueError as error:
+        fitting = []
+        for name in METHODS:
+            try:
+                paper_settings(name, task)
+                fitting.append(name)
+            except ValueError:
+                pass
+        raise UsageError(
+            f"method {method} does not apply to dataset {dataset} (task {task}): {error}; "
+            f"methods for {task}: {', '.join(fitting) or 'none'}"
+        ) from None
+
+
+def _paper(method: str, task: str, key: str, profile: str, dataset: str) -> Any:
+    settings = _settings(method, task, dataset)
     if key not in settings:
         raise UsageError(
             f"profile '{profile}' asks for the paper's {key} for {method} on task '{task}', "
@@ -74,7 +93,6 @@ def expand(
     ``options`` (``--option KEY=VALUE``) override the paper's method options, e.g.
     ``sum_scale`` for RDDM's Table 10.
     """
-    from baselines import paper_settings
     from bench.data import get_dataset
 
     spec = get_dataset(config.run.dataset)
@@ -86,7 +104,7 @@ def expand(
             if override is not None:
                 return override
             if value == "paper":
-                return _paper(method, spec.task, key, config.run.profile)
+                return _paper(method, spec.task, key, config.run.profile, spec.name)
             return value
 
         method_iterations, method_lr = profile.budget(method)
@@ -114,9 +132,23 @@ def expand(
                     eval_images=profile.eval_images,
                     eval_batch_size=profile.eval_batch_size,
                     options={
-                        **paper_settings(method, spec.task).get("options", {}),
+                        **_settings(method, spec.task, spec.name).get("options", {}),
                         **(options or {}),
                     },
                 )
             )
+    for cell in cells:
+        check(cell)
     return cells
+
+
+def check(cell: Cell) -> None:
+    """Settings that would fail after training (an unknown -o option, a step count the
+    method cannot sample in) stop here, before the first cell trains."""
+    from baselines.base import check_settings
+
+    try:
+        check_settings(cell.method, cell.steps, cell.options)
+    except (TypeError, ValueError, KeyError) as error:
+        message = error.args[0] if error.args else str(error)
+        raise UsageError(f"{cell.method} on {cell.dataset}: {message}") from None

@@ -129,7 +129,7 @@ def test_paper_generation_settings_build_the_cifar_model():
 def test_cosine_schedule_option():
     method = build_method("resfusion", schedule="cosine", timesteps=150, unet_dim=8)
     assert method.steps == 100
-    with pytest.raises(ValueError, match="timesteps=14 for 10 steps"):
+    with pytest.raises(ValueError, match="-o timesteps=14 samples in 10"):
         method.sample(None, shape=SHAPE, steps=10, generator=torch.Generator())
 
 

@@ -46,7 +46,8 @@ def test_rgb_scores_print_the_protocol_and_write_the_csv(folders, cli_config):
     result = _score(config, pred, gt, "--protocol", "rgb")
     assert result.exit_code == 0, result.output
     assert "protocol rgb" in result.stdout and "lpips" in result.stdout  # unavailable, shown
-    csv = pred.parent / "method_scores_rgb.csv"
+    (csv,) = (config.parent / "results" / "scores").glob("method-*_rgb.csv")
+    assert not list(pred.parent.glob("*.csv"))  # nothing written among the user's folders
     table = pd.read_csv(csv)
     assert list(table["name"]) == ["img0", "img1", "img2"]
     # offset 4(i+1) everywhere: PSNR = 20 log10(255 / offset)
@@ -85,7 +86,7 @@ def test_raindrop_pairs_clean_with_rain_names(tmp_path, cli_config):
 def _assert_refused(result, csv_dir, text):
     assert result.exit_code == 2, result.output
     assert text in result.output
-    assert not list(csv_dir.glob("*_scores_*.csv"))
+    assert not list(csv_dir.parent.rglob("*.csv"))  # no CSV anywhere, results/scores included
 
 
 def test_missing_partner(folders, cli_config):

@@ -58,6 +58,8 @@ def store(tmp_path_factory):
             metrics={"istd/psnr_all": 22.0, **profile_metrics(method, steps, 0.01)},
             loss=[(i, 1.0 / i) for i in range(1, 6)],
         )  # fmt: skip
+    writer.cell(smoke, "identity", "synth-shadow", "istd", profile="smoke",
+                metrics={"istd/psnr_all": 17.6}, tags={"run_kind": "identity"})  # fmt: skip
     ids["lol"] = writer.cell(
         None, "rddm-sm-res", "lol", "lol", profile="smoke", steps=2, iterations=400,
         options={"sum_scale": 1.0}, metrics={"lol/psnr": 18.123, "lol/ssim": 0.7},
@@ -289,3 +291,23 @@ def test_planned_command_options_parse_back_to_the_plan():
         words = command(planned).split()
         options = [words[i + 1] for i, w in enumerate(words) if w == "--option"]
         assert parse_options(options) == planned.options
+
+
+def test_measured_runs_come_first_beside_their_identity_baseline(report):
+    """A smoke run shows in the report right after `bench run`, with the input's score."""
+    _, text, _ = report
+    assert text.index("## Measured runs") < text.index("## Tables")
+    measured = section(text, "Measured runs")
+    smoke = measured[measured.index("### synth-shadow, smoke profile (protocol istd)") :]
+    smoke = smoke[: smoke.find("\n### ", 1) if "\n### " in smoke[1:] else None]
+    header = next(line for line in smoke.splitlines() if line.startswith("| Run"))
+    column = [c.strip() for c in header.strip("|").split("|")].index("psnr_all")
+    rows = {
+        cells[1]: cells
+        for line in smoke.splitlines()
+        if line.startswith("| [")
+        for cells in [[c.strip() for c in line.strip().strip("|").split(" | ")]]
+    }
+    assert rows["identity (input)"][column] == "17.6"
+    assert {rows[m][column] for m in ("rddm", "resfusion", "sr3")} == {"22"}
+    assert rows["rddm"][3] == "400" and rows["sr3"][4] == "100"

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
+import signal
 import socket
 import subprocess
 import sys
+import time
 import urllib.request
 from pathlib import Path
 
@@ -244,9 +247,13 @@ def test_ui_serves_the_store_and_stops_cleanly(default_run):
         text=True,
     )
     try:
-        assert f"http://127.0.0.1:{port}" in process.stdout.readline() + process.stdout.readline()
+        printed = process.stdout.readline() + process.stdout.readline()
         client, found = runs(tmp_path)
-        experiment_id = client.get_experiment_by_name("test").experiment_id
+        experiment = client.get_experiment_by_name("test")
+        experiment_id = experiment.experiment_id
+        # opens on the experiment's training runs, not MLflow 3's GenAI home page
+        assert f"http://127.0.0.1:{port}/#/experiments/{experiment_id}/runs" in printed
+        assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"
         request = urllib.request.Request(
             f"http://127.0.0.1:{port}/api/2.0/mlflow/runs/search",
             data=json.dumps({"experiment_ids": [experiment_id]}).encode(),
@@ -255,12 +262,39 @@ def test_ui_serves_the_store_and_stops_cleanly(default_run):
         with urllib.request.urlopen(request, timeout=30) as answer:
             listed = json.load(answer)["runs"]
         assert {r["info"]["run_id"] for r in listed} == {r.info.run_id for r in found}
+        server = _descendants(process.pid)
+        assert server and all(os.getpgid(pid) != os.getpgid(0) for pid in server)
     finally:
-        process.send_signal(2)  # Ctrl-C
+        process.send_signal(signal.SIGTERM)  # the issue case: SIGTERM, not Ctrl-C
         process.wait(timeout=30)
     assert process.returncode == 0
     with pytest.raises(OSError):
         urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2)
+    time.sleep(1)
+    assert not [pid for pid in server if os.path.exists(f"/proc/{pid}")]  # workers gone too
+
+
+def _descendants(parent: int) -> list[int]:
+    """Every live process whose chain of parents reaches ``parent``."""
+
+    def parent_of(pid: int) -> int:
+        with open(f"/proc/{pid}/stat") as handle:
+            return int(handle.read().rsplit(")", 1)[1].split()[1])
+
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        pid = int(entry)
+        try:
+            ancestor = parent_of(pid)
+            while ancestor > 1 and ancestor != parent:
+                ancestor = parent_of(ancestor)
+        except (OSError, ValueError):
+            continue
+        if ancestor == parent:
+            found.append(pid)
+    return found
 
 
 def test_cuda_device_without_cuda_is_a_clear_error(reference):

@@ -1,0 +1,75 @@
+"""The report's first section: every measured run beside its identity baseline.
+
+Grouped by dataset and profile, so a smoke run shows up in the report right after `bench run`
+even though no paper table prints smoke numbers. Only the store's values are shown."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from bench.report.runs import Store, TrackedRun
+
+
+def _value(value: float | None) -> str:
+    return "–" if value is None else f"{value:.4g}"
+
+
+def _metric_keys(runs: list[TrackedRun]) -> list[str]:
+    protocols = {r.protocol for r in runs if r.protocol}
+    prefixes = tuple(f"{p}/" for p in protocols) + ("generation/",)
+    return sorted({k for r in runs for k in r.metrics if k.startswith(prefixes)})
+
+
+def measured_markdown(store: Store, link: Callable[[TrackedRun], str], table) -> list[str]:
+    """``## Measured runs``: one table per (dataset, profile), newest identity first."""
+    measured = [r for r in store.runs if r.kind in ("cell", "identity") and r.dataset]
+    if not any(r.kind == "cell" for r in measured):
+        return []
+    groups: dict[tuple[str, str], list[TrackedRun]] = {}
+    for run in measured:
+        groups.setdefault((run.dataset or "?", run.profile or "?"), []).append(run)
+    parts = [
+        "## Measured runs",
+        "",
+        "Every run in the store, grouped by dataset and profile, beside the identity baseline "
+        "(the degraded input scored as the output: the floor a method must beat). Smoke runs "
+        "are far from the papers' budgets; the paper tables below hold paper-profile runs.",
+        "",
+    ]
+    for (dataset, profile), runs in sorted(groups.items()):
+        cells = sorted((r for r in runs if r.kind == "cell"), key=lambda r: (r.method, r.seed or 0))
+        if not cells:
+            continue
+        identities = [r for r in runs if r.kind == "identity" and r.finished]
+        keys = _metric_keys(cells + identities)
+        header = ["Run", "Method", "Seed", "Iterations", "Steps", "Status"]
+        header += [k.split("/", 1)[1] for k in keys]
+        rows = []
+        if identities:
+            identity = identities[-1]
+            rows.append(
+                [
+                    f"[{identity.run_id[:8]}]({link(identity)})",
+                    "identity (input)",
+                    "",
+                    "",
+                    "",
+                    identity.status,
+                ]  # fmt: skip
+                + [_value(identity.metrics.get(k)) for k in keys]
+            )
+        for run in cells:
+            rows.append(
+                [
+                    f"[{run.run_id[:8]}]({link(run)})",
+                    run.method or "?",
+                    str(run.seed or 0),
+                    str(run.iterations or "?"),
+                    str(run.steps or "?"),
+                    run.status,
+                ]  # fmt: skip
+                + [_value(run.metrics.get(k)) for k in keys]
+            )
+        protocols = ", ".join(sorted({r.protocol for r in cells if r.protocol})) or "–"
+        parts += [f"### {dataset}, {profile} profile (protocol {protocols})", "", table(header, rows), ""]  # fmt: skip
+    return parts

@@ -47,3 +47,50 @@ def test_env_json_is_a_complete_record():
 def test_unknown_command_is_usage_error():
     result = CliRunner().invoke(app, ["frobnicate"])
     assert result.exit_code == 2
+
+
+def _run(*args):
+    return CliRunner().invoke(app, ["run", *args], terminal_width=200)
+
+
+def test_run_refuses_before_any_work_with_one_line(tmp_path, monkeypatch):
+    """Issue cases that used to end in a traceback, or fail only after training."""
+    monkeypatch.chdir(tmp_path)
+    cases = {
+        ("synth-shadow", "--methods", "ddim"): "methods for shadow-removal: rddm",
+        ("synth-faces", "--methods", "sr3"): "method sr3 does not apply to dataset synth-faces",
+        ("synth-shadow", "--methods", "resfusion", "--steps", "2"): "samples in exactly T'=5",
+        ("synth-shadow", "--seeds", ""): "--seeds: run.seeds is empty",
+        ("synth-shadow", "--seeds", "0,0"): "lists 0 more than once",
+        ("synth-shadow", "--methods", "rddm", "-o", "sum_scal=1"): "no option 'sum_scal'",
+    }
+    for args, text in cases.items():
+        result = _run(*args)
+        assert result.exit_code == 2, (args, result.output)
+        assert text in " ".join(result.output.split()), (args, result.output)
+        assert "Traceback" not in result.output
+    assert not (tmp_path / "results").exists() and not (tmp_path / "data").exists()
+
+
+def test_unwritable_results_folder_is_one_line_exit_1(tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    config = tmp_path / "bench.toml"
+    config.write_text(f'[paths]\nresults_dir = "{blocker}/results"\n')
+    result = _run("synth-shadow", "--methods", "rddm", "-c", str(config))
+    assert result.exit_code == 1
+    text = " ".join(result.output.split())
+    assert f"{blocker}/results cannot be written" in text and "[paths] results_dir" in text
+    assert "Traceback" not in result.output
+
+
+def test_progress_without_a_terminal_prints_lines_with_loss(capsys, monkeypatch):
+    from bench import console
+
+    monkeypatch.setattr(console, "LOG_EVERY_SECONDS", 0.0)
+    with console.progress_bar("training rddm", 3) as advance:
+        for i in range(3):
+            advance(loss=0.5 / (i + 1))
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert lines[-1].startswith("training rddm: 3/3 loss 0.1667")
+    assert "s left" in lines[0]

@@ -105,6 +105,21 @@ BAD_INPUTS = {
         "[profiles.smoke.methods.sr3]\nlr_scale = 0\n",
         ["profiles.smoke.methods.sr3.lr_scale = 0", "must be positive"],
     ),
+    "zero-batch": (
+        "[profiles.smoke]\nbatch_size = 0\n",
+        ["profiles.smoke.batch_size = 0", "at least 1"],
+    ),
+    "negative-lr": ("[profiles.smoke]\nlr = -1.0\n", ["profiles.smoke.lr = -1.0", "positive"]),
+    "zero-image-size": ("[profiles.smoke]\nimage_size = 0\n", ["profiles.smoke.image_size = 0"]),
+    "ema-decay-above-one": (
+        "[profiles.smoke]\nema_decay = 1.5\n",
+        ["ema_decay = 1.5", "between 0 and 1"],
+    ),
+    "empty-seeds": ("[run]\nseeds = []\n", ["run.seeds is empty"]),
+    "repeated-methods": (
+        '[run]\nmethods = ["rddm", "sr3", "rddm"]\n',
+        ["run.methods lists rddm more than once"],
+    ),
     "scaled-paper-value": (
         '[run]\nprofile = "paper"\n[profiles.paper.methods.sr3]\niterations_scale = 2\n',
         ["profiles.paper.methods.sr3.iterations_scale = 2", "'paper'"],
@@ -147,3 +162,14 @@ def test_packaged_defaults_resolve_paths_in_the_working_folder(tmp_path, monkeyp
     config = load_config()
     assert config.paths.data_root == tmp_path / "data"
     assert config.paths.weights_dir == tmp_path / "weights"
+
+
+def test_values_typed_on_the_command_line_blame_the_flag_not_the_file(tmp_path):
+    path = write(tmp_path, "[profiles.smoke]\niterations = 5\n")
+    with pytest.raises(ConfigError) as caught:
+        load_config(path, {"run": {"seeds": []}})
+    assert str(caught.value).startswith("--seeds: run.seeds is empty")
+    with pytest.raises(ConfigError) as caught:
+        load_config(path, {"run": {"dataset": "itsd"}})
+    assert str(caught.value).startswith("the DATASET argument: run.dataset = 'itsd'")
+    assert str(path) not in str(caught.value)

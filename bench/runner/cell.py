@@ -150,7 +150,7 @@ def sample_split(method: Any, split: Any, cell: Cell, device: torch.device) -> d
     generator = torch.Generator(device=device).manual_seed(derived_seed(cell.seed, "sampling"))
     outputs: dict[str, list] = {"pred": [], "input": [], "target": [], "mask": [], "name": []}
     method.eval()
-    with console.progress_bar(f"sampling {cell.method}", count) as advance:
+    with console.progress_bar(f"sampling {getattr(method, 'name', cell.method)}", count) as advance:
         for start in range(0, count, cell.eval_batch_size):
             items = [split[i] for i in range(start, min(start + cell.eval_batch_size, count))]
             target = torch.stack([item["target"] for item in items])

@@ -27,6 +27,7 @@ class Identity:
     """The degraded input scored as the output: the floor every method must beat."""
 
     kind = "restoration"
+    name = "identity (input)"
 
     def eval(self) -> Identity:
         return self

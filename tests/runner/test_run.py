@@ -306,9 +306,10 @@ def test_cuda_device_without_cuda_is_a_clear_error(reference):
     assert "no CUDA device" in record.error
 
 
-def test_official_checkpoint_runs_without_training(tmp_path):
-    """An RDDM Trainer file (two 9-channel UNets: image, input, mask as RGB) through
-    `bench run --checkpoint`: loaded with its inferred configuration, sampled, scored, tagged."""
+def _official_files(folder: Path) -> dict[str, Path]:
+    """RDDM Trainer (two 9-channel UNets: image, input, mask read as RGB), Resfusion Lightning
+    (8 channels: image, input, two-channel mask one-hot) and SR3 generator (7 channels)
+    files, as the official code writes them, for synth-shadow at the short profile."""
     import official_reference as official
 
     unets = {
@@ -316,23 +317,45 @@ def test_official_checkpoint_runs_without_training(tmp_path):
         for i, slot in enumerate(("unet0", "unet1"))
     }
     model = {f"model.{slot}.{k}": v for slot, state in unets.items() for k, v in state.items()}
-    path = tmp_path / "model-80.pt"
-    torch.save({"step": 80, "model": model, "ema": {}}, path)
+    files = {"rddm": folder / "model-80.pt", "resfusion": folder / "last.ckpt"}
+    torch.save({"step": 80, "model": model, "ema": {}}, files["rddm"])
+    unet = official.rddm_unet_state(8, 3, 8, (1, 2), seed=5)
+    torch.save(
+        {
+            "state_dict": {f"denoising_module.{k}": v for k, v in unet.items()},
+            "hyper_parameters": {"T": 12, "noise_schedule": "LinearPro", "mode": "epsilon"},
+        },
+        files["resfusion"],
+    )
+    sr3 = official.sr3_unet_state(7, 3, inner=32, mults=(1, 2), attn_res=(16,), image_size=32)
+    files["sr3"] = folder / "I1000_E1_gen.pth"
+    torch.save({f"denoise_fn.{k}": v for k, v in sr3.items()}, files["sr3"])
+    return files
+
+
+@pytest.mark.parametrize("method", ["rddm", "resfusion", "sr3"])
+def test_official_checkpoint_runs_without_training(tmp_path, method):
+    """`bench run --checkpoint` on each official format: loaded with its inferred
+    configuration, sampled, scored and tagged, nothing trained."""
+    path = _official_files(tmp_path)[method]
     config = ["--config", str(short_config(tmp_path))]
-    base = ["run", "synth-shadow", "--methods", "rddm", "--steps", "2", *config]
+    steps = {"rddm": "2", "resfusion": "5", "sr3": "3"}[method]
+    base = ["run", "synth-shadow", "--methods", method, "--steps", steps, *config]
     result = CliRunner().invoke(app, [*base, "--checkpoint", str(path), "--weights", "online"])
     assert result.exit_code == 0, result.output
     _, found = runs(tmp_path)
     cell = next(r for r in found if r.data.tags.get("run_kind") == "cell")
-    assert cell.info.status == FINISHED
-    assert cell.data.tags["weights.format"] == "rddm-trainer"
+    assert cell.info.status == FINISHED, cell.data.tags.get("error")
+    formats = {"rddm": "rddm-trainer", "resfusion": "resfusion-lightning", "sr3": "sr3-generator"}
+    assert cell.data.tags["weights.format"] == formats[method]
     assert cell.data.tags["weights.set"] == "online"
     assert "istd/psnr_all" in cell.data.metrics
     assert not (tmp_path / "results" / "checkpoints").exists()  # nothing was trained
-    wrong = CliRunner().invoke(
-        app, ["run", "synth-shadow", "--methods", "sr3", *config, "--checkpoint", str(path)]
-    )
-    assert wrong.exit_code == 2 and "not sr3; run it with --methods rddm" in wrong.output
+    if method == "rddm":
+        wrong = CliRunner().invoke(
+            app, ["run", "synth-shadow", "--methods", "sr3", *config, "--checkpoint", str(path)]
+        )
+        assert wrong.exit_code == 2 and "not sr3; run it with --methods rddm" in wrong.output
 
 
 def test_resume_refuses_a_checkpoint_trained_under_other_settings(reference):

@@ -167,6 +167,25 @@ def _oracle_predictions(x0, i_in):
     return predictions
 
 
+def _sample_recording(method, predictions, i_in, steps, seed):
+    """Sample with ``predictions`` in place of the method's; return the output, the
+    (image, state) pairs the predictions saw, and the progress calls."""
+    visited, seen = [], []
+
+    def recording(x, i_in_, mask, state):
+        visited.append((x.clone(), state))
+        return predictions(x, i_in_, mask, state)
+
+    method.predictions = recording
+    out = method.sample(
+        i_in,
+        steps=steps,
+        generator=torch.Generator().manual_seed(seed),
+        progress=lambda i, n: seen.append((i, n)),
+    )
+    return out, visited, seen
+
+
 class OracleNet(nn.Module):
     """Plays the network in t-conditioning: residual, noise, both as 6 channels, or a pair."""
 
@@ -202,21 +221,7 @@ def test_objectives_give_the_true_trajectory_with_oracles(name, nets):
     method = build_method(name, clip=False, schedule="ddim-linear", **SMALL).double()
     for key, output in nets.items():
         method.nets[key] = OracleNet(method.schedule, x0, i_in, output)
-    visited = []
-    predictions = method.predictions
-
-    def recording(x, i_in_, mask, state):
-        visited.append((x.clone(), state))
-        return predictions(x, i_in_, mask, state)
-
-    method.predictions = recording
-    seen = []
-    out = method.sample(
-        i_in,
-        steps=5,
-        generator=torch.Generator().manual_seed(1),
-        progress=lambda i, n: seen.append((i, n)),
-    )
+    out, visited, seen = _sample_recording(method, method.predictions, i_in, steps=5, seed=1)
     torch.testing.assert_close(out, x0, rtol=0, atol=1e-8)
     assert seen == [(i, 5) for i in range(1, 6)]
     # every objective walks the same path: the eq. 7 states of the noise implied by I_T (the
@@ -266,21 +271,8 @@ def test_decoupled_samplers_make_two_passes_over_the_grid(sampler):
     ).double()
     assert [s.k for s in method.sampling_path(4)] == [999, 749, 499, 249, -1]
     oracle = _oracle_predictions(x0, i_in)
-    visited = []
-
-    def recording(x, i_in_, mask, state):
-        visited.append((x.clone(), state.k))
-        return oracle(x, i_in_, mask, state)
-
-    method.predictions = recording
-    seen = []
-    out = method.sample(
-        i_in,
-        steps=4,
-        generator=torch.Generator().manual_seed(2),
-        progress=lambda i, n: seen.append((i, n)),
-    )
-    assert [k for _, k in visited] == [999, 749, 499, 249] * 2
+    out, visited, seen = _sample_recording(method, oracle, i_in, steps=4, seed=2)
+    assert [state.k for _, state in visited] == [999, 749, 499, 249] * 2
     assert seen == [(i, 8) for i in range(1, 9)]
     torch.testing.assert_close(visited[4][0], x0, rtol=0, atol=1e-9)  # pass 1 ends at I_0^
     torch.testing.assert_close(out, x0, rtol=0, atol=1e-9)

@@ -47,13 +47,14 @@ def ensure_dataset(name: str, data_root: Path, seed: int = 0) -> Path:
     """The dataset's folder under ``data_root``.
 
     A missing synthetic suite is generated (deterministically, and verified). A suite bench
-    generated earlier is used as it is, whatever its seed or counts (its synth.json and
-    fingerprint record them), and regenerated with the same parameters only when the
-    generator changed since. A folder bench did not write is never replaced: that is an
-    error naming it. A real dataset must already be there.
+    generated earlier (its synth.json and lock) is used as it is, whatever its seed or counts
+    (they are recorded), and its files are checked against the lock by every run. It is
+    regenerated with the same parameters only when the generator changed since and every
+    file is still the one bench wrote. A folder bench did not write is never replaced: that
+    is an error naming it. A real dataset must already be there.
     """
     from bench.data.synth import GENERATOR_VERSION, generate
-    from bench.data.verify import synth_info, written_by_bench
+    from bench.data.verify import read_lock, synth_info, written_by_bench
 
     spec = get_dataset(name)
     root = Path(data_root) / name
@@ -63,16 +64,17 @@ def ensure_dataset(name: str, data_root: Path, seed: int = 0) -> Path:
 
             ensure_writable(Path(data_root), "[paths] data_root (where the suite is generated)")
             generate(spec, root, seed)
-        elif not written_by_bench(spec, root):
+            return root
+        info = synth_info(root) if root.is_dir() else None
+        lock = read_lock(root) if info else None
+        if info is None or lock is None or lock.get("dataset") != name:
             raise BenchError(
-                f"{root} exists but is not the '{name}' suite as bench generated it (its "
-                "synth.json, lock or files differ); bench never replaces a folder it cannot "
-                f"prove it wrote: move it away, or run `bench data verify {name}` to see why"
+                f"{root} exists but is not a '{name}' suite bench generated (no synth.json "
+                "and lock of that suite); bench never replaces a folder it did not write: "
+                "move it away, or point [paths] data_root elsewhere"
             )
-        else:
-            info = synth_info(root)
-            if info.get("generator") != GENERATOR_VERSION:
-                generate(spec, root, info.get("seed", seed), info.get("params"))
+        if info.get("generator") != GENERATOR_VERSION and written_by_bench(spec, root):
+            generate(spec, root, info.get("seed", seed), info.get("params"))
         return root
     if not root.is_dir():
         raise BenchError(missing_message(spec, root))

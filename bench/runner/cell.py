@@ -111,8 +111,10 @@ def resume_problem(results_dir: Path, cell: Cell) -> str | None:
     others = sorted(path.parent.glob(f"seed{cell.seed}-{cell.profile}-*.pt"))
     if not others:
         return None
-    saved = torch.load(others[-1], map_location="cpu", weights_only=False).get("settings", {})
-    difference = settings_difference(saved, training_settings(cell)) or "an older format"
+    saved = torch.load(others[-1], map_location="cpu", weights_only=False).get("settings") or {}
+    # the data fingerprint is compared when the checkpoint is opened, after the data check
+    current = training_settings(cell) | {"dataset_fingerprint": saved.get("dataset_fingerprint")}
+    difference = settings_difference(saved, current) or "an older format"
     return (
         f"--resume: {cell.key} has a checkpoint ({others[-1]}) trained under other settings: "
         f"{difference}; drop --resume to train afresh, or resume with those settings"

@@ -158,7 +158,9 @@ def test_folders_bench_did_not_write_are_never_replaced(tmp_path, monkeypatch):
     images = tmp_path / "data" / "synth-blur" / "test" / "input"
     images.mkdir(parents=True)
     (images / "001.png").write_bytes(b"user image")
-    with pytest.raises(BenchError, match=r"synth-blur exists but is not the 'synth-blur' suite"):
+    with pytest.raises(
+        BenchError, match=r"synth-blur exists but is not a .synth-blur. suite bench generated"
+    ):
         ensure_dataset("synth-blur", tmp_path / "data")
     assert (images / "001.png").read_bytes() == b"user image"
     suite = generate(spec, tmp_path / "suite")
@@ -178,3 +180,22 @@ def test_ensure_dataset_real_missing_says_how_to_get_it(tmp_path):
         ensure_dataset("cifar10", tmp_path)
     (tmp_path / "istd").mkdir()
     assert ensure_dataset("istd", tmp_path) == tmp_path / "istd"
+
+
+def test_a_changed_suite_is_kept_and_refused_by_the_lock_check(tmp_path, monkeypatch):
+    """A suite whose file the user changed is neither regenerated nor deleted (not even for
+    a newer generator); the run's lock check names the file and the --relock way out."""
+    import bench.data.synth as synth
+    from bench.data.verify import DataChanged, check_lock
+
+    spec = get_dataset("synth-blur")
+    monkeypatch.setitem(spec.synth, "train_count", 3)
+    monkeypatch.setitem(spec.synth, "test_count", 2)
+    root = ensure_dataset("synth-blur", tmp_path)
+    edited = sorted((root / "test").rglob("*.png"))[0]
+    edited.write_bytes(edited.read_bytes() + b"edited")
+    monkeypatch.setattr(synth, "GENERATOR_VERSION", synth.GENERATOR_VERSION + 1)
+    assert ensure_dataset("synth-blur", tmp_path) == root
+    assert edited.read_bytes().endswith(b"edited")
+    with pytest.raises(DataChanged, match=rf"{edited.name}: changed since the lock.*--relock"):
+        check_lock(spec, root)

@@ -2,18 +2,16 @@
 
 No file or tracking I/O lives here; the harness in ``bench`` does that. Everything the runner
 needs goes through ``build_method``, ``paper_settings`` and the ``Method`` interface.
+Importing this package does not import torch: the classes load when a method is built
+(``baselines.registry``), so the CLI starts fast.
 """
 
 from collections.abc import Callable
 from functools import partial
 from typing import Any
 
-from baselines.base import Method, build_method, register, registered_names
-from baselines.ddim import DDIM
-from baselines.rddm import RDDM
-from baselines.resfusion import Resfusion
+from baselines.registry import register, registered_names
 from baselines.settings import TASKS, paper_settings
-from baselines.sr3 import SR3
 
 __all__ = [
     "METHODS",
@@ -24,19 +22,38 @@ __all__ = [
     "registered_names",
 ]
 
-_VARIANTS: dict[str, tuple[Callable[..., Method], dict[str, Any]]] = {
-    "rddm": (RDDM, {"network": "2net"}),  # SM-Res-N-2Net, the official restoration setup
-    "rddm-sm-res": (RDDM, {"objective": "res"}),
-    "rddm-sm-n": (RDDM, {"objective": "noise"}),
-    "rddm-1net": (RDDM, {"objective": "res_noise", "network": "1net"}),
-    "rddm-shared-encoder": (RDDM, {"objective": "res_noise", "network": "shared_encoder"}),
-    "rddm-aosa": (RDDM, {"objective": "aosa"}),
-    "resfusion": (Resfusion, {}),
-    "sr3": (SR3, {}),
-    "ddim": (DDIM, {}),
+_VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
+    "rddm": ("baselines.rddm:RDDM", {"network": "2net"}),  # SM-Res-N-2Net, the official setup
+    "rddm-sm-res": ("baselines.rddm:RDDM", {"objective": "res"}),
+    "rddm-sm-n": ("baselines.rddm:RDDM", {"objective": "noise"}),
+    "rddm-1net": ("baselines.rddm:RDDM", {"objective": "res_noise", "network": "1net"}),
+    "rddm-shared-encoder": (
+        "baselines.rddm:RDDM",
+        {"objective": "res_noise", "network": "shared_encoder"},
+    ),
+    "rddm-aosa": ("baselines.rddm:RDDM", {"objective": "aosa"}),
+    "resfusion": ("baselines.resfusion:Resfusion", {}),
+    "sr3": ("baselines.sr3:SR3", {}),
+    "ddim": ("baselines.ddim:DDIM", {}),
 }
 for _name, (_factory, _fixed) in _VARIANTS.items():
     register(_name, _factory, **_fixed)
 
+
+def __getattr__(name: str) -> Any:
+    """``Method`` and ``build_method`` live in ``baselines.base``, which imports torch."""
+    if name in ("Method", "build_method"):
+        from baselines import base
+
+        return getattr(base, name)
+    raise AttributeError(f"module 'baselines' has no attribute {name!r}")
+
+
+def _build(name: str, **options: Any) -> Any:
+    from baselines.base import build_method
+
+    return build_method(name, **options)
+
+
 #: The names users type (``rddm``, ``rddm-sm-res``, ``resfusion``, ...) -> method factories.
-METHODS: dict[str, Callable[..., Any]] = {name: partial(build_method, name) for name in _VARIANTS}
+METHODS: dict[str, Callable[..., Any]] = {name: partial(_build, name) for name in _VARIANTS}

@@ -13,6 +13,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from baselines.registry import resolve
+
 Progress = Callable[[int, int], None]
 
 
@@ -131,18 +133,6 @@ class Method(nn.Module):
         return tuple(shape)
 
 
-#: registry name -> (factory, fixed options of that name)
-_REGISTRY: dict[str, tuple[Callable[..., Method], dict[str, Any]]] = {}
-
-
-def register(name: str, factory: Callable[..., Method], **fixed: Any) -> None:
-    _REGISTRY[name] = (factory, fixed)
-
-
-def registered_names() -> list[str]:
-    return sorted(_REGISTRY)
-
-
 def build_method(
     name: str,
     *,
@@ -180,9 +170,7 @@ def build_method(
 def check_options(name: str, options: dict[str, Any]) -> tuple[Callable[..., Method], dict]:
     """The registry entry of ``name`` once ``options`` are known to it (KeyError for an
     unknown name, TypeError for an unknown or fixed option), without building anything."""
-    if name not in _REGISTRY:
-        raise KeyError(f"unknown method {name!r}; valid: {', '.join(registered_names())}")
-    factory, fixed = _REGISTRY[name]
+    factory, fixed = resolve(name)
     accepted = set(inspect.signature(factory).parameters)
     for key in options:
         if key not in accepted:

@@ -94,3 +94,20 @@ def test_progress_without_a_terminal_prints_lines_with_loss(capsys, monkeypatch)
     lines = capsys.readouterr().err.strip().splitlines()
     assert lines[-1].startswith("training rddm: 3/3 loss 0.1667")
     assert "s left" in lines[0]
+
+
+def test_cli_start_up_imports_no_heavy_library():
+    """`bench --help` and `bench data list` must start fast: importing the CLI loads neither
+    torch, mlflow, matplotlib nor pandas (each costs 0.2-1 s); commands import them inside."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, bench.cli; "
+        "print(sorted(m for m in ('torch', 'mlflow', 'matplotlib', 'pandas', 'skimage') "
+        "if m in sys.modules))"
+    )
+    loaded = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
+    assert loaded.stdout.strip() == "[]"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -83,14 +84,26 @@ def _interrupt(signum, frame) -> None:
 
 
 def _stop(process: subprocess.Popen) -> None:
-    """SIGTERM to the server's whole process group, SIGKILL after 15 s."""
-    if process.poll() is not None:
-        return
+    """SIGTERM to the server's whole process group; SIGKILL to whatever of the group is
+    still there 15 s later (a worker may outlive the server it belongs to)."""
+    group = process.pid  # its own session: the group id is the server's pid
     try:
-        os.killpg(process.pid, signal.SIGTERM)
-        process.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait()
+        os.killpg(group, signal.SIGTERM)
     except ProcessLookupError:
-        pass
+        return
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        if process.poll() is not None and not _group_alive(group):
+            return
+        time.sleep(0.1)
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(group, signal.SIGKILL)
+    process.wait()
+
+
+def _group_alive(group: int) -> bool:
+    try:
+        os.killpg(group, 0)
+    except ProcessLookupError:
+        return False
+    return True

@@ -9,7 +9,6 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 import urllib.request
 from pathlib import Path
 
@@ -270,8 +269,16 @@ def test_ui_serves_the_store_and_stops_cleanly(default_run):
     assert process.returncode == 0
     with pytest.raises(OSError):
         urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2)
-    time.sleep(1)
-    assert not [pid for pid in server if os.path.exists(f"/proc/{pid}")]  # workers gone too
+    assert not [pid for pid in server if _running(pid)]  # its workers are gone too
+
+
+def _running(pid: int) -> bool:
+    """Alive and not a zombie (an exited child not yet reaped by its new parent)."""
+    try:
+        with open(f"/proc/{pid}/stat") as handle:
+            return handle.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
 
 
 def _descendants(parent: int) -> list[int]:

@@ -1,0 +1,165 @@
+"""Scoring a folder of result images against ground truth under a protocol (`bench score`).
+
+``score_folders(pred_dir, gt_dir, protocol, mask_dir)`` is the entry point for scripts; the
+command mirrors it. Pairing uses the protocol's naming rule (file stems, minus suffixes such
+as RainDrop's ``_clean``); every problem with the inputs is found before any metric runs.
+Hidden files are ignored, as everywhere in bench.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, UnidentifiedImageError
+
+from bench import console
+from bench.errors import BenchError, UsageError
+from bench.files import read_image
+from bench.metrics.result import MetricResult
+from bench.protocols import Protocol
+
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".ppm"}
+
+
+def list_images(folder: Path, what: str) -> list[Path]:
+    if not folder.is_dir():
+        raise UsageError(f"{what} folder {folder} does not exist")
+    files = sorted(
+        p
+        for p in folder.iterdir()
+        if p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith(".")
+    )
+    if not files:
+        raise UsageError(
+            f"{what} folder {folder} has no images ({', '.join(sorted(IMAGE_SUFFIXES))})"
+        )
+    return files
+
+
+def index_by_key(files: list[Path], protocol: Protocol, what: str) -> dict[str, Path]:
+    index: dict[str, Path] = {}
+    for path in files:
+        key = protocol.pair_key(path.stem)
+        if key in index:
+            raise UsageError(
+                f"{what}: {index[key].name} and {path.name} pair under the same name '{key}'"
+            )
+        index[key] = path
+    return index
+
+
+def _names(keys) -> str:
+    keys = sorted(keys)
+    return ", ".join(keys[:3]) + (f" and {len(keys) - 3} more" if len(keys) > 3 else "")
+
+
+def pair_files(
+    protocol: Protocol, pred_dir: Path, gt_dir: Path, mask_dir: Path | None
+) -> list[tuple[str, Path, Path, Path | None]]:
+    """(key, prediction, ground truth, mask) for every prediction; any gap is an error."""
+    preds = index_by_key(list_images(pred_dir, "prediction"), protocol, str(pred_dir))
+    gts = index_by_key(list_images(gt_dir, "ground-truth"), protocol, str(gt_dir))
+    masks = (
+        index_by_key(list_images(mask_dir, "mask"), protocol, str(mask_dir)) if mask_dir else None
+    )
+    for label, side in (("ground truth", gts), ("mask", masks)):
+        if side is None:
+            continue
+        if missing := set(preds) - set(side):
+            raise UsageError(
+                f"{len(missing)} prediction(s) in {pred_dir} have no {label}: {_names(missing)}"
+            )
+        if extra := set(side) - set(preds):
+            raise UsageError(
+                f"{len(extra)} {label} file(s) have no prediction in {pred_dir}: {_names(extra)}; "
+                "a protocol scores the whole split"
+            )
+    return [(k, preds[k], gts[k], masks[k] if masks else None) for k in sorted(preds)]
+
+
+def image_size(path: Path) -> tuple[int, int]:
+    """(height, width) from the header; a file that is not an image is a usage error."""
+    try:
+        with Image.open(path) as image:
+            return image.size[1], image.size[0]
+    except (UnidentifiedImageError, OSError) as error:
+        raise UsageError(f"{path}: unreadable image ({error})") from None
+
+
+def check_sizes(protocol: Protocol, pairs) -> list[tuple]:
+    """Headers only: refuse size mismatches the protocol cannot resolve, before scoring."""
+    sized = []
+    for key, pred, gt, mask in pairs:
+        shapes = (image_size(pred), image_size(gt), image_size(mask) if mask else None)
+        if protocol.name == "rgb" and shapes[0] != shapes[1]:
+            raise UsageError(
+                f"size mismatch: {pred} is {shapes[0][1]}x{shapes[0][0]} but {gt} is "
+                f"{shapes[1][1]}x{shapes[1][0]}; protocol 'rgb' does not resize"
+            )
+        if mask and shapes[2] != shapes[1]:
+            raise UsageError(
+                f"size mismatch: mask {mask} is {shapes[2][1]}x{shapes[2][0]} but its ground "
+                f"truth {gt} is {shapes[1][1]}x{shapes[1][0]}"
+            )
+        sized.append((key, pred, gt, mask, shapes))
+    return sized
+
+
+def _load(path: Path, mode: str = "RGB") -> torch.Tensor:
+    try:
+        array = read_image(path, mode)
+    except BenchError as error:
+        raise UsageError(str(error)) from None
+    array = array[..., None] if array.ndim == 2 else array
+    return torch.from_numpy(np.array(array)).permute(2, 0, 1)  # a writable copy
+
+
+def score_pairs(protocol: Protocol, sized, batch: int) -> MetricResult:
+    """Evaluate same-size groups in batches and merge them into one result."""
+    groups: dict[tuple, list] = defaultdict(list)
+    for item in sized:
+        groups[item[4]].append(item)
+    results = []
+    with console.progress_bar(f"scoring ({protocol.name})", len(sized)) as advance:
+        for items in groups.values():
+            for start in range(0, len(items), batch):
+                chunk = items[start : start + batch]
+                pred = torch.stack([_load(p) for _, p, _, _, _ in chunk])
+                gt = torch.stack([_load(g) for _, _, g, _, _ in chunk])
+                mask = torch.stack([_load(m, "L") for *_, m, _ in chunk]) if chunk[0][3] else None
+                results.append(protocol.evaluate(pred, gt, mask, [k for k, *_ in chunk]))
+                advance(len(chunk))
+    result = protocol.combine(results)
+    order = {item[0]: i for i, item in enumerate(sized)}
+    result.per_image = result.per_image.sort_values("name", key=lambda s: s.map(order))
+    return result
+
+
+def score_sets(protocol: Protocol, pred_dir: Path, gt_dir: Path) -> MetricResult:
+    """Set metrics (FID...): every image of each folder, one evaluation."""
+    stacks = []
+    for folder, what in ((pred_dir, "generated"), (gt_dir, "reference")):
+        files = list_images(folder, what)
+        sizes = {image_size(f) for f in files}
+        if len(sizes) > 1:
+            raise UsageError(f"{what} folder {folder} mixes image sizes {sorted(sizes)[:3]}")
+        stacks.append((torch.stack([_load(f) for f in files]), [f.stem for f in files]))
+    (generated, names), (reference, _) = stacks
+    return protocol.evaluate(generated, reference, names=names)
+
+
+def score_folders(
+    pred_dir: Path, gt_dir: Path, protocol: Protocol, mask_dir: Path | None = None, batch: int = 16
+) -> MetricResult:
+    """Score every image of ``pred_dir`` against its partner in ``gt_dir`` (set metrics such
+    as FID compare the two folders as sets)."""
+    if mask_dir is not None and not protocol.uses_mask:
+        raise UsageError(f"protocol '{protocol.name}' takes no masks; drop --mask-dir")
+    if protocol.set_metrics:
+        return score_sets(protocol, pred_dir, gt_dir)
+    return score_pairs(
+        protocol, check_sizes(protocol, pair_files(protocol, pred_dir, gt_dir, mask_dir)), batch
+    )

@@ -35,14 +35,44 @@ class SinusoidalEmbedding(nn.Module):
 
 
 class WeightStandardizedConv2d(nn.Conv2d):
-    """Conv whose filters are standardised to zero mean, unit variance per output channel."""
+    """Conv whose filters are standardised to zero mean, unit variance per output channel.
+
+    Without gradients (sampling, evaluation) the standardised filters are computed once and
+    kept until the weights change: the key is the weight's storage, in-place version counter
+    (optimizer steps, ``load_state_dict``), dtype and device, and the input dtype (which
+    picks eps). The kept tensor is the very result of the same computation, so outputs are
+    bitwise those of standardising on every forward."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._standardised: Tensor | None = None
+        self._standardised_for: tuple | None = None
+
+    def standardised_weight(self, dtype: torch.dtype) -> Tensor:
+        w = self.weight
+        if torch.is_grad_enabled() and w.requires_grad:
+            return _standardise(w, dtype)
+        # under autocast the convolution runs in the autocast dtype: keep the filters in it
+        # too, or every forward casts them again
+        device = w.device.type
+        cast = torch.get_autocast_dtype(device) if torch.is_autocast_enabled(device) else None
+        key = (w.data_ptr(), w._version, w.dtype, w.device, dtype, cast)
+        if self._standardised_for != key:
+            standardised = _standardise(w.detach(), dtype)
+            self._standardised = standardised if cast is None else standardised.to(cast)
+            self._standardised_for = key
+        return self._standardised
 
     def forward(self, x: Tensor) -> Tensor:
-        eps = 1e-5 if x.dtype == torch.float32 else 1e-3
-        w = self.weight
-        mean = w.mean(dim=(1, 2, 3), keepdim=True)
-        var = w.var(dim=(1, 2, 3), unbiased=False, keepdim=True)
-        return F.conv2d(x, (w - mean) * (var + eps).rsqrt(), self.bias, self.stride, self.padding)
+        weight = self.standardised_weight(x.dtype)
+        return F.conv2d(x, weight, self.bias, self.stride, self.padding)
+
+
+def _standardise(w: Tensor, dtype: torch.dtype) -> Tensor:
+    eps = 1e-5 if dtype == torch.float32 else 1e-3
+    mean = w.mean(dim=(1, 2, 3), keepdim=True)
+    var = w.var(dim=(1, 2, 3), unbiased=False, keepdim=True)
+    return (w - mean) * (var + eps).rsqrt()
 
 
 class ChannelLayerNorm(nn.Module):

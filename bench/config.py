@@ -95,6 +95,10 @@ class ProfileConfig:
     #: [profiles.NAME.methods.METHOD]: per-method factors on iterations and lr, e.g. for
     #: SR3, whose noise predictor needs far more iterations than the residual methods
     methods: dict[str, MethodBudget] = field(default_factory=dict)
+    #: the networks' precision: "fp32", or "bf16" autocast (GPUs, CPUs with AMX/AVX-512 BF16)
+    precision: Literal["fp32", "bf16"] = "fp32"
+    #: torch.compile the networks (falls back to eager, with the reason, if it cannot)
+    compile: bool = False
 
     def budget(self, method: str) -> tuple[int | Paper, float | Paper]:
         """(iterations, lr) for ``method``: the profile's, times its factors where set.

@@ -107,6 +107,21 @@ def run(
     resume: Annotated[
         bool, typer.Option(help="Resume each cell from its last checkpoint.")
     ] = False,
+    precision: Annotated[
+        str | None,
+        typer.Option(
+            help="Network precision: fp32, or bf16 autocast (GPUs; CPUs with AMX or AVX-512 "
+            "BF16) [default: the profile's]."
+        ),
+    ] = None,
+    compile: Annotated[
+        bool | None,
+        typer.Option(
+            "--compile/--no-compile",
+            help="torch.compile the networks for sampling (eager, with the reason, if it "
+            "cannot) [default: the profile's].",
+        ),
+    ] = None,
     log_checkpoint: Annotated[
         bool, typer.Option(help="Log each cell's checkpoint to MLflow.")
     ] = False,
@@ -155,7 +170,9 @@ def run(
         "tracking": {"uri": tracking_uri, "experiment": experiment},
     }
     invocation = {"resume": resume, "checkpoint": checkpoint, "log_checkpoint": log_checkpoint}
-    invocation |= {"weights": weights}
+    invocation |= {"weights": weights, "precision": precision, "compile": compile}
+    if precision not in (None, "fp32", "bf16"):
+        raise UsageError(f"--precision '{precision}' is not known; valid choices: bf16, fp32")
     invocation |= {"executor": executor, "jobs": jobs, "nproc": nproc}
     if table is None:
         config = setup(config_path, quiet, as_json, overrides)
@@ -226,6 +243,8 @@ def _run_grid(
     resume: bool,
     checkpoint: Path | None,
     weights: str,
+    precision: str | None,
+    compile: bool | None,
     log_checkpoint: bool,
     executor: str,
     jobs: int,
@@ -238,7 +257,7 @@ def _run_grid(
     from bench.runner.executors import make_executor
     from bench.runner.grid import run_grid
 
-    cells = expand(config, iterations=iters, steps=steps, options=options)
+    cells = expand(config, iters, steps, options, precision=precision, compile=compile)
     from bench.files import ensure_writable
 
     ensure_writable(config.paths.results_dir, f"[paths] results_dir in {config.source}")

@@ -28,6 +28,7 @@ from bench.errors import BenchError
 from bench.files import atomic_write, write_image
 from bench.runner.cells import Cell
 from bench.runner.distributed import World, open_tracker
+from bench.runner.precision import autocast, compile_networks, native_bf16
 from bench.runner.seeding import derived_seed, seed_everything
 from bench.runner.train import NetworkClock, settings_difference, train
 from bench.tracking import FAILED, FINISHED, KILLED, Tracker
@@ -146,6 +147,26 @@ def build(cell: Cell, has_mask: bool, checkpoint: Any = None) -> Any:
     return build_method(cell.method, **settings)
 
 
+def precision_tags(method: Any, cell: Cell, device: torch.device) -> dict[str, str]:
+    """Precision, compilation and the hardware's bf16 support, recorded with every run; the
+    networks are compiled here when the cell asks for it (eager, with the reason, if not)."""
+    native = native_bf16(device)
+    tags = {"precision": cell.precision, "native_bf16": native or "none", "compile": "no"}
+    if cell.precision == "bf16" and native is None:
+        console.warn(f"{device.type} has no native bf16 (AMX, AVX-512 BF16 or a GPU): bf16 "
+                     "is emulated here and slower than fp32")  # fmt: skip
+    if cell.compile:
+        examples = {
+            name: method.example_inputs(name, 1, cell.image_size) for name in method.networks()
+        }
+        with autocast(cell.precision, device):
+            failure = compile_networks(method.networks(), examples)
+        tags["compile"] = "yes" if failure is None else f"no: {failure}"
+        if failure is not None:
+            console.warn(f"torch.compile failed, running eager: {failure}")
+    return tags
+
+
 def sample_split(method: Any, split: Any, cell: Cell, device: torch.device) -> dict[str, Any]:
     """Sample every test image, batched; return uint8 predictions, inputs, targets, masks."""
     count = len(split) if cell.eval_images == 0 else min(cell.eval_images, len(split))
@@ -160,7 +181,7 @@ def sample_split(method: Any, split: Any, cell: Cell, device: torch.device) -> d
                 torch.stack([item["input"] for item in items]) if "input" in items[0] else None
             )
             mask = torch.stack([item["mask"] for item in items]) if "mask" in items[0] else None
-            with torch.no_grad():
+            with torch.no_grad(), autocast(cell.precision, device):
                 pred = method.sample(
                     None if condition is None else condition.to(device),
                     mask=None if mask is None else mask.to(device),
@@ -291,6 +312,8 @@ def run_cell(cell: Cell, context: RunContext) -> CellRecord:
         if not world.is_main:  # rank 0 samples, scores and logs alone
             record.status = FINISHED
             return record
+        with phase("compile"):  # after training: the EMA copies the eager networks
+            tracker.set_tags(run_id, precision_tags(method, cell, device))
         with phase("sample"):
             test_split = open_split(
                 cell.dataset, root, spec.test_split, image_size=cell.image_size, train=False
@@ -301,7 +324,7 @@ def run_cell(cell: Cell, context: RunContext) -> CellRecord:
             prefix = cell.protocol if method.kind != "generation" else "generation"
             record.metrics = {f"{prefix}/{k}": v for k, v in scores.summary.items()}
             record.unavailable = {f"{prefix}/{k}": v for k, v in scores.unavailable.items()}
-        with phase("profile"):
+        with phase("profile"), autocast(cell.precision, device):
             profile = profile_method(method, cell.image_size, cell.steps, device)
         with phase("log"):
             tracker.log_metrics(run_id, {**record.metrics, **flat_metrics(profile)})

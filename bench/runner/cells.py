@@ -41,6 +41,8 @@ class Cell:
     #: build_method options from the paper's settings for this task (sum_scale, ...)
     options: dict[str, Any] = field(default_factory=dict)
     eta: float = 0.0
+    precision: str = "fp32"
+    compile: bool = False
 
     @property
     def key(self) -> str:
@@ -87,6 +89,8 @@ def expand(
     iterations: int | None = None,
     steps: int | None = None,
     options: dict[str, Any] | None = None,
+    precision: str | None = None,
+    compile: bool | None = None,
 ) -> list[Cell]:
     """The grid of cells for ``config.run``, in a stable order (method, then seed).
 
@@ -131,6 +135,8 @@ def expand(
                     checkpoint_every=profile.checkpoint_every,
                     eval_images=profile.eval_images,
                     eval_batch_size=profile.eval_batch_size,
+                    precision=precision or profile.precision,
+                    compile=profile.compile if compile is None else compile,
                     options={
                         **_settings(method, spec.task, spec.name).get("options", {}),
                         **(options or {}),

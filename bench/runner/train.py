@@ -33,6 +33,7 @@ from bench.runner.distributed import (
     shard,
 )
 from bench.runner.ema import EMA
+from bench.runner.precision import autocast
 from bench.runner.seeding import derived_seed, rng_state, seed_everything, set_rng_state
 
 GRAD_CLIP = 1.0
@@ -235,7 +236,8 @@ def train(
                 indices = shard(order.indices(number), world)
                 batch = collate([dataset[i] for i in indices], device)
                 with loss_function.accumulating(last=micro == cell.grad_accumulation - 1):
-                    parts = loss_function(batch, generator)
+                    with autocast(cell.precision, device):
+                        parts = loss_function(batch, generator)
                     loss = parts["loss"] / cell.grad_accumulation
                     if clock is not None:
                         clock.backward(loss)

@@ -76,3 +76,34 @@ def test_sr3_unet_counts_seven_channels():
     # convs scale with the pixel count (only the small noise MLP and Linear layers do not):
     # 155.28 G at 256^2 for 7 channels, 155.24 G for 6
     assert macs * 16 / 1e9 == pytest.approx(155.28, abs=0.02)
+
+
+def test_standardised_filters_are_kept_until_the_weights_change():
+    """Sampling reuses the standardised filters; any change of the weights (an optimizer
+    step, load_state_dict) is seen at the next forward, and outputs equal recomputing."""
+    from baselines.unet import WeightStandardizedConv2d, _standardise
+
+    torch.manual_seed(0)
+    conv = WeightStandardizedConv2d(4, 6, 3, padding=1)
+    x = torch.randn(2, 4, 8, 8)
+
+    def recomputed():
+        return torch.nn.functional.conv2d(
+            x, _standardise(conv.weight, x.dtype), conv.bias, padding=1
+        )
+
+    with torch.no_grad():
+        first = conv(x)
+        assert conv.standardised_weight(x.dtype) is conv.standardised_weight(x.dtype)  # kept
+        assert torch.equal(first, recomputed())
+    optimizer = torch.optim.SGD(conv.parameters(), lr=0.5)
+    conv(x).square().mean().backward()  # with gradients: standardised on every forward
+    optimizer.step()
+    with torch.no_grad():
+        stepped = conv(x)
+        assert not torch.equal(stepped, first) and torch.equal(stepped, recomputed())
+        conv.load_state_dict({"weight": torch.randn(6, 4, 3, 3), "bias": torch.zeros(6)})
+        assert torch.equal(conv(x), recomputed())
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            assert conv.standardised_weight(x.dtype).dtype == torch.bfloat16
+        assert conv.standardised_weight(x.dtype).dtype == torch.float32

@@ -400,3 +400,28 @@ def test_runs_of_a_killed_process_are_marked_failed(tmp_path):
     run = tracker.client.get_run(orphan)
     assert run.info.status == FAILED and f"process {dead.pid}" in run.data.tags["error"]
     assert tracker.client.get_run(alive).info.status == "RUNNING"
+
+
+def test_precision_and_compile_are_recorded_and_compile_falls_back(reference, monkeypatch):
+    """bf16 autocast samples and is tagged with the hardware's bf16 support; a compiler
+    failure leaves the networks eager, says why, and the cell still finishes."""
+    from torch import nn
+
+    from bench.runner import precision
+
+    tmp_path, cell, context, _ = reference
+    record = run_cell(dataclasses.replace(cell, precision="bf16"), context)
+    assert record.status == FINISHED
+    client, _ = runs(tmp_path)
+    tags = client.get_run(record.run_id).data.tags
+    assert tags["precision"] == "bf16" and tags["compile"] == "no"
+    assert tags["native_bf16"] == (precision.native_bf16(torch.device("cpu")) or "none")
+
+    def broken(self, *args, **kwargs):
+        raise RuntimeError("no C++ compiler")
+
+    monkeypatch.setattr(nn.Module, "compile", broken)
+    record = run_cell(dataclasses.replace(cell, compile=True), context)
+    assert record.status == FINISHED
+    tags = client.get_run(record.run_id).data.tags
+    assert tags["compile"] == "no: RuntimeError: no C++ compiler"

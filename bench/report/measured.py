@@ -42,7 +42,7 @@ def measured_markdown(store: Store, link: Callable[[TrackedRun], str], table) ->
             continue
         identities = [r for r in runs if r.kind == "identity" and r.finished]
         keys = _metric_keys(cells + identities)
-        header = ["Run", "Method", "Seed", "Iterations", "Steps", "Status"]
+        header = ["Run", "Method", "Seed", "Iterations", "Steps", "Precision", "Status"]
         header += [k.split("/", 1)[1] for k in keys]
         rows = []
         if identities:

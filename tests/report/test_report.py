@@ -310,4 +310,4 @@ def test_measured_runs_come_first_beside_their_identity_baseline(report):
     }
     assert rows["identity (input)"][column] == "17.6"
     assert {rows[m][column] for m in ("rddm", "resfusion", "sr3")} == {"22"}
-    assert rows["rddm"][3] == "400" and rows["sr3"][4] == "100"
+    assert rows["rddm"][3] == "400" and rows["sr3"][4] == "100" and rows["rddm"][5] == "fp32"

@@ -306,7 +306,7 @@ def test_measured_runs_come_first_beside_their_identity_baseline(report):
         cells[1]: cells
         for line in smoke.splitlines()
         if line.startswith("| [")
-        for cells in [[c.strip() for c in line.strip().strip("|").split(" | ")]]
+        for cells in [[c.strip() for c in line.strip().strip("|").split("|")]]
     }
     assert rows["identity (input)"][column] == "17.6"
     assert {rows[m][column] for m in ("rddm", "resfusion", "sr3")} == {"22"}

@@ -47,27 +47,16 @@ def measured_markdown(store: Store, link: Callable[[TrackedRun], str], table) ->
         rows = []
         if identities:
             identity = identities[-1]
+            blank = ["", "", "", ""]  # seed, iterations, steps, precision
             rows.append(
-                [
-                    f"[{identity.run_id[:8]}]({link(identity)})",
-                    "identity (input)",
-                    "",
-                    "",
-                    "",
-                    identity.status,
-                ]  # fmt: skip
-                + [_value(identity.metrics.get(k)) for k in keys]
+                [f"[{identity.run_id[:8]}]({link(identity)})", "identity (input)", *blank]
+                + [identity.status, *(_value(identity.metrics.get(k)) for k in keys)]
             )
         for run in cells:
+            settings = [str(run.seed or 0), str(run.iterations or "?"), str(run.steps or "?")]
             rows.append(
-                [
-                    f"[{run.run_id[:8]}]({link(run)})",
-                    run.method or "?",
-                    str(run.seed or 0),
-                    str(run.iterations or "?"),
-                    str(run.steps or "?"),
-                    run.status,
-                ]  # fmt: skip
+                [f"[{run.run_id[:8]}]({link(run)})", run.method or "?", *settings]
+                + [run.tags.get("precision", "fp32"), run.status]
                 + [_value(run.metrics.get(k)) for k in keys]
             )
         protocols = ", ".join(sorted({r.protocol for r in cells if r.protocol})) or "–"

@@ -312,9 +312,13 @@ def _run_grid(
     measured = {key.split("/", 1)[1]: key for r in rows for key in r.metrics}
     shown = [measured[name] for name in SHOWN if name in measured]
     protocols = sorted({key.split("/", 1)[0] for key in shown})
+    subsets = sorted({r.subset for r in rows if r.subset})
+    scope = (
+        f" on a subset of the test split: the first {', '.join(subsets)} images" if subsets else ""
+    )
     table = console.table(
         f"{config.run.dataset}, {config.run.profile} profile, scored by protocol "
-        f"{', '.join(protocols) or '–'}",
+        f"{', '.join(protocols) or '–'}{scope}",
         ["method", "seed", "status", *(k.split("/", 1)[1] for k in shown), "seconds"],
         [
             [
@@ -343,6 +347,7 @@ def _run_grid(
                 "unavailable": r.unavailable,
                 "error": r.error,
                 "seconds": r.seconds,
+                "subset": r.subset,
             }
             for r in result.records
         ],

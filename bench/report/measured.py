@@ -14,6 +14,12 @@ def _value(value: float | None) -> str:
     return "–" if value is None else f"{value:.4g}"
 
 
+def _images(run: TrackedRun) -> str:
+    """How many test images were scored; a subset is marked, never passed off as the split."""
+    scored = run.tags.get("eval_images", "")
+    return f"{scored} (subset)" if run.tags.get("eval_subset") == "yes" else scored.split("/")[0]
+
+
 def _metric_keys(runs: list[TrackedRun]) -> list[str]:
     protocols = {r.protocol for r in runs if r.protocol}
     prefixes = tuple(f"{p}/" for p in protocols) + ("generation/",)
@@ -33,7 +39,8 @@ def measured_markdown(store: Store, link: Callable[[TrackedRun], str], table) ->
         "",
         "Every run in the store, grouped by dataset and profile, beside the identity baseline "
         "(the degraded input scored as the output: the floor a method must beat). Smoke runs "
-        "are far from the papers' budgets; the paper tables below hold paper-profile runs.",
+        "are far from the papers' budgets, and a run marked (subset) scored only the first "
+        "images of the test split; the paper tables below hold whole-split runs only.",
         "",
     ]
     for (dataset, profile), runs in sorted(groups.items()):
@@ -42,7 +49,7 @@ def measured_markdown(store: Store, link: Callable[[TrackedRun], str], table) ->
             continue
         identities = [r for r in runs if r.kind == "identity" and r.finished]
         keys = _metric_keys(cells + identities)
-        header = ["Run", "Method", "Seed", "Iterations", "Steps", "Precision", "Status"]
+        header = ["Run", "Method", "Seed", "Iterations", "Steps", "Precision", "Images", "Status"]
         header += [k.split("/", 1)[1] for k in keys]
         rows = []
         if identities:
@@ -50,13 +57,14 @@ def measured_markdown(store: Store, link: Callable[[TrackedRun], str], table) ->
             blank = ["", "", "", ""]  # seed, iterations, steps, precision
             rows.append(
                 [f"[{identity.run_id[:8]}]({link(identity)})", "identity (input)", *blank]
-                + [identity.status, *(_value(identity.metrics.get(k)) for k in keys)]
+                + [_images(identity), identity.status]
+                + [_value(identity.metrics.get(k)) for k in keys]
             )
         for run in cells:
             settings = [str(run.seed or 0), str(run.iterations or "?"), str(run.steps or "?")]
             rows.append(
                 [f"[{run.run_id[:8]}]({link(run)})", run.method or "?", *settings]
-                + [run.tags.get("precision", "fp32"), run.status]
+                + [run.tags.get("precision", "fp32"), _images(run), run.status]
                 + [_value(run.metrics.get(k)) for k in keys]
             )
         protocols = ", ".join(sorted({r.protocol for r in cells if r.protocol})) or "–"

@@ -66,6 +66,8 @@ class CellRecord:
     error: str | None = None
     seconds: float = 0.0
     network_seconds: float = 0.0
+    #: "64/540" when a subset of the test split was scored, else None
+    subset: str | None = None
 
 
 def to_uint8(images: torch.Tensor) -> torch.Tensor:
@@ -201,7 +203,13 @@ def sample_split(method: Any, split: Any, cell: Cell, device: torch.device) -> d
     return {
         key: (torch.cat(value) if value else None) if key != "name" else value
         for key, value in outputs.items()
-    }
+    } | {"split_size": len(split)}
+
+
+def subset_tags(samples: dict[str, Any]) -> dict[str, str]:
+    """How much of the test split was scored: "64/540" and whether it is a subset."""
+    scored, total = len(samples["name"]), samples["split_size"]
+    return {"eval_images": f"{scored}/{total}", "eval_subset": "yes" if scored < total else "no"}
 
 
 def score(cell: Cell, samples: dict[str, Any], weights_dir: Path, kind: str, device: torch.device):
@@ -319,6 +327,9 @@ def run_cell(cell: Cell, context: RunContext) -> CellRecord:
                 cell.dataset, root, spec.test_split, image_size=cell.image_size, train=False
             )
             samples = sample_split(method, test_split, cell, device)
+            subset = subset_tags(samples)
+            tracker.set_tags(run_id, subset)
+            record.subset = subset["eval_images"] if subset["eval_subset"] == "yes" else None
         with phase("score"):
             scores = score(cell, samples, context.weights_dir, method.kind, device)
             prefix = cell.protocol if method.kind != "generation" else "generation"

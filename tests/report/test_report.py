@@ -44,6 +44,10 @@ def store(tmp_path_factory):
         )
         for seed, psnr, pi, pp in zip(range(3), PSNR_ALL, MAE_PI, MAE_PP, strict=True)
     ]  # fmt: skip
+    ids["subset"] = writer.cell(  # the same settings, scored on 64 of 540 images only
+        parent, "rddm", "istd", "istd", seed=3, options=RDDM_ISTD,
+        metrics={"istd/psnr_all": 99.0}, tags={"eval_images": "64/540", "eval_subset": "yes"},
+    )  # fmt: skip
     ids["sr3"] = writer.cell(
         parent, "sr3", "istd", "istd", steps=100, options={"loss": "l1"},
         metrics={"istd/psnr_all": 25.0, **profile_metrics("sr3", 100, 0.5)},
@@ -311,3 +315,11 @@ def test_measured_runs_come_first_beside_their_identity_baseline(report):
     assert rows["identity (input)"][column] == "17.6"
     assert {rows[m][column] for m in ("rddm", "resfusion", "sr3")} == {"22"}
     assert rows["rddm"][3] == "400" and rows["sr3"][4] == "100" and rows["rddm"][5] == "fp32"
+
+
+def test_a_subset_run_is_marked_and_never_fills_a_paper_cell(report):
+    _, text, ids = report
+    measured = section(text, "Measured runs")
+    tables = text[text.index("## Tables") : text.index("## Runs in no table")]
+    assert "64/540 (subset)" in measured and "| 99 |" in measured
+    assert ids["subset"] not in tables and "| 99.0" not in tables  # the seeds 0-2 mean only

@@ -73,6 +73,7 @@ def test_default_run_prints_the_table_with_identity(default_run):
     for method in ("rddm", "resfusion", "sr3"):
         assert method in text
     assert "scored by protocol istd" in text and "psnr_all" in text
+    assert "on a subset of the test split: the first 3/12 images" in text
     assert "bench report" in text and "bench ui" in text
     assert "harness overhead" in text
 
@@ -115,6 +116,7 @@ def test_default_run_tracks_parent_and_children(default_run):
         assert {"per_image.csv", "sample_grid.png", "profile.json"} <= artifacts
         samples = Path(run.data.tags["samples_dir"])
         assert len(list(samples.glob("*.png"))) == 3
+        assert run.data.tags["eval_images"] == "3/12" and run.data.tags["eval_subset"] == "yes"
 
 
 def test_metric_without_weights_is_unavailable_not_zero(default_run):

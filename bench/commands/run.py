@@ -255,7 +255,7 @@ def _run_grid(
     from bench.runner.cell import RunContext
     from bench.runner.cells import expand
     from bench.runner.executors import make_executor
-    from bench.runner.grid import run_grid
+    from bench.runner.grid import grid_worker, run_grid
 
     cells = expand(config, iters, steps, options, precision=precision, compile=compile)
     from bench.files import ensure_writable
@@ -297,7 +297,7 @@ def _run_grid(
     )
     output = (console.state.quiet, console.state.json)
     if nproc > 1:
-        result = distributed.launch(nproc, distributed.grid_worker, config, cells, context, output)
+        result = distributed.launch(nproc, grid_worker, config, cells, context, output)
     else:
         world = distributed.join(config.run.device)  # under torchrun: this process's rank
         console.state.quiet |= not world.is_main

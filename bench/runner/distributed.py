@@ -203,20 +203,6 @@ def _reason(failure: Any) -> str:
     return str(message or f"exit code {failure.exitcode}")
 
 
-def grid_worker(config: Any, cells: list, context: Any, output: tuple[bool, bool]) -> Any:
-    """One process of ``bench run --nproc N``: the whole grid, rank-aware; rank 0's result."""
-    from bench import console
-    from bench.runner.grid import run_grid
-
-    world = join(context.device)
-    console.state.quiet, console.state.json = output
-    console.state.quiet |= not world.is_main
-    try:
-        return run_grid(config, cells, context)
-    finally:
-        leave()
-
-
 class NoTracking:
     """A tracker for ranks other than 0: every call does nothing, nothing touches the store."""
 

@@ -16,7 +16,7 @@ from bench.data.verify import DataError
 from bench.envinfo import environment
 from bench.runner.cell import CellRecord, RunContext, sample_split, score, subset_tags
 from bench.runner.cells import Cell
-from bench.runner.distributed import World, barrier, open_tracker
+from bench.runner.distributed import World, barrier, join, leave, open_tracker
 from bench.runner.executors import Executor, InProcess, settle_lost
 from bench.tracking import FAILED, FINISHED, KILLED, Tracker
 
@@ -161,6 +161,18 @@ def run_grid(
     )
     tracker.end(parent, FAILED if result.failed else FINISHED)
     return result
+
+
+def grid_worker(config: Config, cells: list[Cell], context: RunContext, output: tuple) -> Any:
+    """One process of ``bench run --nproc N`` (``distributed.launch``): the whole grid,
+    rank-aware; rank 0's result."""
+    world = join(context.device)
+    console.state.quiet, console.state.json = output
+    console.state.quiet |= not world.is_main
+    try:
+        return run_grid(config, cells, context)
+    finally:
+        leave()
 
 
 def prepare_data(cells: list[Cell], context: RunContext, world: World) -> None:

@@ -8,6 +8,7 @@ Hidden files are ignored, as everywhere in bench.
 
 from __future__ import annotations
 
+import re
 from collections import defaultdict
 from pathlib import Path
 
@@ -39,10 +40,43 @@ def list_images(folder: Path, what: str) -> list[Path]:
     return files
 
 
-def index_by_key(files: list[Path], protocol: Protocol, what: str) -> dict[str, Path]:
+def match_pattern(text: str | None) -> re.Pattern | None:
+    """``--match``: a regular expression over prediction file stems whose group ``id`` (or
+    first group) is the name to pair by, e.g. ``(?P<id>.+)_free`` for ``95-1_free.png``."""
+    if text is None:
+        return None
+    try:
+        pattern = re.compile(text)
+    except re.error as error:
+        raise UsageError(f"--match {text!r} is not a regular expression ({error})") from None
+    if pattern.groups == 0:
+        raise UsageError(f"--match {text!r} has no group: mark the name to pair by, e.g. (?P<id>.+)_free")  # fmt: skip
+    return pattern
+
+
+def _key(stem: str, protocol: Protocol, match: re.Pattern | None) -> str | None:
+    if match is None:
+        return protocol.pair_key(stem)
+    found = match.fullmatch(stem)
+    if found is None:
+        return None
+    return found["id"] if "id" in match.groupindex else found[1]
+
+
+def index_by_key(
+    files: list[Path], protocol: Protocol, what: str, match: re.Pattern | None = None
+) -> dict[str, Path]:
+    """Files by the name they pair under; with ``match``, a file it does not match is an
+    error listing every such file (never dropped, never paired by order)."""
     index: dict[str, Path] = {}
+    unmatched = [path.name for path in files if _key(path.stem, protocol, match) is None]
+    if unmatched:
+        raise UsageError(
+            f"{what}: {len(unmatched)} file(s) do not match --match {match.pattern!r}: "
+            f"{_names(unmatched)}"
+        )
     for path in files:
-        key = protocol.pair_key(path.stem)
+        key = _key(path.stem, protocol, match)
         if key in index:
             raise UsageError(
                 f"{what}: {index[key].name} and {path.name} pair under the same name '{key}'"
@@ -57,10 +91,15 @@ def _names(keys) -> str:
 
 
 def pair_files(
-    protocol: Protocol, pred_dir: Path, gt_dir: Path, mask_dir: Path | None
+    protocol: Protocol,
+    pred_dir: Path,
+    gt_dir: Path,
+    mask_dir: Path | None,
+    match: re.Pattern | None = None,
 ) -> list[tuple[str, Path, Path, Path | None]]:
-    """(key, prediction, ground truth, mask) for every prediction; any gap is an error."""
-    preds = index_by_key(list_images(pred_dir, "prediction"), protocol, str(pred_dir))
+    """(key, prediction, ground truth, mask) for every prediction; any gap is an error.
+    ``match`` names predictions (released outputs whose names carry suffixes)."""
+    preds = index_by_key(list_images(pred_dir, "prediction"), protocol, str(pred_dir), match)
     gts = index_by_key(list_images(gt_dir, "ground-truth"), protocol, str(gt_dir))
     masks = (
         index_by_key(list_images(mask_dir, "mask"), protocol, str(mask_dir)) if mask_dir else None
@@ -152,14 +191,19 @@ def score_sets(protocol: Protocol, pred_dir: Path, gt_dir: Path) -> MetricResult
 
 
 def score_folders(
-    pred_dir: Path, gt_dir: Path, protocol: Protocol, mask_dir: Path | None = None, batch: int = 16
+    pred_dir: Path,
+    gt_dir: Path,
+    protocol: Protocol,
+    mask_dir: Path | None = None,
+    batch: int = 16,
+    match: str | None = None,
 ) -> MetricResult:
     """Score every image of ``pred_dir`` against its partner in ``gt_dir`` (set metrics such
-    as FID compare the two folders as sets)."""
+    as FID compare the two folders as sets); ``match`` as :func:`match_pattern`."""
     if mask_dir is not None and not protocol.uses_mask:
         raise UsageError(f"protocol '{protocol.name}' takes no masks; drop --mask-dir")
+    pattern = match_pattern(match)
     if protocol.set_metrics:
         return score_sets(protocol, pred_dir, gt_dir)
-    return score_pairs(
-        protocol, check_sizes(protocol, pair_files(protocol, pred_dir, gt_dir, mask_dir)), batch
-    )
+    pairs = pair_files(protocol, pred_dir, gt_dir, mask_dir, pattern)
+    return score_pairs(protocol, check_sizes(protocol, pairs), batch)

@@ -20,7 +20,8 @@ from bench.options import ConfigOption, JsonOption, QuietOption, setup
 
 EPILOG = (
     "Example: [bold]bench score results/istd data/istd/test/test_C "
-    "--mask-dir data/istd/test/test_B --protocol istd[/bold]"
+    "--mask-dir data/istd/test/test_B --protocol istd[/bold] · released outputs named "
+    "95-1_free.png: [bold]--match '(?P<id>.+)_free'[/bold]"
 )
 
 
@@ -57,6 +58,13 @@ def score(
             help="Per-image CSV [default: <results_dir>/scores/<pred>-<hash>_<protocol>.csv]."
         ),
     ] = None,
+    match: Annotated[
+        str | None,
+        typer.Option(
+            help="Regular expression over prediction file stems; its group id (or first "
+            "group) is the name to pair by, e.g. '(?P<id>.+)_free' for 95-1_free.png.",
+        ),
+    ] = None,
     device: Annotated[str, typer.Option(help="cpu, cuda or auto.")] = "cpu",
     batch: Annotated[int, typer.Option(min=1, help="Images per evaluation batch.")] = 16,
     config_path: ConfigOption = None,
@@ -74,7 +82,7 @@ def score(
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
     protocol = get_protocol(protocol_name, config.paths.weights_dir, device)
-    result = score_folders(pred_dir, gt_dir, protocol, mask_dir, batch)
+    result = score_folders(pred_dir, gt_dir, protocol, mask_dir, batch, match)
     if protocol.set_metrics:
         per_row = pd.DataFrame([{"n_images": len(result.per_image), **result.summary}])
     else:

@@ -128,3 +128,38 @@ def test_unknown_protocol_and_misplaced_mask(folders, cli_config):
         pred.parent,
         "takes no masks",
     )
+
+
+def test_match_pairs_released_names_and_lists_what_it_cannot(tmp_path, cli_config):
+    """Released outputs carry suffixes (95-1_free.png against 95-1.png): --match names them;
+    a file it does not match is listed, never dropped or paired by order."""
+    config, _ = cli_config
+    rng = np.random.default_rng(1)
+    for stem in ("95-1", "95-2"):
+        clean = rng.integers(20, 230, (32, 32, 3), dtype=np.uint8)
+        _write(tmp_path / "gt", f"{stem}.png", clean)
+        _write(tmp_path / "released", f"{stem}_free.png", clean)
+    plain = _score(config, tmp_path / "released", tmp_path / "gt", "-p", "rgb")
+    assert plain.exit_code == 2 and "have no ground truth" in plain.output
+    matched = _score(
+        config,
+        tmp_path / "released",
+        tmp_path / "gt",
+        "-p",
+        "rgb",
+        "--match",
+        "(?P<id>.+)_free",
+        "--json",
+    )
+    assert matched.exit_code == 0, matched.output
+    assert json.loads(matched.stdout)["meta"]["n_images"] == 2
+    _write(tmp_path / "released", "readme-figure.png", np.zeros((32, 32, 3), np.uint8))
+    stray = _score(
+        config, tmp_path / "released", tmp_path / "gt", "-p", "rgb", "--match", "(.+)_free"
+    )
+    assert stray.exit_code == 2
+    assert "1 file(s) do not match --match '(.+)_free': readme-figure.png" in " ".join(
+        stray.output.split()
+    )
+    bad = _score(config, tmp_path / "released", tmp_path / "gt", "-p", "rgb", "--match", "x")
+    assert bad.exit_code == 2 and "has no group" in bad.output

@@ -83,8 +83,11 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-#: cell fields that do not change the trained weights (sampling and evaluation, I/O cadence)
-_NOT_TRAINING = ("steps", "eta", "eval_images", "eval_batch_size", "checkpoint_every", "protocol")
+#: cell fields that do not change the trained weights (sampling, evaluation, I/O cadence;
+#: compile applies to sampling only)
+_NOT_TRAINING = (
+    "steps", "eta", "eval_images", "eval_batch_size", "checkpoint_every", "protocol", "compile",
+)  # fmt: skip
 
 
 def training_settings(cell: Cell) -> dict[str, Any]:

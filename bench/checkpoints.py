@@ -230,8 +230,7 @@ def _read_bench(path: Path, state: dict) -> Checkpoint:
     if candidates == ("sr3",):
         options = _infer_sr3(first)
     elif "stem.weight" in first:
-        options = _infer_unet(first)
-        del options["_out_channels"], options["_in_channels"]
+        options = _infer_unet(first)[0]
     else:
         options = {}
     return Checkpoint(path, "bench", candidates, options, (), states, extras)
@@ -258,8 +257,7 @@ def _read_rddm(path: Path, state: dict) -> Checkpoint:
     any_extra = next(iter(extras.values()))
     notes = []
     slots = set(any_state)
-    options = _infer_unet(next(iter(any_state.values())))
-    out_channels = options.pop("_out_channels")
+    options, in_channels, out_channels = _infer_unet(next(iter(any_state.values())))
     if slots == {"unet0", "unet1"}:
         candidates = ("rddm",)
     elif slots == {"shared"}:
@@ -275,15 +273,13 @@ def _read_rddm(path: Path, state: dict) -> Checkpoint:
             "one network: the file does not say whether it predicts residuals or noise; "
             "choose --methods rddm-sm-res or rddm-sm-n"
         )
-    in_channels = options.pop("_in_channels")
+    # RDDM reads the mask as an RGB image: 3 more channels
+    options |= _conditioning(in_channels, 3 * IMAGE_CHANNELS)
     if in_channels == IMAGE_CHANNELS:
-        options |= {"kind": "generation"}
         notes.append(
             "the network sees x_t alone: built as generation (I_in = 0); for the inpainting or "
             "translation experiments pass -o kind=restoration -o condition=none"
         )
-    else:
-        options["mask_channels"] = 1 if in_channels == 3 * IMAGE_CHANNELS else 0
     options |= _rddm_schedule_options(any_extra, notes)
     notes.append(
         "time conditioning is not stored in the file: bench feeds the integer t (the template); "
@@ -339,14 +335,10 @@ def _read_resfusion(path: Path, state: dict) -> Checkpoint:
             "(DiT and the DDIM UNet are not supported); bench loads RDDM_Unet checkpoints"
         )
     tensors = _translate(unet, _UNET_RULES)
-    options = _infer_unet(tensors)
-    options.pop("_out_channels")
-    in_channels = options.pop("_in_channels")
+    options, in_channels, _ = _infer_unet(tensors)
     notes = ["Lightning saves one weight set: with the EMA callback, the -EMA.ckpt file holds the EMA"]  # fmt: skip
-    if in_channels == IMAGE_CHANNELS:
-        options["kind"] = "generation"
-    else:
-        options["mask_channels"] = 1 if in_channels == 2 * IMAGE_CHANNELS + 2 else 0
+    # Resfusion feeds the mask as a two-channel one-hot
+    options |= _conditioning(in_channels, 2 * IMAGE_CHANNELS + 2)
     hparams = state.get("hyper_parameters") or {}
     if "T" in hparams:
         options["timesteps"] = int(hparams["T"])
@@ -388,8 +380,9 @@ def _read_sr3(path: Path, state: dict) -> Checkpoint:
     return Checkpoint(path, "sr3-generator", ("sr3",), options, tuple(notes), states)
 
 
-def _infer_unet(tensors: dict[str, Tensor]) -> dict[str, Any]:
-    """Width, multipliers and channels of an RDDM UNet from bench-named tensors."""
+def _infer_unet(tensors: dict[str, Tensor]) -> tuple[dict[str, Any], int, int | None]:
+    """Width and multipliers of an RDDM UNet from bench-named tensors (build options), and
+    its input and output channel counts."""
     stem = tensors["stem.weight"]
     dim = stem.shape[0]
     mults = []
@@ -398,12 +391,16 @@ def _infer_unet(tensors: dict[str, Tensor]) -> dict[str, Any]:
         mults.append(tensors[f"encoder.{level}.3.weight"].shape[0] // dim)
         level += 1
     final = tensors.get("decoder.final_conv.weight")
-    return {
-        "unet_dim": dim,
-        "unet_mults": tuple(mults),
-        "_in_channels": stem.shape[1],
-        "_out_channels": None if final is None else final.shape[0],
-    }
+    options = {"unet_dim": dim, "unet_mults": tuple(mults)}
+    return options, stem.shape[1], None if final is None else final.shape[0]
+
+
+def _conditioning(in_channels: int, with_mask: int) -> dict[str, Any]:
+    """What the input channels say: x_t alone (generation), or x_t and the degraded image,
+    with a mask when there are ``with_mask`` channels."""
+    if in_channels == IMAGE_CHANNELS:
+        return {"kind": "generation"}
+    return {"mask_channels": 1 if in_channels == with_mask else 0}
 
 
 def _infer_sr3(tensors: dict[str, Tensor]) -> dict[str, Any]:
@@ -445,6 +442,11 @@ _RDDM_SLOTS = {
 }
 
 
+def check_weights(weights: str) -> None:
+    if weights not in WEIGHTS:
+        raise CheckpointError(f"--weights '{weights}' is not known; valid: {', '.join(WEIGHTS)}")
+
+
 def check_method(checkpoint: Checkpoint, name: str) -> None:
     """Refuse a method the checkpoint's networks cannot be (before anything is built)."""
     if name not in checkpoint.candidates:
@@ -460,8 +462,7 @@ def load_weights(method: nn.Module, checkpoint: Checkpoint, weights: str = "ema"
 
     ``weights="ema"`` takes the EMA weights when the file has them (the papers sample with
     them) and says so when it has only one set; ``"online"`` takes the raw weights."""
-    if weights not in WEIGHTS:
-        raise CheckpointError(f"unknown weights {weights!r}; valid: {', '.join(WEIGHTS)}")
+    check_weights(weights)
     name = getattr(method, "name", "")
     check_method(checkpoint, name)
     if weights not in checkpoint.states:

@@ -17,6 +17,7 @@ import torch
 from PIL import Image, UnidentifiedImageError
 
 from bench import console
+from bench.data.verify import hidden
 from bench.errors import BenchError, UsageError
 from bench.files import read_image
 from bench.metrics.result import MetricResult
@@ -29,9 +30,7 @@ def list_images(folder: Path, what: str) -> list[Path]:
     if not folder.is_dir():
         raise UsageError(f"{what} folder {folder} does not exist")
     files = sorted(
-        p
-        for p in folder.iterdir()
-        if p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith(".")
+        p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and not hidden(p)
     )
     if not files:
         raise UsageError(

@@ -269,10 +269,9 @@ def _run_grid(
             if problem:
                 raise UsageError(problem)
     if checkpoint is not None:  # a file that fits no cell stops here, before any work
-        from bench.checkpoints import WEIGHTS, CheckpointError, check_method, read_checkpoint
+        from bench.checkpoints import check_method, check_weights, read_checkpoint
 
-        if weights not in WEIGHTS:
-            raise CheckpointError(f"--weights '{weights}' is not known; valid: {', '.join(WEIGHTS)}")  # fmt: skip
+        check_weights(weights)
         found = read_checkpoint(checkpoint)
         for method in dict.fromkeys(cell.method for cell in cells):
             check_method(found, method)

@@ -152,9 +152,9 @@ def build(cell: Cell, has_mask: bool, checkpoint: Any = None) -> Any:
     return build_method(cell.method, **settings)
 
 
-def precision_tags(method: Any, cell: Cell, device: torch.device) -> dict[str, str]:
-    """Precision, compilation and the hardware's bf16 support, recorded with every run; the
-    networks are compiled here when the cell asks for it (eager, with the reason, if not)."""
+def apply_precision(method: Any, cell: Cell, device: torch.device) -> dict[str, str]:
+    """Compile the networks when the cell asks for it (eager, with the reason, if that fails);
+    return the tags every run records: precision, compilation, the hardware's bf16 support."""
     native = native_bf16(device)
     tags = {"precision": cell.precision, "native_bf16": native or "none", "compile": "no"}
     if cell.precision == "bf16" and native is None:
@@ -324,7 +324,7 @@ def run_cell(cell: Cell, context: RunContext) -> CellRecord:
             record.status = FINISHED
             return record
         with phase("compile"):  # after training: the EMA copies the eager networks
-            tracker.set_tags(run_id, precision_tags(method, cell, device))
+            tracker.set_tags(run_id, apply_precision(method, cell, device))
         with phase("sample"):
             test_split = open_split(
                 cell.dataset, root, spec.test_split, image_size=cell.image_size, train=False

@@ -38,6 +38,7 @@ class PathsConfig:
     data_root: Path = Path("data")
     weights_dir: Path = Path("weights")
     results_dir: Path = Path("results")
+    user_datasets: Path = Path("user-datasets")  # manifests `bench data add` writes
 
 
 @dataclass(frozen=True)
@@ -300,18 +301,27 @@ def _check_values(config: Config, source: Path) -> None:
 def _check_names(config: Config) -> None:
     """Refuse names that no registry knows, before anything runs."""
     from baselines import METHODS
-    from bench.data import DATASETS
+    from bench.data import dataset_names, use_user_datasets
 
+    use_user_datasets(config.paths.user_datasets)
     where = f"{config.source}: run"
     if config.run.profile not in config.profiles:
         raise ConfigError(
             f"{where}.profile = '{config.run.profile}' is not a profile; "
             f"valid choices: {choices(config.profiles)}"
         )
-    if config.run.dataset not in DATASETS:
+    if config.run.dataset not in dataset_names():
+        folder = Path(config.run.dataset).expanduser()
+        if folder.is_dir():
+            from bench.data.layout import add_command
+
+            raise ConfigError(
+                f"{folder} is a folder, not a registered dataset; register it first with "
+                f"`{add_command(folder)}`, then run `bench run` with that name"
+            )
         raise ConfigError(
             f"{where}.dataset = '{config.run.dataset}' is not a dataset; "
-            f"valid choices: {choices(DATASETS)}"
+            f"valid choices: {choices(dataset_names())}"
         )
     for method in config.run.methods:
         if method not in METHODS:

@@ -9,14 +9,22 @@ from typing import Annotated
 import typer
 
 from bench import console
-from bench.data import DATASETS, get_dataset, missing_message
+from bench.data import dataset_names, get_dataset, is_user_dataset, missing_message
 from bench.data.spec import DatasetSpec
-from bench.data.verify import LOCK_NAME, DataError, dataset_files, fingerprint, synth_info
+from bench.data.verify import (
+    LOCK_NAME,
+    DataError,
+    dataset_files,
+    fingerprint,
+    read_lock,
+    synth_info,
+)
 from bench.errors import BenchError
 from bench.options import ConfigOption, JsonOption, QuietOption, setup
 
 app = typer.Typer(
-    help="Datasets: list, fetch, verify, prepare, and generate the offline synthetic suites.",
+    help="Datasets: list, add your own, fetch, verify, prepare, and generate the offline "
+    "synthetic suites.",
     no_args_is_help=True,
 )
 
@@ -28,7 +36,7 @@ PathOption = Annotated[
 
 
 def _root(spec: DatasetSpec, data_root: Path, path: Path | None) -> Path:
-    return path if path is not None else data_root / spec.name
+    return path if path is not None else spec.folder(data_root)
 
 
 def _human(size: int) -> str:
@@ -59,20 +67,24 @@ def _report_problems(error: DataError) -> None:
 def list_datasets(
     config_path: ConfigOption = None, quiet: QuietOption = False, as_json: JsonOption = False
 ) -> None:
-    """Known datasets with task, splits, status (missing / present / verified) and size on disk."""
+    """Known datasets, yours beside the built-in ones: task, splits, status (missing /
+    present / verified) and size on disk."""
     config = setup(config_path, quiet, as_json)
     records = []
-    for name in DATASETS:
+    for name in dataset_names():
         spec = get_dataset(name)
-        root = config.paths.data_root / name
+        root = spec.folder(config.paths.data_root)
         status, size = _status(root)
         info = synth_info(root) if spec.synthetic and status != "missing" else None
+        if info is None and status == "verified":  # the counts the lock recorded
+            info = read_lock(root)
         records.append(
             {
                 "name": name,
                 "task": spec.task,
                 "protocol": spec.protocol,
                 "synthetic": spec.synthetic,
+                "source": "yours" if is_user_dataset(name) else "built-in",
                 "splits": {s: info["counts"].get(s) for s in spec.splits} if info else spec.splits,
                 "status": status,
                 "size_bytes": size,
@@ -82,7 +94,7 @@ def list_datasets(
         )
     rows = [
         (
-            r["name"],
+            r["name"] + (" (yours)" if r["source"] == "yours" else ""),
             r["task"],
             ", ".join(f"{s} {'?' if n is None else n}" for s, n in r["splits"].items()),
             r["status"],
@@ -210,3 +222,91 @@ def synth(
     root = generate(spec, _root(spec, config.paths.data_root, out), seed, overrides)
     record = {"name": name, "path": str(root), "seed": seed, "fingerprint": fingerprint(root)}
     console.emit(record, console.table(f"{name}: generated", ["item", "value"], record.items()))
+
+
+LAYOUT_HELP = (
+    "auto (recognise it), pairs (input/+target/, lq/+gt/, low/+high/), triplets (A/+B/+C/ "
+    "as ISTD, input/+mask/+target/) or single (images only)."
+)
+
+
+@app.command(
+    epilog="Examples:\n\n"
+    "[bold]bench data add mypairs --path ~/pairs --task deraining[/bold]\n\n"
+    "[bold]bench data add myistd --path ~/ISTD_Dataset[/bold]  (train/train_A ... test/test_C)\n\n"
+    "[bold]bench data add lab --path ~/lab --task low-light --test-fraction 0.1[/bold]"
+)
+def add(
+    name: NameArgument,
+    path: Annotated[Path, typer.Option("--path", help="Your folder of images.", file_okay=False)],
+    layout: Annotated[str, typer.Option("--layout", help=LAYOUT_HELP)] = "auto",
+    task: Annotated[
+        str | None,
+        typer.Option(
+            "--task",
+            help="What the pairs are for (needed for pairs) [default: shadow-removal for "
+            "triplets, generation for single images].",
+        ),
+    ] = None,
+    protocol: Annotated[
+        str | None,
+        typer.Option(
+            "--protocol",
+            help="How results are scored [default: istd for triplets, rgb (native size) for "
+            "pairs, celeba (FID) for single images].",
+        ),
+    ] = None,
+    test_fraction: Annotated[
+        float | None,
+        typer.Option(
+            "--test-fraction",
+            help="For a folder without train/ and test/: the share of pairs, chosen by a hash "
+            "of the file name, that forms the test split [default: 0.2].",
+        ),
+    ] = None,
+    config_path: ConfigOption = None,
+    quiet: QuietOption = False,
+    as_json: JsonOption = False,
+) -> None:
+    """Register your own folder as a dataset (its manifest goes to [paths] user_datasets).
+
+    Pairs are matched by file stem, never by order. Nothing is registered unless every file
+    has its partners, decodes, and agrees in size with them; then `bench run NAME`,
+    `bench data verify NAME` and `bench report` treat it like any other dataset.
+    """
+    from bench.data.layout import register
+
+    config = setup(config_path, quiet, as_json)
+    total = len(dataset_files(path)) if path.is_dir() else 0
+    with console.progress_bar(f"hashing {name}", total) as advance:
+        spec, report, detected = register(
+            name, path, config.paths.user_datasets, layout, task, protocol, test_fraction,
+            advance,
+        )  # fmt: skip
+    record = {
+        "name": name,
+        "path": str(spec.root),
+        "layout": detected.describe(),
+        "task": spec.task,
+        "protocol": spec.protocol,
+        "counts": report.counts,
+        "split_rule": spec.split_rule,
+        "manifest": str(spec.manifest),
+        "fingerprint": report.fingerprint,
+    }
+    rows = [(key, value) for key, value in record.items() if key != "counts" and value]
+    rows += [(f"split {split}", count) for split, count in report.counts.items()]
+    console.emit(record, console.table(f"{name}: registered", ["item", "value"], rows))
+    console.info(f"next: `bench run {name}`")
+
+
+@app.command(epilog="Example: [bold]bench data remove mypairs[/bold]")
+def remove(
+    name: NameArgument, config_path: ConfigOption = None, quiet: QuietOption = False
+) -> None:
+    """Unregister a dataset you added (its folder and images stay untouched)."""
+    from bench.data.layout import unregister
+
+    config = setup(config_path, quiet)
+    manifest = unregister(name, config.paths.user_datasets)
+    console.info(f"removed {manifest}; the images were not touched")

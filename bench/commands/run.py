@@ -280,6 +280,7 @@ def _run_grid(
         experiment=config.tracking.experiment,
         parent_run_id=None,
         data_root=config.paths.data_root,
+        user_datasets=config.paths.user_datasets,
         weights_dir=config.paths.weights_dir,
         results_dir=config.paths.results_dir,
         device=config.run.device,

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from bench.data.spec import DatasetSpec, parse_manifest
-from bench.errors import BenchError
+from bench.errors import BenchError, UsageError, unknown_name
 from bench.registry import Registry
 from bench.resources import manifest_dir
 
@@ -29,8 +29,47 @@ for _manifest in sorted(manifest_dir().glob("*.toml")):
     DATASETS.add(_spec.name, _spec)
 
 
+#: the folder of the user's own manifests (`bench data add`) and what it holds
+_user_folder: Path | None = None
+_user: dict[str, DatasetSpec] = {}
+
+
+def use_user_datasets(folder: Path | None) -> None:
+    """Read the manifests `bench data add` wrote into ``folder`` (the config's
+    ``paths.user_datasets``), replacing any read before. A name that a built-in dataset
+    already has is an error naming the file."""
+    global _user_folder, _user
+    found: dict[str, DatasetSpec] = {}
+    for manifest in sorted(folder.glob("*.toml")) if folder and folder.is_dir() else ():
+        spec = parse_manifest(manifest)
+        if spec.name in DATASETS:
+            raise UsageError(
+                f"{manifest}: '{spec.name}' is a built-in dataset's name; rename the file "
+                "and its name key, or remove it with `bench data remove`"
+            )
+        found[spec.name] = spec
+    _user_folder, _user = folder, found
+
+
+def user_datasets_folder() -> Path | None:
+    return _user_folder
+
+
+def dataset_names() -> list[str]:
+    """Built-in and user datasets, sorted."""
+    return sorted([*DATASETS, *_user])
+
+
+def is_user_dataset(name: str) -> bool:
+    return name in _user
+
+
 def get_dataset(name: str) -> DatasetSpec:
     """The dataset's description; an unknown name is a UsageError listing the valid ones."""
+    if name in _user:
+        return _user[name]
+    if name not in DATASETS:
+        raise unknown_name("dataset", name, dataset_names())
     return DATASETS.get(name)
 
 
@@ -57,7 +96,7 @@ def ensure_dataset(name: str, data_root: Path, seed: int = 0) -> Path:
     from bench.data.verify import read_lock, synth_info, written_by_bench
 
     spec = get_dataset(name)
-    root = Path(data_root) / name
+    root = spec.folder(data_root)
     if spec.synthetic:
         if not root.exists() or (root.is_dir() and not any(root.iterdir())):
             from bench.files import ensure_writable
@@ -103,4 +142,13 @@ def open_split(
     return _open(get_dataset(name), Path(root), split, image_size, train, **preprocess_options)
 
 
-__all__ = ["DATASETS", "DatasetSpec", "ensure_dataset", "fingerprint", "get_dataset", "open_split"]
+__all__ = [
+    "DATASETS",
+    "DatasetSpec",
+    "dataset_names",
+    "ensure_dataset",
+    "fingerprint",
+    "get_dataset",
+    "open_split",
+    "use_user_datasets",
+]

@@ -8,6 +8,7 @@ the preprocessing the papers apply. Whatever the sources leave open is listed un
 
 from __future__ import annotations
 
+import hashlib
 import re
 import tomllib
 from dataclasses import dataclass, field, replace
@@ -18,7 +19,9 @@ from baselines import TASKS  # the tasks the methods' paper settings know
 from bench.errors import UsageError, choices
 
 Kind = Literal["triplet", "paired", "unpaired"]
-PROTOCOLS = ("istd", "lol", "sid", "raindrop", "gopro", "celeba", "cifar10")
+#: the protocol names a manifest may give; tests/metrics/test_protocols.py checks that these
+#: are exactly the registered protocols (bench.protocols needs torch; this module must not)
+PROTOCOLS = ("istd", "lol", "sid", "raindrop", "gopro", "rgb", "celeba", "cifar10")
 KINDS = ("triplet", "paired", "unpaired")
 #: the roles a split can have, in the order they are read; "target" is always present
 ROLES = ("input", "target", "mask")
@@ -26,7 +29,7 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
 TOP_LEVEL_KEYS = {
     "name", "title", "task", "protocol", "kind", "synthetic", "train_split", "test_split",
     "native_size", "open", "sources", "prepare", "pairing", "splits", "preprocess", "synth",
-    "settings",
+    "settings", "root", "split_by_hash",
 }  # fmt: skip
 PREPROCESS_KEYS = {
     "equalize_input", "train_flip", "fixed_crop", "center_box_mask", "native_long_side",
@@ -50,10 +53,29 @@ class Role:
 
 
 @dataclass(frozen=True)
+class HashSplit:
+    """A split carved out of one folder by file stem: a pair is in the test split when the
+    first 8 bytes of SHA-256(stem), read as a fraction of 2**64, are below ``test_fraction``.
+    The rule depends on nothing but the stem, so adding files never moves existing pairs."""
+
+    test_fraction: float
+    part: Literal["train", "test"]
+
+    def keeps(self, pair_id: str) -> bool:
+        digest = hashlib.sha256(pair_id.encode("utf-8")).digest()
+        in_test = int.from_bytes(digest[:8], "big") / 2**64 < self.test_fraction
+        return in_test == (self.part == "test")
+
+    def describe(self) -> str:
+        return f"sha256(stem)[:8] / 2^64 < {self.test_fraction:g} -> test, else train"
+
+
+@dataclass(frozen=True)
 class Split:
     name: str
     count: int | None  # expected number of pairs (images for unpaired data); None: not known
     roles: dict[str, Role]
+    by_hash: HashSplit | None = None  # None: the split's folders hold exactly its files
 
 
 @dataclass(frozen=True)
@@ -87,6 +109,18 @@ class DatasetSpec:
     synth: dict[str, Any] = field(default_factory=dict)
     open_points: tuple[str, ...] = ()
     manifest: Path | None = None
+    #: where a user's dataset lives (`bench data add`); None: <data_root>/<name>
+    root: Path | None = None
+
+    @property
+    def split_rule(self) -> str | None:
+        """How train and test were carved out of one folder, or None for folder splits."""
+        rules = {s.by_hash.describe() for s in self.split_layouts.values() if s.by_hash}
+        return rules.pop() if rules else None
+
+    def folder(self, data_root: Path) -> Path:
+        """The dataset's folder: its own root if registered with one, else under data_root."""
+        return self.root if self.root is not None else Path(data_root) / self.name
 
     @property
     def splits(self) -> dict[str, int | None]:
@@ -113,6 +147,34 @@ def _one_of(value: str, valid: tuple[str, ...], key: str, where: str) -> str:
     if value not in valid:
         raise UsageError(f"{where}: {key} = '{value}' is not one of {choices(valid)}")
     return value
+
+
+def _hash_splits(table: dict[str, Any], layouts: dict[str, Split], where: str) -> dict[str, Split]:
+    """``[split_by_hash] test_fraction = f``: the train and test splits share folders and are
+    told apart by :class:`HashSplit`."""
+    rule = table["split_by_hash"]
+    fraction = rule.get("test_fraction") if isinstance(rule, dict) else None
+    if set(rule) - {"test_fraction"} or not isinstance(fraction, int | float):
+        raise UsageError(f"{where}: [split_by_hash] takes one key, test_fraction (a number)")
+    if not 0 < fraction < 1:
+        raise UsageError(f"{where}: split_by_hash.test_fraction = {fraction} is not in (0, 1)")
+    parts = {table.get("train_split"): "train", table.get("test_split"): "test"}
+    if set(layouts) != set(parts) or None in parts:
+        raise UsageError(
+            f"{where}: [split_by_hash] needs exactly the train_split and test_split splits"
+        )
+    return {
+        name: replace(split, by_hash=HashSplit(float(fraction), parts[name]))  # type: ignore[arg-type]
+        for name, split in layouts.items()
+    }
+
+
+def _root(table: dict[str, Any], manifest: Path) -> Path | None:
+    """A user's dataset names its folder (relative paths: beside the manifest)."""
+    if "root" not in table:
+        return None
+    root = Path(table["root"]).expanduser()
+    return root if root.is_absolute() else (manifest.parent / root).resolve()
 
 
 def parse_manifest(path: Path) -> DatasetSpec:
@@ -145,6 +207,8 @@ def parse_manifest(path: Path) -> DatasetSpec:
         if kind == "triplet" and not {"input", "mask"} <= set(roles):
             raise UsageError(f"{where}: triplet split '{split_name}' needs input and mask")
         layouts[split_name] = Split(split_name, split_table.get("count"), roles)
+    if "split_by_hash" in table:
+        layouts = _hash_splits(table, layouts, where)
     synth = table.get("synth", {})
     if table.get("synthetic") and synth:  # default counts of a generated suite
         for split_name, key in (
@@ -174,6 +238,7 @@ def parse_manifest(path: Path) -> DatasetSpec:
         synth=synth,
         open_points=tuple(table.get("open", [])),
         manifest=path,
+        root=_root(table, path),
     )
     for split_name in (spec.train_split, spec.test_split):
         if split_name is not None and split_name not in layouts:

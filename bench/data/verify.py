@@ -73,7 +73,7 @@ def list_images(folder: Path, recursive: bool = False) -> list[Path]:
     entries = walk_files(folder) if recursive else sorted(folder.iterdir())
     images, problems = [], []
     for entry in entries:
-        if hidden(entry):
+        if hidden(entry) or entry.name in (LOCK_NAME, SYNTH_INFO):  # bench's own files
             continue
         if entry.is_dir():
             if not recursive:
@@ -106,19 +106,40 @@ def _name(path: Path, folder: Path) -> str:
 
 def pair_split(spec: DatasetSpec, root: Path, split_name: str) -> SplitFiles:
     """Match a split's files by the manifest's pairing rule and check the expected count."""
+    result, problems = find_pairs(spec, root, split_name)
+    if problems:
+        raise DataError(problems)
+    return result
+
+
+def _listed(folder: Path, problems: list[str], recursive: bool = False) -> list[Path]:
+    try:
+        return list_images(folder, recursive)
+    except DataError as error:
+        problems += error.problems
+        return []
+
+
+def find_pairs(spec: DatasetSpec, root: Path, split_name: str) -> tuple[SplitFiles, list[str]]:
+    """The split's complete pairs, and every problem found on the way (none raised)."""
     split = spec.split(split_name)
     result = SplitFiles(split_name)
     problems: list[str] = []
     if spec.kind == "unpaired":
         for role_name, role in split.roles.items():
-            result.singles[role_name] = list_images(root / role.folder, recursive=True)
+            folder = root / role.folder
+            result.singles[role_name] = [
+                path
+                for path in _listed(folder, problems, recursive=True)
+                if split.by_hash is None or split.by_hash.keeps(_name(path, folder))
+            ]
     else:
         by_role: dict[str, dict[str, Path]] = {}
         for role_name, role in split.roles.items():
             folder = root / role.folder
             regex = role.stem_regex()
             ids: dict[str, Path] = {}
-            for path in list_images(folder):
+            for path in _listed(folder, problems):
                 match = regex.match(path.stem)
                 if match is None:
                     problems.append(f"{path}: name does not follow the pattern '{role.pattern}'")
@@ -136,7 +157,9 @@ def pair_split(spec: DatasetSpec, root: Path, split_name: str) -> SplitFiles:
                 problems.append(
                     f"{some_file}: no partner '{wanted}.*' in {root / split.roles[role_name].folder}"
                 )
-            if len(present) == len(by_role):
+            if len(present) == len(by_role) and (
+                split.by_hash is None or split.by_hash.keeps(pair_id)
+            ):
                 result.pairs[pair_id] = present
     expected = expected_count(spec, root, split)
     if not problems and expected is not None and len(result) != expected:
@@ -144,9 +167,7 @@ def pair_split(spec: DatasetSpec, root: Path, split_name: str) -> SplitFiles:
         problems.append(
             f"{folder}: {len(result)} images in split '{split_name}', expected {expected}"
         )
-    if problems:
-        raise DataError(problems)
-    return result
+    return result, problems
 
 
 def _decode_problems(spec: DatasetSpec, files: SplitFiles) -> list[str]:
@@ -217,13 +238,14 @@ def verify(
     """
     if not root.is_dir():
         raise DataError([f"{root}: dataset folder missing (see `bench data fetch {spec.name}`)"])
-    counts, problems = {}, []
-    for split_name in spec.split_layouts:
-        files = pair_split(spec, root, split_name)
+    counts: dict[str, int] = {}
+    problems: list[str] = []
+    for split_name in spec.split_layouts:  # every problem of every split, in one error
+        files, found = find_pairs(spec, root, split_name)
         counts[split_name] = len(files)
-        problems += _decode_problems(spec, files)
-    if problems:
-        raise DataError(problems)
+        problems += found + _decode_problems(spec, files)
+    if problems:  # splits that share folders (a hash split) find the same problem twice
+        raise DataError(list(dict.fromkeys(problems)))
     hashes = {}
     for path in dataset_files(root):
         hashes[path.relative_to(root).as_posix()] = sha256(path)
@@ -239,6 +261,8 @@ def verify(
         if problems:
             raise DataError(problems)
     lock = {"dataset": spec.name, "format": LOCK_FORMAT, "counts": counts, "files": hashes}
+    if spec.split_rule is not None:  # the split is part of what the fingerprint pins
+        lock["split_rule"] = spec.split_rule
     text = json.dumps(lock, indent=1, sort_keys=True) + "\n"
     if old is None or relock or (root / LOCK_NAME).read_text() != text:
         with atomic_write(root / LOCK_NAME, "w") as handle:

@@ -49,6 +49,8 @@ class RunContext:
     results_dir: Path
     device: str
     resume: bool = False
+    #: the folder of the user's dataset manifests (a worker process reads them again)
+    user_datasets: Path | None = None
     checkpoint: Path | None = None  # load these weights instead of training
     weights: str = "ema"  # which weight set of the checkpoint: "ema" or "online"
     log_checkpoint: bool = False
@@ -270,10 +272,12 @@ def cell_tags(cell: Cell, context: RunContext) -> dict[str, Any]:
 
 def run_cell(cell: Cell, context: RunContext) -> CellRecord:
     """Train or load, sample, score, profile and log one cell; never raises on failure."""
-    from bench.data import ensure_dataset, get_dataset, open_split
+    from bench.data import ensure_dataset, get_dataset, open_split, use_user_datasets
     from bench.data.verify import check_lock
     from bench.profiling import flat_metrics, profile_method
 
+    if context.user_datasets is not None:
+        use_user_datasets(context.user_datasets)
     started = time.perf_counter()
     world = World.current()
     tracker = open_tracker(context.tracking_uri, context.experiment, world)
@@ -290,6 +294,8 @@ def run_cell(cell: Cell, context: RunContext) -> CellRecord:
             root = ensure_dataset(cell.dataset, context.data_root)
             data_fingerprint = check_lock(spec, root)
             tracker.set_tags(run_id, {"dataset_fingerprint": data_fingerprint})
+            if spec.split_rule is not None:
+                tracker.set_tags(run_id, {"dataset_split_rule": spec.split_rule})
             tracker.log_params(run_id, {"cell": cell.params(), "config": context.config})
             loaded = None
             if context.checkpoint is not None:

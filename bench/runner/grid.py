@@ -180,9 +180,11 @@ def prepare_data(cells: list[Cell], context: RunContext, world: World) -> None:
     before cells start side by side (parallel workers or ranks would race to write the same
     files), so data changed since its lock stops the run before any training. A missing
     real dataset is left for each cell to report."""
-    from bench.data import ensure_dataset, get_dataset
+    from bench.data import ensure_dataset, get_dataset, use_user_datasets
     from bench.data.verify import check_lock
 
+    if context.user_datasets is not None:  # a --nproc worker reads the user's manifests again
+        use_user_datasets(context.user_datasets)
     if world.is_main:
         for name in sorted({cell.dataset for cell in cells}):
             with contextlib.suppress(DataError):

@@ -50,7 +50,7 @@ class WeightStandardizedConv2d(nn.Conv2d):
 
     def standardised_weight(self, dtype: torch.dtype) -> Tensor:
         w = self.weight
-        if torch.is_grad_enabled() and w.requires_grad:
+        if (torch.is_grad_enabled() and w.requires_grad) or w.is_meta:  # meta: counting only
             return _standardise(w, dtype)
         # under autocast the convolution runs in the autocast dtype: keep the filters in it
         # too, or every forward casts them again

@@ -100,6 +100,8 @@ class ProfileConfig:
     precision: Literal["fp32", "bf16"] = "fp32"
     #: torch.compile the networks (falls back to eager, with the reason, if it cannot)
     compile: bool = False
+    #: score every run under each convention of its task too (the protocol audit)
+    audit: bool = True
 
     def budget(self, method: str) -> tuple[int | Paper, float | Paper]:
         """(iterations, lr) for ``method``: the profile's, times its factors where set.

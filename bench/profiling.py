@@ -85,6 +85,42 @@ def peak_memory_mib(device: torch.device) -> dict[str, float]:
     return {"process_peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
 
 
+COUNTS = ("params", "params_thop", "macs", "macs_thop")
+
+
+def _inputs(method: Any, name: str, size: int, device: torch.device | str) -> tuple:
+    return tuple(
+        x.to(device) if torch.is_tensor(x) else x
+        for x in method.example_inputs(name, batch=1, size=size)
+    )
+
+
+def network_counts(network: nn.Module, inputs: tuple) -> dict[str, float]:
+    """Parameters and MACs of one forward, as thop counts them and audited."""
+    thop_macs, thop_params = thop_counts(network, inputs)
+    return {
+        "params": sum(p.numel() for p in network.parameters()),
+        "params_thop": thop_params,
+        "macs": flop_counter_macs(network, inputs),
+        "macs_thop": thop_macs,
+    }
+
+
+def static_counts(method: Any, size: int, steps: int) -> dict[str, float]:
+    """Per step and per image counts of ``method``'s networks without running them: the
+    networks are moved to the meta device (shapes only), so this takes a second at 256x256
+    and the papers' widths. ``method`` is left on the meta device."""
+    per_step = dict.fromkeys(COUNTS, 0.0)
+    for name, network in method.networks().items():
+        network.to("meta").eval()
+        for key, value in network_counts(network, _inputs(method, name, size, "meta")).items():
+            per_step[key] += value
+    return per_step | {
+        "macs_per_image": per_step["macs"] * steps,
+        "macs_thop_per_image": per_step["macs_thop"] * steps,
+    }
+
+
 def profile_method(
     method: Any, size: int, steps: int, device: torch.device, repeats: int = 15
 ) -> dict[str, Any]:
@@ -94,22 +130,11 @@ def profile_method(
         torch.cuda.reset_peak_memory_stats(device)
     networks = {}
     for name, network in method.networks().items():
-        inputs = tuple(
-            x.to(device) if torch.is_tensor(x) else x
-            for x in method.example_inputs(name, batch=1, size=size)
-        )
-        thop_macs, thop_params = thop_counts(network, inputs)
-        networks[name] = {
-            "params": sum(p.numel() for p in network.parameters()),
-            "params_thop": thop_params,
-            "macs": flop_counter_macs(network, inputs),
-            "macs_thop": thop_macs,
-            "latency_s": latency(network, inputs, repeats=repeats),
+        inputs = _inputs(method, name, size, device)
+        networks[name] = network_counts(network, inputs) | {
+            "latency_s": latency(network, inputs, repeats=repeats)
         }
-    per_step = {
-        key: sum(n[key] for n in networks.values())
-        for key in ("params", "params_thop", "macs", "macs_thop")
-    }
+    per_step = {key: sum(n[key] for n in networks.values()) for key in COUNTS}
     step_latency = sum(n["latency_s"]["median"] for n in networks.values())
     return {
         "size": size,

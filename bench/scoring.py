@@ -17,11 +17,13 @@ import torch
 from PIL import Image, UnidentifiedImageError
 
 from bench import console
+from bench.audit import AuditRow, audit_rows
 from bench.data.verify import hidden
 from bench.errors import BenchError, UsageError
 from bench.files import read_image
 from bench.metrics.result import MetricResult
 from bench.protocols import Protocol
+from bench.protocols.audit import audit_protocols
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".ppm"}
 
@@ -132,10 +134,10 @@ def check_sizes(protocol: Protocol, pairs) -> list[tuple]:
     sized = []
     for key, pred, gt, mask in pairs:
         shapes = (image_size(pred), image_size(gt), image_size(mask) if mask else None)
-        if protocol.name == "rgb" and shapes[0] != shapes[1]:
+        if not protocol.resizes and shapes[0] != shapes[1]:
             raise UsageError(
                 f"size mismatch: {pred} is {shapes[0][1]}x{shapes[0][0]} but {gt} is "
-                f"{shapes[1][1]}x{shapes[1][0]}; protocol 'rgb' does not resize"
+                f"{shapes[1][1]}x{shapes[1][0]}; protocol '{protocol.name}' does not resize"
             )
         if mask and shapes[2] != shapes[1]:
             raise UsageError(
@@ -157,23 +159,33 @@ def _load(path: Path, mode: str = "RGB") -> torch.Tensor:
 
 def score_pairs(protocol: Protocol, sized, batch: int) -> MetricResult:
     """Evaluate same-size groups in batches and merge them into one result."""
+    return score_pairs_under([protocol], sized, batch)[0]
+
+
+def score_pairs_under(protocols: list[Protocol], sized, batch: int) -> list[MetricResult]:
+    """:func:`score_pairs` under several protocols, each image read once."""
     groups: dict[tuple, list] = defaultdict(list)
     for item in sized:
         groups[item[4]].append(item)
-    results = []
-    with console.progress_bar(f"scoring ({protocol.name})", len(sized)) as advance:
+    parts: list[list[MetricResult]] = [[] for _ in protocols]
+    label = protocols[0].name if len(protocols) == 1 else f"{len(protocols)} conventions"
+    with console.progress_bar(f"scoring ({label})", len(sized)) as advance:
         for items in groups.values():
             for start in range(0, len(items), batch):
                 chunk = items[start : start + batch]
                 pred = torch.stack([_load(p) for _, p, _, _, _ in chunk])
                 gt = torch.stack([_load(g) for _, _, g, _, _ in chunk])
                 mask = torch.stack([_load(m, "L") for *_, m, _ in chunk]) if chunk[0][3] else None
-                results.append(protocol.evaluate(pred, gt, mask, [k for k, *_ in chunk]))
+                for protocol, results in zip(protocols, parts, strict=True):
+                    results.append(protocol.evaluate(pred, gt, mask, [k for k, *_ in chunk]))
                 advance(len(chunk))
-    result = protocol.combine(results)
     order = {item[0]: i for i, item in enumerate(sized)}
-    result.per_image = result.per_image.sort_values("name", key=lambda s: s.map(order))
-    return result
+    merged = []
+    for protocol, results in zip(protocols, parts, strict=True):
+        result = protocol.combine(results)
+        result.per_image = result.per_image.sort_values("name", key=lambda s: s.map(order))
+        merged.append(result)
+    return merged
 
 
 def score_sets(protocol: Protocol, pred_dir: Path, gt_dir: Path) -> MetricResult:
@@ -206,3 +218,31 @@ def score_folders(
         return score_sets(protocol, pred_dir, gt_dir)
     pairs = pair_files(protocol, pred_dir, gt_dir, mask_dir, pattern)
     return score_pairs(protocol, check_sizes(protocol, pairs), batch)
+
+
+def audit_folders(
+    pred_dir: Path,
+    gt_dir: Path,
+    base: str,
+    weights_dir: Path,
+    device: str = "cpu",
+    mask_dir: Path | None = None,
+    batch: int = 16,
+    match: str | None = None,
+) -> list[AuditRow]:
+    """The protocol audit of a folder of results: :func:`score_folders` under the paper's
+    protocol ``base`` and under every convention of its task, each image read once."""
+    protocols = audit_protocols(base, weights_dir, device)
+    reference = protocols[base]
+    if mask_dir is not None and not reference.uses_mask:
+        raise UsageError(f"protocol '{base}' takes no masks; drop --mask-dir")
+    pairs = pair_files(reference, pred_dir, gt_dir, mask_dir, match_pattern(match))
+    sized = check_sizes(reference, pairs)
+    if any(shapes[0] != shapes[1] for *_, shapes in sized):
+        for name in [n for n, p in protocols.items() if not p.resizes]:
+            console.warn(f"{name} left out of the audit: it scores at native size, and "
+                         "predictions and ground truth differ in size")  # fmt: skip
+            del protocols[name]
+    results = score_pairs_under(list(protocols.values()), sized, batch)
+    summaries = {name: result.summary for name, result in zip(protocols, results, strict=True)}
+    return audit_rows(base, summaries, reference.table)

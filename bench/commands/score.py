@@ -21,7 +21,8 @@ from bench.options import ConfigOption, JsonOption, QuietOption, setup
 EPILOG = (
     "Example: [bold]bench score results/istd data/istd/test/test_C "
     "--mask-dir data/istd/test/test_B --protocol istd[/bold] · released outputs named "
-    "95-1_free.png: [bold]--match '(?P<id>.+)_free'[/bold]"
+    "95-1_free.png: [bold]--match '(?P<id>.+)_free'[/bold] · how much is convention: "
+    "[bold]--audit[/bold]"
 )
 
 
@@ -65,13 +66,22 @@ def score(
             "group) is the name to pair by, e.g. '(?P<id>.+)_free' for 95-1_free.png.",
         ),
     ] = None,
+    audit: Annotated[
+        bool,
+        typer.Option(
+            "--audit",
+            help="Score under every convention the literature uses for this protocol's task "
+            "and show how far each headline number moves (docs/protocols.md).",
+        ),
+    ] = False,
     device: Annotated[str, typer.Option(help="cpu, cuda or auto.")] = "cpu",
     batch: Annotated[int, typer.Option(min=1, help="Images per evaluation batch.")] = 16,
     config_path: ConfigOption = None,
     quiet: QuietOption = False,
     as_json: JsonOption = False,
 ) -> None:
-    """Score a folder of result images against ground truth under a paper's protocol."""
+    """Score a folder of result images against ground truth under a paper's protocol;
+    with --audit, under every convention of its task, beside the paper's."""
     config = setup(config_path, quiet, as_json)
     import pandas as pd
     import torch
@@ -81,6 +91,9 @@ def score(
 
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
+    if audit:
+        _audit(pred_dir, gt_dir, protocol_name, mask_dir, csv, match, device, batch, config)
+        return
     protocol = get_protocol(protocol_name, config.paths.weights_dir, device)
     result = score_folders(pred_dir, gt_dir, protocol, mask_dir, batch, match)
     if protocol.set_metrics:
@@ -111,3 +124,38 @@ def score(
         console.table(title, ["metric", "value"], rows),
     )
     console.info(f"per-image scores: {csv}")
+
+
+def _audit(pred_dir, gt_dir, base, mask_dir, csv, match, device, batch, config) -> None:
+    """`bench score --audit`: the audit table, its CSV, and --json."""
+    import pandas as pd
+
+    from bench.audit import format_value
+    from bench.scoring import audit_folders
+
+    rows = audit_folders(
+        pred_dir, gt_dir, base, config.paths.weights_dir, device, mask_dir, batch, match
+    )
+    titles = list(rows[0].values)
+    csv = csv or default_csv(config.paths.results_dir, pred_dir, f"{base}-audit")
+    frame = pd.DataFrame(
+        [
+            {"protocol": r.protocol, "change": r.change, "used_by": r.used_by}
+            | {t: r.values[t] for t in titles}
+            | {f"delta_{t}": r.deltas[t] for t in titles}
+            for r in rows
+        ]
+    )
+    with atomic_write(csv, "w") as handle:
+        frame.to_csv(handle, index=False)
+    table = console.table(
+        f"protocol audit: {base}, each value with its move from the paper's script",
+        ["convention", "protocol", "used by", *titles],
+        [
+            (r.change, r.pick, r.used_by)
+            + tuple(format_value(r.values[t], r.deltas[t], i == 0) for t in titles)
+            for i, r in enumerate(rows)
+        ],
+    )
+    console.emit({"protocol": base, "csv": str(csv), "rows": [r.as_dict() for r in rows]}, table)
+    console.info(f"audit table: {csv}")

@@ -16,12 +16,12 @@ from pathlib import Path
 from typing import Any, Literal
 
 from baselines import TASKS  # the tasks the methods' paper settings know
+from bench.conventions import protocol_names
 from bench.errors import UsageError, choices
 
 Kind = Literal["triplet", "paired", "unpaired"]
-#: the protocol names a manifest may give; tests/metrics/test_protocols.py checks that these
-#: are exactly the registered protocols (bench.protocols needs torch; this module must not)
-PROTOCOLS = ("istd", "lol", "sid", "raindrop", "gopro", "rgb", "celeba", "cifar10")
+#: the protocol names a manifest may give (from the torch-free table the registry also reads)
+PROTOCOLS = protocol_names()
 KINDS = ("triplet", "paired", "unpaired")
 #: the roles a split can have, in the order they are read; "target" is always present
 ROLES = ("input", "target", "mask")

@@ -56,6 +56,13 @@ def rgb_to_y(rgb255: torch.Tensor, rounded: bool = True) -> torch.Tensor:
     return to_uint8_matlab(y) if rounded else y
 
 
+def rgb_to_yiq_luma(rgb255: torch.Tensor) -> torch.Tensor:
+    """Y of YIQ (N, 1, H, W), float64 in [0, 255]: 0.299 R + 0.587 G + 0.114 B, full range and
+    unrounded (MATLAB ``rgb2ntsc``; scikit-image ``rgb2yiq``; pyiqa's default Y)."""
+    weights = torch.tensor((0.299, 0.587, 0.114), dtype=torch.float64, device=rgb255.device)
+    return torch.einsum("c,nchw->nhw", weights, rgb255.to(torch.float64)).unsqueeze(1)
+
+
 def _srgb_to_linear(rgb: torch.Tensor) -> torch.Tensor:
     """The sRGB transfer curve inverted (IEC 61966-2-1), for values in [0, 1]."""
     return torch.where(rgb <= 0.04045, rgb / 12.92, ((rgb + 0.055) / 1.055) ** 2.4)

@@ -1,4 +1,4 @@
-"""LPIPS (Zhang et al. 2018), alex backbone, linear heads v0.1, from our weights folder.
+"""LPIPS (Zhang et al. 2018), alex backbone, linear heads v0.1 (or v0.0), from our weights folder.
 
 ``lpips.LPIPS(net='alex')`` would fetch the AlexNet trunk through torchvision's model zoo.
 Instead the trunk is built random (``pnet_rand=True``) and its convolutions are loaded from
@@ -19,7 +19,7 @@ from bench.errors import BenchError
 
 
 @lru_cache(maxsize=4)
-def _load(path: str, device: str) -> torch.nn.Module:
+def _load(path: str, device: str, version: str = "0.1") -> torch.nn.Module:
     import lpips  # after `import bench`: the torchvision guard is in place
 
     state = torch.load(path, map_location="cpu", weights_only=True)
@@ -28,7 +28,7 @@ def _load(path: str, device: str) -> torch.nn.Module:
     }
     with warnings.catch_warnings():  # lpips still passes torchvision's deprecated `pretrained`
         warnings.simplefilter("ignore", UserWarning)
-        model = lpips.LPIPS(net="alex", version="0.1", pnet_rand=True, verbose=False)
+        model = lpips.LPIPS(net="alex", version=version, pnet_rand=True, verbose=False)
     # lpips puts AlexNet's feature layers into slices named by their index in `features`:
     # "slice2.3.weight" is features[3].weight.
     trunk = {}
@@ -44,20 +44,21 @@ def _load(path: str, device: str) -> torch.nn.Module:
 class Lpips:
     """LPIPS distance per image pair for uint8 (N, 3, H, W) batches."""
 
-    def __init__(self, weights_dir: Path, device: str = "cpu") -> None:
+    def __init__(self, weights_dir: Path, device: str = "cpu", version: str = "0.1") -> None:
         self.verification = weight_files.verify("alexnet", weights_dir)  # WeightsMissing
         self.device = device
-        self.model = _load(str(self.verification.path), device)
+        self.version = version  # of the linear heads, which ship in the lpips wheel
+        self.model = _load(str(self.verification.path), device, version)
 
     @torch.no_grad()
     def __call__(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        # LPIPS v0.1 expects RGB in [-1, 1] (protocols.md §2.4): x / 127.5 - 1.
+        # LPIPS expects RGB in [-1, 1] (docs/protocols.md, LPIPS): x / 127.5 - 1.
         def scaled(x: torch.Tensor) -> torch.Tensor:
             return x.to(self.device, torch.float32) / 127.5 - 1.0
 
         return self.model(scaled(pred), scaled(target)).flatten().to("cpu", torch.float64)
 
     def meta(self) -> dict[str, str]:
-        return {"net": "alex", "version": "0.1", "input_range": "[-1, 1]"} | {
+        return {"net": "alex", "version": self.version, "input_range": "[-1, 1]"} | {
             f"weights_{k}": v for k, v in self.verification.as_dict().items()
         }

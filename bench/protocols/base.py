@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from bench.conventions import Convention
 from bench.errors import UsageError
 from bench.metrics.result import MetricResult
 from bench.registry import Registry
@@ -34,8 +35,12 @@ class Protocol:
     pair_suffixes: ClassVar[tuple[str, ...]] = ()
     #: set metrics (FID...) are computed over the whole set, never per batch
     set_metrics: ClassVar[bool] = False
+    #: whether predictions and ground truth of different sizes are brought to one size
+    resizes: ClassVar[bool] = True
     #: per-image columns whose mean over images is a summary value
     mean_columns: ClassVar[tuple[str, ...]] = ()
+    #: the convention a variant protocol applies to its base (None: a paper's own protocol)
+    convention: ClassVar[Convention | None] = None
 
     def __init__(self, weights_dir: Path, device: str = "cpu") -> None:
         self.weights_dir = Path(weights_dir)
@@ -60,6 +65,9 @@ class Protocol:
             "n_images": len(names),
             **self.conventions(),
         }
+        if self.convention is not None:
+            meta["variant"] = {"of": self.convention.base, "change": self.convention.label,
+                               "used_by": self.convention.used_by}  # fmt: skip
         return MetricResult(per_image, self.summarize(per_image), unavailable, meta)
 
     def _measure_in_chunks(self, pred, target, mask):
@@ -151,6 +159,29 @@ class Protocol:
 PROTOCOLS: Registry[type[Protocol]] = Registry("protocol")
 
 
-def get_protocol(name: str, weights_dir: Path, device: str = "cpu") -> Protocol:
+def register_variant(base: type[Protocol], variant: Convention) -> type[Protocol]:
+    """The protocol ``<base>-<suffix>``: the base with the convention's options as defaults,
+    under its own name, so its results say which convention scored them."""
+    options = dict(variant.options)
+
+    def __init__(self, weights_dir, device="cpu", **overrides):
+        base.__init__(self, weights_dir, device, **(options | overrides))
+
+    cls = type(
+        variant.name.title().replace("-", ""),
+        (base,),
+        {
+            "__init__": __init__,
+            "__doc__": f"{base.__doc__}\n    Variant: {variant.label} ({variant.used_by}).",
+            "name": variant.name,
+            "description": f"{base.description}; variant: {variant.label}",
+            "table": f"{base.table} (numbers under another convention: {variant.used_by})",
+            "convention": variant,
+        },
+    )
+    return PROTOCOLS.add(variant.name, cls)
+
+
+def get_protocol(name: str, weights_dir: Path, device: str = "cpu", **options: Any) -> Protocol:
     """An instance of the named protocol; unknown names raise UsageError listing the valid ones."""
-    return PROTOCOLS.get(name)(weights_dir, device)
+    return PROTOCOLS.get(name)(weights_dir, device, **options)

@@ -14,7 +14,7 @@ import torch
 
 from bench import weights as weight_files
 from bench.errors import UsageError
-from bench.metrics.color import rgb_to_lab, rgb_to_y
+from bench.metrics.color import rgb_to_lab, rgb_to_y, rgb_to_yiq_luma
 from bench.metrics.fullref import SSIM_FORMS, psnr, region_abs_sums, ssim
 from bench.metrics.perceptual import Lpips
 from bench.metrics.resize import imresize
@@ -29,12 +29,52 @@ LPIPS_CONVENTION = (
 )
 
 
+_SIZE_CONVENTION = {
+    "prediction": "ground truth imresize'd (MATLAB bicubic, uint8) to the prediction size",
+    "native": "prediction imresize'd (MATLAB bicubic, uint8) to the ground truth's size",
+}
+GT_MEAN_CONVENTION = (
+    "LLFlow test.py: prediction/255 times (grey mean of the ground truth / mean of the "
+    "prediction over all channels), clipped to [0, 1], x255 and truncated to uint8; the grey "
+    "mean is OpenCV BGR2GRAY applied to the RGB array (R weighted 0.114, B 0.299)"
+)
+
+
+def _one_of(value: Any, valid: tuple, option: str) -> Any:
+    if value not in valid:
+        raise UsageError(
+            f"protocol option {option} = {value!r}; valid: {', '.join(map(str, valid))}"
+        )
+    return value
+
+
+def _same_size(
+    pred: torch.Tensor, target: torch.Tensor, size: str
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The scripts bring the ground truth to the prediction's size; "native" goes the other way."""
+    if size == "prediction":
+        return pred, imresize(target, tuple(pred.shape[-2:]))
+    return imresize(pred, tuple(target.shape[-2:])), target
+
+
+def gt_mean_corrected(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """LLFlow's GT-mean brightness correction (``GT_MEAN_CONVENTION``) on uint8 (N, 3, H, W)."""
+    out = pred.to(torch.float64) / 255
+    grey_weights = torch.tensor((0.114, 0.587, 0.299), dtype=torch.float64, device=pred.device)
+    grey_mean = torch.einsum("c,nchw->n", grey_weights, target.to(torch.float64)) / (
+        target.shape[-1] * target.shape[-2] * 255
+    )
+    scale = grey_mean / out.flatten(1).mean(dim=1)
+    return (out * scale.view(-1, 1, 1, 1)).clamp(0, 1).mul(255).floor().to(torch.uint8)
+
+
 class _RestorationProtocol(Protocol):
     #: resize both images to 256x256 before LPIPS (protocols.md §2.4); False: native size
     lpips_resized: ClassVar[bool] = True
 
-    def __init__(self, weights_dir, device="cpu") -> None:
+    def __init__(self, weights_dir, device="cpu", lpips_version: str = "0.1") -> None:
         super().__init__(weights_dir, device)
+        self.lpips_version = _one_of(lpips_version, ("0.1", "0.0"), "lpips_version")
         self._lpips: Lpips | None = None
         self._lpips_missing = ""
 
@@ -48,7 +88,7 @@ class _RestorationProtocol(Protocol):
         """Adds ``lpips`` to ``columns``, or the reason it is unavailable (never a 0)."""
         if self._lpips is None and not self._lpips_missing:
             try:
-                self._lpips = Lpips(self.weights_dir, self.device)
+                self._lpips = Lpips(self.weights_dir, self.device, self.lpips_version)
             except weight_files.WeightsMissing as missing:
                 self._lpips_missing = str(missing)
         if self._lpips is None:
@@ -64,10 +104,11 @@ class _RestorationProtocol(Protocol):
         )
 
     def _lpips_meta(self) -> dict[str, Any]:
+        convention = LPIPS_CONVENTION.replace("'0.1'", f"'{self.lpips_version}'")
         meta: dict[str, Any] = {
-            "lpips": LPIPS_CONVENTION
+            "lpips": convention
             if self.lpips_resized
-            else (LPIPS_CONVENTION.split(";")[0] + "; native size")
+            else convention.split(";")[0] + "; native size"
         }
         if self._lpips is not None:
             meta.update(self._lpips.meta())
@@ -123,25 +164,38 @@ class Istd(_RestorationProtocol):
         self,
         weights_dir,
         device="cpu",
-        size: tuple[int, int] = (256, 256),
+        size: tuple[int, int] | None = (256, 256),
         white: str = "d50",
         mask_resize: str = "uint8",
         ssim_form: str = "matlab-volume",
+        order: str = "double-then-resize",
+        mask_threshold: str = "nonzero",
+        lpips_version: str = "0.1",
     ) -> None:
-        super().__init__(weights_dir, device)
-        if mask_resize not in ("uint8", "double"):
-            raise ValueError(f"mask_resize must be 'uint8' or 'double', got {mask_resize!r}")
-        self.size, self.white, self.mask_resize, self.ssim_form = (
-            size,
-            white,
-            mask_resize,
-            ssim_form,
-        )
+        super().__init__(weights_dir, device, lpips_version)
+        self.size = tuple(size) if size is not None else None  # None: native, no imresize
+        self.resizes = self.size is not None
+        self.white = _one_of(white, ("d50", "d65"), "white")
+        self.mask_resize = _one_of(mask_resize, ("uint8", "double"), "mask_resize")
+        self.ssim_form = _one_of(ssim_form, tuple(SSIM_FORMS), "ssim_form")
+        self.order = _one_of(order, ("double-then-resize", "resize-then-double"), "order")
+        self.mask_threshold = _one_of(mask_threshold, ("nonzero", "half"), "mask_threshold")
+
+    def _resized(self, images: torch.Tensor) -> torch.Tensor:
+        return images if self.size is None else imresize(images, self.size)
 
     def measure(self, pred, target, mask):
-        pred8, target8 = imresize(pred, self.size), imresize(target, self.size)
-        pred01 = imresize(pred.to(torch.float64) / 255, self.size)
-        target01 = imresize(target.to(torch.float64) / 255, self.size)
+        if not self.resizes and pred.shape[-2:] != target.shape[-2:]:
+            raise UsageError(
+                f"protocol '{self.name}' does not resize: prediction {tuple(pred.shape[-2:])} "
+                f"and ground truth {tuple(target.shape[-2:])} differ"
+            )
+        pred8, target8 = self._resized(pred), self._resized(target)
+        if self.order == "double-then-resize":  # zhu_cvpr2022, the script's PSNR/SSIM branch
+            pred01 = self._resized(pred.to(torch.float64) / 255)
+            target01 = self._resized(target.to(torch.float64) / 255)
+        else:  # fu_cvpr2021: the uint8 images resized, then double
+            pred01, target01 = pred8.to(torch.float64) / 255, target8.to(torch.float64) / 255
         lab_pred = rgb_to_lab(pred8.to(torch.float64) / 255, self.white)
         lab_target = rgb_to_lab(target8.to(torch.float64) / 255, self.white)
 
@@ -155,9 +209,10 @@ class Istd(_RestorationProtocol):
                     unavailable.update({f"{metric}_{region}{s}": reason for s in suffixes})
         else:
             mask = mask.to(self.device)
-            resized = imresize(mask if self.mask_resize == "uint8" else mask.double(), self.size)
-            regions["s"] = resized != 0
-            regions["ns"] = resized == 0
+            resized = self._resized(mask if self.mask_resize == "uint8" else mask.double())
+            # the script: any non-zero pixel of the resized mask is shadow; "half": >= 0.5
+            shadow = resized != 0 if self.mask_threshold == "nonzero" else resized >= 127.5
+            regions["s"], regions["ns"] = shadow, ~shadow
 
         columns: dict[str, torch.Tensor] = {}
         for region, inside in regions.items():
@@ -187,13 +242,19 @@ class Istd(_RestorationProtocol):
         return summary
 
     def conventions(self) -> dict[str, Any]:
+        resize = "no imresize (native size)" if self.size is None else "MATLAB bicubic imresize"
+        psnr_ssim = {
+            "double-then-resize": f"x/255 float64, then {resize}; data range 1; RGB",
+            "resize-then-double": f"uint8 {resize}, then /255; data range 1; RGB",
+        }[self.order]
+        shadow = "resized != 0" if self.mask_threshold == "nonzero" else "resized >= 0.5"
         return {
-            "size": list(self.size),
-            "psnr_ssim": "x/255 float64, then MATLAB bicubic imresize; data range 1; RGB",
+            "size": list(self.size) if self.size is not None else "native",
+            "psnr_ssim": psnr_ssim,
             "ssim_form": f"{self.ssim_form}: {SSIM_FORMS[self.ssim_form]}",
-            "mae": f"uint8 imresize, /255, sRGB->Lab white {self.white.upper()}, "
+            "mae": f"uint8 {resize}, /255, sRGB->Lab white {self.white.upper()}, "
             "sum |dL|+|da|+|db| / region pixels; PI and PP",
-            "mask_resize": f"{self.mask_resize} (unverified reading), shadow = resized != 0",
+            "mask_resize": f"{self.mask_resize} (unverified reading), shadow = {shadow}",
             "oracle_mask": "RDDM and Resfusion use the ground-truth test_B mask",
             "unverified": ["ssim_form matlab-volume", "mask_resize"],
             **self._lpips_meta(),
@@ -210,22 +271,50 @@ class _YChannel(_RestorationProtocol):
     """
 
     mean_columns = ("psnr", "ssim", "lpips")
+    CHANNELS: ClassVar[dict[str, str]] = {
+        "y": "BT.601 Y (rgb2ycbcr on uint8: rounded to integers); Wang SSIM",
+        "rgb": "RGB, peak 255; scikit-image SSIM defaults per channel (7x7 uniform window)",
+        "yiq": "Y of YIQ (0.299 R + 0.587 G + 0.114 B on [0, 255], unrounded); Wang SSIM",
+    }
+
+    def __init__(
+        self,
+        weights_dir,
+        device="cpu",
+        size: str = "prediction",
+        channel: str = "y",
+        gt_mean: bool = False,
+        lpips_version: str = "0.1",
+    ) -> None:
+        super().__init__(weights_dir, device, lpips_version)
+        self.size = _one_of(size, ("prediction", "native"), "size")
+        self.channel = _one_of(channel, tuple(self.CHANNELS), "channel")
+        self.gt_mean = bool(gt_mean)
 
     def measure(self, pred, target, mask):
-        target = imresize(target, tuple(pred.shape[-2:]))
+        pred, target = _same_size(pred, target, self.size)
+        if self.gt_mean:
+            pred = gt_mean_corrected(pred, target)
         self._require_window(pred, 11, self.name)
-        y_pred, y_target = rgb_to_y(pred), rgb_to_y(target)
-        columns = {"psnr": psnr(y_pred, y_target, 255.0), "ssim": ssim(y_pred, y_target, 255.0)}
+        if self.channel == "rgb":
+            columns = {
+                "psnr": psnr(pred, target, 255.0),
+                "ssim": ssim(pred, target, 255.0, "skimage"),
+            }
+        else:
+            to_y = rgb_to_y if self.channel == "y" else rgb_to_yiq_luma
+            y_pred, y_target = to_y(pred), to_y(target)
+            columns = {"psnr": psnr(y_pred, y_target, 255.0), "ssim": ssim(y_pred, y_target, 255.0)}
         unavailable: dict[str, str] = {}
         self._lpips_column(pred, target, columns, unavailable)
         return columns, unavailable
 
     def conventions(self) -> dict[str, Any]:
         return {
-            "resize": "ground truth imresize'd (MATLAB bicubic, uint8) to the prediction size",
-            "channel": "BT.601 Y (rgb2ycbcr on uint8: rounded to integers)",
+            "resize": _SIZE_CONVENTION[self.size],
+            "channel": self.CHANNELS[self.channel],
             "psnr": "peak 255",
-            "ssim_form": f"wang: {SSIM_FORMS['wang']}",
+            "gt_mean": GT_MEAN_CONVENTION if self.gt_mean else "none",
             **self._lpips_meta(),
         }
 
@@ -273,11 +362,23 @@ class Gopro(_RestorationProtocol):
     table = "RDDM Table 9 (and the talk's Table 3(e))"
     mean_columns = ("psnr", "ssim", "lpips")
 
+    def __init__(
+        self,
+        weights_dir,
+        device="cpu",
+        size: str = "prediction",
+        ssim_form: str = "matlab-volume",
+        lpips_version: str = "0.1",
+    ) -> None:
+        super().__init__(weights_dir, device, lpips_version)
+        self.size = _one_of(size, ("prediction", "native"), "size")
+        self.ssim_form = _one_of(ssim_form, tuple(SSIM_FORMS), "ssim_form")
+
     def measure(self, pred, target, mask):
-        target = imresize(target, tuple(pred.shape[-2:]))
+        pred, target = _same_size(pred, target, self.size)
         columns = {
             "psnr": psnr(pred, target, 255.0),
-            "ssim": ssim(pred, target, 255.0, "matlab-volume"),
+            "ssim": ssim(pred, target, 255.0, self.ssim_form),
         }
         unavailable: dict[str, str] = {}
         self._lpips_column(pred, target, columns, unavailable)
@@ -285,10 +386,10 @@ class Gopro(_RestorationProtocol):
 
     def conventions(self) -> dict[str, Any]:
         return {
-            "resize": "ground truth imresize'd (MATLAB bicubic, uint8) to the prediction size",
+            "resize": _SIZE_CONVENTION[self.size],
             "channel": "RGB uint8, data range 255",
-            "ssim_form": f"matlab-volume: {SSIM_FORMS['matlab-volume']}",
-            "unverified": ["ssim_form matlab-volume"],
+            "ssim_form": f"{self.ssim_form}: {SSIM_FORMS[self.ssim_form]}",
+            "unverified": ["ssim_form matlab-volume"] if self.ssim_form == "matlab-volume" else [],
             **self._lpips_meta(),
         }
 
@@ -308,23 +409,38 @@ class Rgb(_RestorationProtocol):
     table = "none (harness default for comparing methods under one convention)"
     mean_columns = ("psnr", "ssim", "lpips")
     lpips_resized = False
+    resizes = False
+
+    def __init__(
+        self,
+        weights_dir,
+        device="cpu",
+        channel: str = "rgb",
+        ssim_form: str = "wang",
+        lpips_version: str = "0.1",
+    ) -> None:
+        super().__init__(weights_dir, device, lpips_version)
+        self.channel = _one_of(channel, ("rgb", "y"), "channel")
+        self.ssim_form = _one_of(ssim_form, ("wang", "skimage"), "ssim_form")
 
     def measure(self, pred, target, mask):
         if pred.shape[-2:] != target.shape[-2:]:
             raise UsageError(
-                f"protocol 'rgb' does not resize: prediction {tuple(pred.shape[-2:])} and "
-                f"ground truth {tuple(target.shape[-2:])} differ; use a resizing protocol"
+                f"protocol '{self.name}' does not resize: prediction {tuple(pred.shape[-2:])} "
+                f"and ground truth {tuple(target.shape[-2:])} differ; use a resizing protocol"
             )
         self._require_window(pred, 11, self.name)
-        columns = {"psnr": psnr(pred, target, 255.0), "ssim": ssim(pred, target, 255.0, "wang")}
+        a, b = (pred, target) if self.channel == "rgb" else (rgb_to_y(pred), rgb_to_y(target))
+        columns = {"psnr": psnr(a, b, 255.0), "ssim": ssim(a, b, 255.0, self.ssim_form)}
         unavailable: dict[str, str] = {}
         self._lpips_column(pred, target, columns, unavailable)
         return columns, unavailable
 
     def conventions(self) -> dict[str, Any]:
+        channel = "RGB uint8" if self.channel == "rgb" else "BT.601 Y (rgb2ycbcr, rounded)"
         return {
             "resize": "none (native size)",
-            "channel": "RGB uint8, data range 255",
-            "ssim_form": f"wang: {SSIM_FORMS['wang']}",
+            "channel": f"{channel}, data range 255",
+            "ssim_form": f"{self.ssim_form}: {SSIM_FORMS[self.ssim_form]}",
             **self._lpips_meta(),
         }

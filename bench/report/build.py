@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from bench.report.measured import measured_markdown
+from bench.report.measured import audit_markdown, measured_markdown
 from bench.report.published import ABSENT, Display, PublishedCell, PublishedTable, Row
 from bench.report.reproduce import (
     PROFILE,
@@ -35,6 +35,7 @@ from bench.report.reproduce import (
     table_slots,
 )
 from bench.report.runs import Store, TrackedRun, same_value
+from bench.report.table11 import table11_markdown
 
 REGIONS = {"all": "all", "shadow": "s", "non-shadow": "ns"}
 #: Table 11's columns -> profile metrics; the paper's counts are THOP's (bench/profiling.py)
@@ -473,10 +474,12 @@ class ReportBuilder:
         if not self.store.runs:
             parts += ["**No runs in this experiment yet**: every measured cell is a dash.", ""]
         parts += measured_markdown(self.store, self.link, md_table)
+        parts += audit_markdown(self.store, self.link)
         parts += self.contents()
         for table in self.tables:
             parts.append(self.table_markdown(table))
             if table.id == "rddm-table-11c":
+                parts.append(table11_markdown(self.tables, self.finished, self.link, md_table))
                 parts.append(self.resources_markdown())
         if plots:
             parts += ["## Plots", ""]

@@ -70,3 +70,35 @@ def measured_markdown(store: Store, link: Callable[[TrackedRun], str], table) ->
         protocols = ", ".join(sorted({r.protocol for r in cells if r.protocol})) or "–"
         parts += [f"### {dataset}, {profile} profile (protocol {protocols})", "", table(header, rows), ""]  # fmt: skip
     return parts
+
+
+def audit_markdown(store: Store, link: Callable[[TrackedRun], str]) -> list[str]:
+    """``## Protocol audit``: for every finished run that logged one, its outputs scored
+    under each convention of the task, with the move from the paper's script."""
+    from bench.audit import markdown, rows_from_metrics
+    from bench.conventions import base_of
+
+    audited = []
+    for run in store.runs:
+        if run.kind == "cell" and run.finished and run.protocol:
+            rows = rows_from_metrics(base_of(run.protocol), run.metrics)
+            if rows:
+                audited.append((run, rows))
+    if not audited:
+        return []
+    parts = [
+        "## Protocol audit",
+        "",
+        "Each run's outputs scored again under every convention the literature uses for its "
+        "task, beside the paper's script (the first row): the number in brackets is how far "
+        "the headline value moves. A gap between two papers smaller than these moves may be "
+        "convention, not method. Each row's protocol can be picked with `--protocol` "
+        "(docs/protocols.md).",
+        "",
+    ]
+    audited.sort(key=lambda item: (item[0].dataset or "", item[0].profile or "", item[0].method or "", item[0].seed or 0))  # fmt: skip
+    for run, rows in audited:
+        title = f"{run.dataset}, {run.method} seed {run.seed or 0}, {run.profile} profile"
+        parts += [f"### {title} ([{run.run_id[:8]}]({link(run)}), {_images(run)} images)", ""]
+        parts += [markdown(rows), ""]
+    return parts

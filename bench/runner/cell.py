@@ -89,6 +89,7 @@ def resolve_device(name: str) -> torch.device:
 #: compile applies to sampling only)
 _NOT_TRAINING = (
     "steps", "eta", "eval_images", "eval_batch_size", "checkpoint_every", "protocol", "compile",
+    "audit",
 )  # fmt: skip
 
 
@@ -272,9 +273,13 @@ def cell_tags(cell: Cell, context: RunContext) -> dict[str, Any]:
 
 def run_cell(cell: Cell, context: RunContext) -> CellRecord:
     """Train or load, sample, score, profile and log one cell; never raises on failure."""
+    from bench.audit import auditable
+    from bench.audit import to_metrics as audit_metrics
+    from bench.conventions import base_of
     from bench.data import ensure_dataset, get_dataset, open_split, use_user_datasets
     from bench.data.verify import check_lock
     from bench.profiling import flat_metrics, profile_method
+    from bench.protocols.audit import audit_images
 
     if context.user_datasets is not None:
         use_user_datasets(context.user_datasets)
@@ -344,6 +349,13 @@ def run_cell(cell: Cell, context: RunContext) -> CellRecord:
             prefix = cell.protocol if method.kind != "generation" else "generation"
             record.metrics = {f"{prefix}/{k}": v for k, v in scores.summary.items()}
             record.unavailable = {f"{prefix}/{k}": v for k, v in scores.unavailable.items()}
+        if cell.audit and method.kind != "generation" and auditable(base_of(cell.protocol)):
+            with phase("audit"):
+                rows = audit_images(
+                    cell.protocol, samples["pred"], samples["target"], samples["mask"],
+                    samples["name"], context.weights_dir, str(device), known=scores,
+                )  # fmt: skip
+                tracker.log_metrics(run_id, audit_metrics(rows))
         with phase("profile"), autocast(cell.precision, device):
             profile = profile_method(method, cell.image_size, cell.steps, device)
         with phase("log"):

@@ -43,6 +43,7 @@ class Cell:
     eta: float = 0.0
     precision: str = "fp32"
     compile: bool = False
+    audit: bool = True  # also score under every convention of the task (bench/conventions.py)
 
     @property
     def key(self) -> str:
@@ -137,6 +138,7 @@ def expand(
                     eval_batch_size=profile.eval_batch_size,
                     precision=precision or profile.precision,
                     compile=profile.compile if compile is None else compile,
+                    audit=profile.audit,
                     options={
                         **_settings(method, spec.task, spec.name).get("options", {}),
                         **(options or {}),

@@ -256,6 +256,7 @@ def test_own_folders_register_run_and_report(tmp_path):
     text = next((tmp_path / "reports").rglob("report.md")).read_text()
     assert "### with-split, smoke profile (protocol rgb)" in text
     assert "### by-hash, smoke profile (protocol rgb)" in text
+    assert "## Protocol audit" in text and "| `rgb-y` |" in text  # every run is audited
     from mlflow.tracking import MlflowClient
 
     client = MlflowClient(f"sqlite:///{tmp_path / 'results' / 'mlflow.db'}")

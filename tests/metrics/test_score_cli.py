@@ -163,3 +163,25 @@ def test_match_pairs_released_names_and_lists_what_it_cannot(tmp_path, cli_confi
     )
     bad = _score(config, tmp_path / "released", tmp_path / "gt", "-p", "rgb", "--match", "x")
     assert bad.exit_code == 2 and "has no group" in bad.output
+
+
+def test_audit_scores_every_convention_and_agrees_with_each_variant(folders, cli_config):
+    from bench.conventions import conventions_for
+
+    pred, gt, mask = folders
+    config, _ = cli_config
+    result = _score(config, pred, gt, "--mask-dir", mask, "-p", "istd", "--audit", "--json")
+    assert result.exit_code == 0, result.output
+    record = json.loads(result.stdout)
+    rows = {row["protocol"]: row for row in record["rows"]}
+    assert list(rows) == ["istd"] + [c.name for c in conventions_for("istd")]
+    for name in ("istd-origin", "istd-d65", "istd-fu"):  # the row is what --protocol NAME gives
+        alone = json.loads(
+            _score(config, pred, gt, "--mask-dir", mask, "-p", name, "--json").stdout
+        )
+        assert rows[name]["values"]["PSNR"] == pytest.approx(alone["summary"]["psnr_all"])
+        assert rows[name]["values"]["MAE"] == pytest.approx(alone["summary"]["mae_all_pi"])
+    assert rows["istd"]["deltas"]["PSNR"] == 0
+    assert pd.read_csv(record["csv"]).shape[0] == len(rows)
+    generation = _score(config, pred, gt, "-p", "celeba", "--audit")
+    assert generation.exit_code == 2 and "has no audit" in generation.output

@@ -1,0 +1,136 @@
+"""The protocol audit's rows: headline values per convention and their moves (no torch, so
+`bench report` builds the same table from the values a run logged).
+
+One set of outputs scored under the paper's protocol and under every convention of its task
+(bench/conventions.py) gives one :class:`AuditRow` per convention: the headline metrics and
+how far each moved from the paper script's value (docs/protocols.md, "The protocol audit").
+A run logs them as ``audit/<protocol>/<metric>``; ``rows_from_metrics`` reads them back.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from bench.conventions import HEADLINES, conventions_for
+
+REFERENCE = "the paper's script"
+
+
+@dataclass(frozen=True)
+class AuditRow:
+    protocol: str  # the reference's or the convention's name ("istd", "istd-origin")
+    pick: str  # the --protocol that scores this row (the base for a row that reads values)
+    change: str
+    used_by: str
+    values: dict[str, float | None]  # headline title -> value (None: unavailable)
+    deltas: dict[str, float | None]  # headline title -> value minus the reference's
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "protocol": self.protocol,
+            "pick": self.pick,
+            "change": self.change,
+            "used_by": self.used_by,
+            "values": self.values,
+            "deltas": self.deltas,
+        }
+
+
+def auditable(base: str) -> bool:
+    return base in HEADLINES
+
+
+def _finite(value: float | None) -> float | None:
+    return None if value is None or not math.isfinite(value) else float(value)
+
+
+def audit_rows(
+    base: str,
+    summaries: Mapping[str, Mapping[str, float]],
+    reference_used_by: str = "",
+) -> list[AuditRow]:
+    """The rows of ``base``'s audit from summaries keyed by protocol name: the paper's
+    (key ``base``) and each convention's (key: its name). A convention that only reads other
+    values of the paper's result reads them from ``summaries[base]`` when it has no summary
+    of its own. A convention without a summary is left out."""
+    headlines = HEADLINES[base]
+    reference = {t: _finite(summaries[base].get(k)) for t, k in headlines}
+    zero = dict.fromkeys(reference, 0.0)
+    rows = [AuditRow(base, base, REFERENCE, reference_used_by, reference, zero)]
+    for convention in conventions_for(base):
+        source = summaries.get(convention.name)
+        if source is None and not convention.is_protocol:
+            source = summaries[base]
+        if source is None:
+            continue
+        reads = dict(headlines) | convention.reads
+        values = {t: _finite(source.get(reads[t])) for t, _ in headlines}
+        deltas = {
+            t: None if values[t] is None or reference[t] is None else values[t] - reference[t]
+            for t in values
+        }
+        pick = convention.name if convention.is_protocol else base
+        rows.append(
+            AuditRow(convention.name, pick, convention.label, convention.used_by, values, deltas)
+        )
+    return rows
+
+
+def _slug(title: str) -> str:
+    return title.lower().replace(" ", "_")
+
+
+def to_metrics(rows: list[AuditRow]) -> dict[str, float]:
+    """``audit/<protocol>/<metric>`` for every available value (what a run logs)."""
+    return {
+        f"audit/{row.protocol}/{_slug(title)}": value
+        for row in rows
+        for title, value in row.values.items()
+        if value is not None
+    }
+
+
+def rows_from_metrics(base: str, metrics: Mapping[str, float]) -> list[AuditRow]:
+    """The rows a run logged with :func:`to_metrics`; [] when it logged no audit."""
+    if not auditable(base) or not any(k.startswith(f"audit/{base}/") for k in metrics):
+        return []
+    summaries: dict[str, dict[str, float]] = {}
+    for convention in (None, *conventions_for(base)):
+        name = convention.name if convention else base
+        reads = dict(HEADLINES[base]) | (convention.reads if convention else {})
+        logged = {
+            reads[title]: metrics[f"audit/{name}/{_slug(title)}"]
+            for title in reads
+            if f"audit/{name}/{_slug(title)}" in metrics
+        }
+        if logged:
+            summaries[name] = logged
+    return audit_rows(base, summaries)
+
+
+def format_value(value: float | None, delta: float | None, first: bool) -> str:
+    """A value with its move from the reference row: '30.12 (+0.35)', '(=)' or 'n/a'."""
+    if value is None:
+        return "n/a"
+    digits = 2 if abs(value) >= 10 else 4
+    if first or delta is None:
+        return f"{value:.{digits}f}"
+    if abs(delta) < 0.5 * 10**-digits:
+        return f"{value:.{digits}f} (=)"
+    return f"{value:.{digits}f} ({delta:+.{digits}f})"
+
+
+def markdown(rows: list[AuditRow]) -> str:
+    """The audit as a Markdown table: each value with its move from the first row."""
+    titles = list(rows[0].values)
+    lines = [
+        "| Convention | Protocol | Used by | " + " | ".join(titles) + " |",
+        "|---|---|---|" + "---|" * len(titles),
+    ]
+    for index, row in enumerate(rows):
+        cells = [format_value(row.values[t], row.deltas[t], index == 0) for t in titles]
+        lines.append(f"| {row.change} | `{row.pick}` | {row.used_by} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)

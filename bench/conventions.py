@@ -1,0 +1,145 @@
+"""The evaluation conventions the literature uses, as data (no torch: manifests and the CLI
+read the names without loading the metrics).
+
+Each paper protocol (``istd``, ``lol``, ...) fixes one convention per choice an evaluation
+script makes. A :class:`Convention` changes one of those choices and names who makes it
+that way. Every convention that scores differently is also a protocol of its own,
+``<base>-<suffix>`` (``istd-origin``, ``lol-gtmean``), that users can pick; all of them are
+rows of the protocol audit (`bench score --audit`, docs/protocols.md), which scores one set
+of outputs under each to show how far the headline numbers move.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+#: protocols that each reproduce one paper's evaluation script
+BASE_PROTOCOLS = ("istd", "lol", "sid", "raindrop", "gopro", "rgb", "celeba", "cifar10")
+
+#: base protocol -> its headline metrics: (column title, summary key)
+HEADLINES: dict[str, tuple[tuple[str, str], ...]] = {
+    "istd": (
+        ("PSNR", "psnr_all"),
+        ("SSIM", "ssim_all"),
+        ("MAE", "mae_all_pi"),
+        ("MAE S", "mae_s_pi"),  # the shadow region: where mask conventions show
+        ("LPIPS", "lpips"),
+    ),
+    **{
+        name: (("PSNR", "psnr"), ("SSIM", "ssim"), ("LPIPS", "lpips"))
+        for name in ("lol", "sid", "raindrop", "gopro", "rgb")
+    },
+}
+
+
+@dataclass(frozen=True)
+class Convention:
+    """One way of evaluating that differs from the base protocol in one choice."""
+
+    base: str
+    suffix: str
+    label: str  # what changes, in words
+    used_by: str  # the paper or script that evaluates this way
+    options: dict[str, Any] = field(default_factory=dict)  # the base protocol's options
+    reads: dict[str, str] = field(default_factory=dict)  # headline title -> summary key
+
+    @property
+    def name(self) -> str:
+        """``<base>-<suffix>``: the protocol's name, or the audit row's for a convention that
+        only reads another summary value of the base protocol."""
+        return f"{self.base}-{self.suffix}"
+
+    @property
+    def is_protocol(self) -> bool:
+        """Whether the convention scores differently (a protocol of its own); False: it only
+        reads other values of the base protocol's result."""
+        return bool(self.options)
+
+
+_LPIPS_V0 = ("lpips-v0", "LPIPS v0.0 linear heads (v0.1 in the papers' scripts)",
+             "lpips.LPIPS(version='0.0'), the package's first release", {"lpips_version": "0.0"})  # fmt: skip
+
+
+def _y_channel_family(base: str, low_light: bool) -> tuple[Convention, ...]:
+    rows = [
+        Convention(base, "native", "scored at the ground truth's size (prediction resized "
+                   "to it) instead of the prediction's (256x256 for RDDM)",
+                   "Resfusion's native-size metrics (LLFlow Measure.py at 600x400)"
+                   if low_light else "scripts that score at the dataset's own size",
+                   {"size": "native"}),
+        Convention(base, "in-rgb", "PSNR on RGB and scikit-image SSIM per channel "
+                   "(7x7 uniform window) instead of the BT.601 Y channel",
+                   "Resfusion's skimage metrics (channel_axis=-1); LLFlow Measure.py PSNR",
+                   {"channel": "rgb"}),
+        Convention(base, "yiq", "Y of YIQ (0.299 R + 0.587 G + 0.114 B, full range) "
+                   "instead of Y of rgb2ycbcr (studio swing, rounded)",
+                   "pyiqa's psnry/ssim default color_space='yiq'; MATLAB rgb2ntsc",
+                   {"channel": "yiq"}),
+    ]  # fmt: skip
+    if low_light:
+        rows.append(
+            Convention(base, "gtmean", "prediction rescaled so its mean matches the ground "
+                       "truth's grey mean before scoring (GT-mean brightness correction)",
+                       "LLFlow test.py, after KinD evaluate_LOLdataset.py",
+                       {"gt_mean": True})
+        )  # fmt: skip
+    rows.append(Convention(base, *_LPIPS_V0))
+    return tuple(rows)
+
+
+CONVENTIONS: tuple[Convention, ...] = (
+    Convention("istd", "fu", "imresize on uint8, then double, for PSNR and SSIM too "
+               "(the script: double, then imresize)", "fu_cvpr2021 (the script's header)",
+               {"order": "resize-then-double"}),
+    Convention("istd", "origin", "native size (ISTD: 640x480), no imresize at all (the "
+               "script: 256x256)",
+               "Resfusion evaluate_ISTD_results_origin.m; wang_cvpr2018, le_iccv2019",
+               {"size": None}),
+    Convention("istd", "mae-pp", "MAE per pixel (sum over all images / all pixels) instead "
+               "of the mean of per-image MAE", "the script prints both (PP-Lab, PI-Lab)",
+               reads={"MAE": "mae_all_pp", "MAE S": "mae_s_pp"}),
+    Convention("istd", "d65", "Lab with the D65 white instead of MATLAB makecform's D50",
+               "Python ports with scikit-image rgb2lab defaults", {"white": "d65"}),
+    Convention("istd", "mask-half", "shadow = resized mask >= 0.5 instead of != 0",
+               "Python ports that binarise the mask at one half",
+               {"mask_threshold": "half"}),
+    Convention("istd", "ssim-channels", "SSIM per RGB channel (11x11 Gaussian, 'valid'), "
+               "averaged, instead of MATLAB ssim's 3-D volume",
+               "BasicSR calculate_ssim; scikit-image channel_axis=-1",
+               {"ssim_form": "wang"}),
+    Convention("istd", *_LPIPS_V0),
+    *_y_channel_family("lol", low_light=True),
+    *_y_channel_family("sid", low_light=True),
+    *_y_channel_family("raindrop", low_light=False),
+    Convention("gopro", "native", "scored at 1280x720 (prediction resized to it) instead "
+               "of the prediction's 256x256", "the deblurring literature (MPRNet, Restormer)",
+               {"size": "native"}),
+    Convention("gopro", "ssim-channels", "SSIM per RGB channel (11x11 Gaussian, 'valid') "
+               "instead of MATLAB ssim's 3-D volume", "BasicSR calculate_ssim",
+               {"ssim_form": "wang"}),
+    Convention("gopro", *_LPIPS_V0),
+    Convention("rgb", "y", "BT.601 Y channel (rgb2ycbcr, rounded) instead of RGB",
+               "MPRNet evaluate_PSNR_SSIM.m; BasicSR test_y_channel", {"channel": "y"}),
+    Convention("rgb", "skimage-ssim", "scikit-image SSIM defaults (7x7 uniform window, "
+               "sample covariance) instead of Wang's Gaussian",
+               "structural_similarity(channel_axis=-1) without gaussian_weights",
+               {"ssim_form": "skimage"}),
+    Convention("rgb", *_LPIPS_V0),
+)  # fmt: skip
+
+VARIANTS: dict[str, Convention] = {c.name: c for c in CONVENTIONS if c.is_protocol}
+
+
+def protocol_names() -> tuple[str, ...]:
+    """Every protocol a manifest, `bench score` or `bench data add` may name."""
+    return BASE_PROTOCOLS + tuple(VARIANTS)
+
+
+def conventions_for(base: str) -> tuple[Convention, ...]:
+    return tuple(c for c in CONVENTIONS if c.base == base)
+
+
+def base_of(protocol: str) -> str:
+    """The paper protocol a variant changes (a paper protocol is its own base)."""
+    return VARIANTS[protocol].base if protocol in VARIANTS else protocol

@@ -1,0 +1,47 @@
+"""Scoring for the protocol audit: the paper's protocol and one protocol per convention of
+its task (bench/conventions.py), evaluated on the same images; bench/audit.py turns their
+summaries into the audit's rows (docs/protocols.md, "The protocol audit")."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from bench.audit import AuditRow, audit_rows, auditable
+from bench.conventions import HEADLINES, base_of, conventions_for
+from bench.errors import UsageError, choices
+from bench.metrics.result import MetricResult
+from bench.protocols.base import Protocol, get_protocol
+
+
+def audit_protocols(base: str, weights_dir: Path, device: str = "cpu") -> dict[str, Protocol]:
+    """Protocol name -> protocol: the paper's (``base``) and every convention that scores
+    differently (the others read values of the paper's result)."""
+    if not auditable(base):
+        raise UsageError(f"protocol '{base}' has no audit; audited protocols: {choices(HEADLINES)}")
+    protocols = {base: get_protocol(base, weights_dir, device)}
+    for convention in conventions_for(base):
+        if convention.is_protocol:
+            protocols[convention.name] = get_protocol(convention.name, weights_dir, device)
+    return protocols
+
+
+def audit_images(
+    protocol: str,
+    pred: torch.Tensor,
+    target: torch.Tensor,
+    mask: torch.Tensor | None,
+    names: list[str],
+    weights_dir: Path,
+    device: str = "cpu",
+    known: MetricResult | None = None,
+) -> list[AuditRow]:
+    """The audit of one set of images under ``protocol``'s task. ``known``: the result of
+    ``protocol`` itself on these images, reused rather than scored again."""
+    base = base_of(protocol)
+    summaries = {}
+    for name, candidate in audit_protocols(base, weights_dir, device).items():
+        result = known if known is not None and name == protocol else None
+        summaries[name] = (result or candidate.evaluate(pred, target, mask, names)).summary
+    return audit_rows(base, summaries, get_protocol(base, weights_dir, device).table)

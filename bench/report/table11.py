@@ -1,0 +1,115 @@
+"""Table 11 from the networks alone: every method of RDDM Table 11 at the papers'
+configuration (256x256, the paper's widths, options and steps), its parameters and MACs
+counted as the paper did (thop 0.1.1) and audited (parameter sum, torch flop counter),
+beside the printed counts. No training and no run are needed: the networks are built and
+counted on the meta device (bench.profiling.static_counts). Measured latency joins from
+finished runs of the same method and dataset at 256x256 when there are any."""
+
+from __future__ import annotations
+
+import json
+import statistics
+from collections.abc import Callable
+from functools import lru_cache
+
+from bench.report.published import PublishedTable, Row
+from bench.report.runs import TrackedRun
+
+TABLE_11 = ("rddm-table-11a", "rddm-table-11b", "rddm-table-11c")
+PAPER_SIZE = 256
+
+
+@lru_cache(maxsize=32)
+def _counts(method: str, task: str, has_mask: bool, options: str, steps: int) -> dict:
+    import warnings
+
+    from baselines import build_method, paper_settings
+    from bench.profiling import static_counts
+
+    settings = paper_settings(method, task).get("options", {}) | json.loads(options)
+    with warnings.catch_warnings():  # thop's distutils deprecation
+        warnings.simplefilter("ignore", DeprecationWarning)
+        built = build_method(
+            method, image_size=PAPER_SIZE, mask_channels=1 if has_mask else 0, **settings
+        )
+        return static_counts(built, PAPER_SIZE, steps)
+
+
+def _printed(row: Row, key: str) -> str:
+    value = row.values.get(key)
+    return "–" if value is None or value.absent else value.text
+
+
+def _steps(row: Row, method: str, task: str) -> int:
+    from baselines import paper_settings
+
+    printed = row.values.get("steps")
+    if printed is not None and not printed.absent:
+        return int(float(printed.value))  # type: ignore[arg-type]
+    return int(paper_settings(method, task).get("steps") or 1)
+
+
+def table11_markdown(
+    tables: list[PublishedTable],
+    runs: list[TrackedRun],
+    link: Callable[[TrackedRun], str],
+    md_table: Callable[[list[str], list[list[str]]], str],
+) -> str:
+    """``## Table 11 from the networks``: published against counted, per method row."""
+    from bench.data import get_dataset
+    from bench.report.reproduce import DATASETS, _method_options, bench_method
+
+    header = [
+        "Table", "Row", "bench method", "Steps",
+        "Params THOP (M): paper / bench", "Params audited (M)",
+        "GMACs/step THOP: paper / bench", "GMACs/step audited",
+        "GMACs/image THOP: paper / bench", "GMACs/image audited",
+        "Latency/image at 256² (s), measured",
+    ]  # fmt: skip
+    rows = []
+    for table in (t for t in tables if t.id in TABLE_11):
+        spec = get_dataset(DATASETS.get(table.dataset or "", table.dataset or ""))
+        for row in table.rows:
+            found = bench_method(row)
+            if found is None:
+                continue
+            method, fixed = found
+            options = fixed | _method_options(method, row.settings)
+            steps = _steps(row, method, spec.task)
+            counts = _counts(method, spec.task, spec.has_mask, json.dumps(options, sort_keys=True), steps)  # fmt: skip
+            measured = [
+                r for r in runs
+                if r.method == method and r.dataset == spec.name and r.image_size == PAPER_SIZE
+                and "profile/latency_image_s" in r.metrics
+            ]  # fmt: skip
+            latency = (
+                f"{statistics.median(r.metrics['profile/latency_image_s'] for r in measured):.3g} "
+                + ", ".join(f"[{r.run_id[:8]}]({link(r)})" for r in measured)
+                if measured
+                else "– (no run at 256²)"
+            )
+            rows.append(
+                [
+                    f"11({table.table.removeprefix('11(').rstrip(')')})" if table.table.startswith("11") else table.table,
+                    row.label, f"`{method}`", str(steps),
+                    f"{_printed(row, 'params_m')} / {counts['params_thop'] / 1e6:.2f}",
+                    f"{counts['params'] / 1e6:.2f}",
+                    f"{_printed(row, 'macs_per_step_g')} / {counts['macs_thop'] / 1e9:.1f}",
+                    f"{counts['macs'] / 1e9:.1f}",
+                    f"{_printed(row, 'macs_g')} / {counts['macs_thop_per_image'] / 1e9:.1f}",
+                    f"{counts['macs_per_image'] / 1e9:.1f}",
+                    latency,
+                ]
+            )  # fmt: skip
+    text = [
+        "## Table 11 from the networks: the papers' configuration, counted",
+        "",
+        "Every bench method of RDDM Table 11 built at the papers' configuration (256x256, "
+        "each paper's widths, options and sampling steps) and counted without training: "
+        "THOP as the paper printed it (thop 0.1.1 counts weight-standardised convolutions, "
+        "norms and attention as zero) beside the audited parameter sum and torch flop "
+        "counter MACs. Where the THOP columns agree with the paper, bench's networks are the "
+        "papers'; the audited columns are what the networks really cost.",
+        "",
+    ]
+    return "\n".join([*text, md_table(header, rows), ""]) if rows else ""

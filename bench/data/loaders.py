@@ -88,12 +88,14 @@ def equalize_histogram(channel: np.ndarray) -> np.ndarray:
     return lut[channel]
 
 
+def _padded_shape(height: int, width: int, minimum: int, multiple: int) -> tuple[int, int]:
+    new_h, new_w = max(height, minimum), max(width, minimum)
+    return new_h + -new_h % multiple, new_w + -new_w % multiple
+
+
 def _pad(image: np.ndarray, minimum: int, multiple: int) -> np.ndarray:
     height, width = image.shape[:2]
-    new_h = max(height, minimum)
-    new_w = max(width, minimum)
-    new_h += -new_h % multiple
-    new_w += -new_w % multiple
+    new_h, new_w = _padded_shape(height, width, minimum, multiple)
     if (new_h, new_w) == (height, width):
         return image
     padding = [(0, new_h - height), (0, new_w - width)] + [(0, 0)] * (image.ndim - 2)
@@ -212,6 +214,13 @@ class _SplitDataset(torch.utils.data.Dataset):
             images = {k: _resize(np.ascontiguousarray(v), o.image_size) for k, v in images.items()}
         return images
 
+    def padded_shape(self, height: int, width: int) -> tuple[int, int]:
+        """The (height, width) an image of this size has after step 2, before the resize."""
+        o = self.options
+        if not o.pad:
+            return height, width
+        return _padded_shape(height, width, (o.image_size or 0) if o.pad_to_size else 0, o.pad_multiple)
+
     def _item(self, images: dict[str, np.ndarray], name: str, files: tuple) -> dict[str, Any]:
         images = self._geometry(images, files)
         item: dict[str, Any] = {"name": name}
@@ -254,6 +263,16 @@ class PairedDataset(_SplitDataset):
         }
         # Outputs are saved under the input's basename, as in the official code.
         return self._item(images, roles.get("input", roles["target"]).stem, tuple(keys.items()))
+
+    def native(self, index: int) -> dict[str, np.ndarray]:
+        """The item's ground truth (and mask) as the files hold them, at their own size:
+        what the papers' evaluation scripts read (docs/protocols.md, "Native size")."""
+        roles = self.files.pairs[self.ids[index]]
+        return {
+            role: read_image(roles[role], "L" if role == "mask" else "RGB")
+            for role in ("target", "mask")
+            if role in roles
+        }
 
 
 class UnpairedDataset(_SplitDataset):

@@ -4,9 +4,8 @@ summaries into the audit's rows (docs/protocols.md, "The protocol audit")."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-
-import torch
 
 from bench.audit import AuditRow, audit_rows, auditable
 from bench.conventions import HEADLINES, base_of, conventions_for
@@ -29,19 +28,17 @@ def audit_protocols(base: str, weights_dir: Path, device: str = "cpu") -> dict[s
 
 def audit_images(
     protocol: str,
-    pred: torch.Tensor,
-    target: torch.Tensor,
-    mask: torch.Tensor | None,
-    names: list[str],
+    evaluate: Callable[[Protocol], MetricResult],
     weights_dir: Path,
     device: str = "cpu",
     known: MetricResult | None = None,
 ) -> list[AuditRow]:
-    """The audit of one set of images under ``protocol``'s task. ``known``: the result of
-    ``protocol`` itself on these images, reused rather than scored again."""
+    """The audit of one set of images under ``protocol``'s task: ``evaluate(p)`` scores
+    them under protocol ``p``. ``known``: the result of ``protocol`` itself, reused."""
     base = base_of(protocol)
-    summaries = {}
-    for name, candidate in audit_protocols(base, weights_dir, device).items():
-        result = known if known is not None and name == protocol else None
-        summaries[name] = (result or candidate.evaluate(pred, target, mask, names)).summary
-    return audit_rows(base, summaries, get_protocol(base, weights_dir, device).table)
+    protocols = audit_protocols(base, weights_dir, device)
+    summaries = {
+        name: (known if known is not None and name == protocol else evaluate(candidate)).summary
+        for name, candidate in protocols.items()
+    }
+    return audit_rows(base, summaries, protocols[base].table)

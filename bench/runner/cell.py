@@ -180,6 +180,8 @@ def sample_split(method: Any, split: Any, cell: Cell, device: torch.device) -> d
     count = len(split) if cell.eval_images == 0 else min(cell.eval_images, len(split))
     generator = torch.Generator(device=device).manual_seed(derived_seed(cell.seed, "sampling"))
     outputs: dict[str, list] = {"pred": [], "input": [], "target": [], "mask": [], "name": []}
+    native: dict[str, list] = {"target": [], "mask": [], "padded": []}
+    keeps_native = hasattr(split, "native")  # paired data: scored against its own files
     method.eval()
     with console.progress_bar(f"sampling {getattr(method, 'name', cell.method)}", count) as advance:
         for start in range(0, count, cell.eval_batch_size):
@@ -205,11 +207,17 @@ def sample_split(method: Any, split: Any, cell: Cell, device: torch.device) -> d
             if mask is not None:
                 outputs["mask"].append((mask > 0.5).to(torch.uint8) * 255)
             outputs["name"] += [item["name"] for item in items]
+            for index in range(start, start + len(items)) if keeps_native else ():
+                files = split.native(index)
+                native["target"].append(torch.from_numpy(files["target"]).permute(2, 0, 1))
+                if "mask" in files:
+                    native["mask"].append(torch.from_numpy(files["mask"])[None])
+                native["padded"].append(split.padded_shape(*files["target"].shape[:2]))
             advance(len(items))
     return {
         key: (torch.cat(value) if value else None) if key != "name" else value
         for key, value in outputs.items()
-    } | {"split_size": len(split)}
+    } | {"split_size": len(split), "native": native if keeps_native else None}
 
 
 def subset_tags(samples: dict[str, Any]) -> dict[str, str]:
@@ -228,8 +236,35 @@ def score(cell: Cell, samples: dict[str, Any], weights_dir: Path, kind: str, dev
         )
     from bench.protocols import get_protocol
 
-    protocol = get_protocol(cell.protocol, weights_dir, device=str(device))
-    return protocol.evaluate(samples["pred"], samples["target"], samples["mask"], samples["name"])
+    return evaluate_native(get_protocol(cell.protocol, weights_dir, device=str(device)), samples)
+
+
+def evaluate_native(protocol: Any, samples: dict[str, Any]) -> Any:
+    """Score the predictions against the ground truth files at their own size, as the
+    papers' scripts read them, never against the loader's resized copies: each protocol
+    then resizes as its script does (ISTD: both to 256x256; Y-channel and GoPro scripts:
+    the ground truth to the prediction's size). A protocol that does not resize gets the
+    prediction brought back to the file's size: resized to the padded size the loader
+    made, then cropped (docs/protocols.md, "Native size"). Images of different sizes are
+    scored in groups of one size and merged."""
+    from bench.metrics.resize import imresize
+
+    native = samples.get("native")
+    if native is None:  # unpaired data: the loader's images are all there is
+        return protocol.evaluate(samples["pred"], samples["target"], samples["mask"], samples["name"])  # fmt: skip
+    groups: dict[tuple, list[int]] = {}
+    for index, (target, padded) in enumerate(zip(native["target"], native["padded"], strict=True)):
+        groups.setdefault((tuple(target.shape[-2:]), padded), []).append(index)
+    results = []
+    for (size, padded), indices in groups.items():
+        pred = samples["pred"][indices]
+        if not protocol.resizes and pred.shape[-2:] != size:
+            pred = imresize(pred, padded)[..., : size[0], : size[1]].contiguous()
+        target = torch.stack([native["target"][i] for i in indices])
+        mask = torch.stack([native["mask"][i] for i in indices]) if native["mask"] else None
+        names = [samples["name"][i] for i in indices]
+        results.append(protocol.evaluate(pred, target, mask, names))
+    return results[0] if len(results) == 1 else protocol.combine(results)
 
 
 def sample_grid(samples: dict[str, Any], path: Path) -> None:
@@ -352,8 +387,8 @@ def run_cell(cell: Cell, context: RunContext) -> CellRecord:
         if cell.audit and method.kind != "generation" and auditable(base_of(cell.protocol)):
             with phase("audit"):
                 rows = audit_images(
-                    cell.protocol, samples["pred"], samples["target"], samples["mask"],
-                    samples["name"], context.weights_dir, str(device), known=scores,
+                    cell.protocol, lambda protocol: evaluate_native(protocol, samples),
+                    context.weights_dir, str(device), known=scores,
                 )  # fmt: skip
                 tracker.log_metrics(run_id, audit_metrics(rows))
         with phase("profile"), autocast(cell.precision, device):

@@ -166,7 +166,7 @@ def test_audit_rows_have_every_convention_and_read_back_from_metrics(tmp_path, p
     pred, target = pair
     mask = torch.zeros((3, 1, 96, 112), dtype=torch.uint8)
     mask[..., 20:60, 30:80] = 255
-    rows = audit_images("istd", pred, target, mask, ["a", "b", "c"], tmp_path)
+    rows = audit_images("istd", lambda p: p.evaluate(pred, target, mask), tmp_path)
     assert [r.protocol for r in rows] == ["istd"] + [c.name for c in conventions_for("istd")]
     by_name = {r.protocol: r for r in rows}
     direct = get_protocol("istd-d65", tmp_path).evaluate(pred, target, mask).summary
@@ -189,7 +189,7 @@ def test_audit_rows_have_every_convention_and_read_back_from_metrics(tmp_path, p
 def test_audit_of_a_variant_is_the_audit_of_its_base(tmp_path, pair):
     pred, target = pair
     known = get_protocol("lol-gtmean", tmp_path).evaluate(pred, target)
-    rows = audit_images("lol-gtmean", pred, target, None, ["a", "b", "c"], tmp_path, known=known)
+    rows = audit_images("lol-gtmean", lambda p: p.evaluate(pred, target), tmp_path, known=known)
     assert rows[0].protocol == "lol" and {r.protocol for r in rows} == {"lol"} | {
         c.name for c in conventions_for("lol")
     }

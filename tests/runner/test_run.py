@@ -127,6 +127,34 @@ def test_metric_without_weights_is_unavailable_not_zero(default_run):
     assert "bench weights" in cell.data.tags["unavailable.istd/lpips"]
 
 
+def test_samples_rescored_by_bench_score_give_the_runs_numbers(default_run, tmp_path):
+    """A run scores against the ground-truth files at their own size, as `bench score` does
+    on the saved samples (the loader's resized copies are for the networks only)."""
+    import shutil
+
+    root, _ = default_run
+    _, found = runs(root)
+    cell = next(r for r in found if r.data.tags.get("method") == "rddm")
+    samples = Path(cell.data.tags["samples_dir"])
+    suite = root / "data" / "synth-shadow" / "test"
+    for folder, role in (("gt", "test_C"), ("mask", "test_B")):
+        (tmp_path / folder).mkdir()
+        for sample in samples.glob("*.png"):
+            shutil.copy(suite / role / sample.name, tmp_path / folder / sample.name)
+    result = CliRunner().invoke(
+        app,
+        ["score", str(samples), str(tmp_path / "gt"), "--mask-dir", str(tmp_path / "mask"),
+         "-p", "istd", "--json", "-c", str(root / "bench.toml")],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)["summary"]
+    for key in ("psnr_all", "ssim_all", "mae_all_pi", "mae_s_pi", "psnr_ns"):
+        assert summary[key] == pytest.approx(cell.data.metrics[f"istd/{key}"], abs=1e-9), key
+    # and the run audited its outputs: the paper's row equals the headline metrics
+    assert cell.data.metrics["audit/istd/psnr"] == cell.data.metrics["istd/psnr_all"]
+    assert "audit/istd-origin/mae_s" in cell.data.metrics
+
+
 def cell_and_context(tmp_path: Path, method: str = "rddm-sm-res"):
     config = load_config(short_config(tmp_path), {"run": {"methods": [method]}})
     (cell,) = expand(config)

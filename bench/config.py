@@ -102,6 +102,8 @@ class ProfileConfig:
     compile: bool = False
     #: score every run under each convention of its task too (the protocol audit)
     audit: bool = True
+    #: also sample and score the EMA every N iterations: the learning curve (0: at the end)
+    eval_every: int = 0
 
     def budget(self, method: str) -> tuple[int | Paper, float | Paper]:
         """(iterations, lr) for ``method``: the profile's, times its factors where set.
@@ -268,6 +270,7 @@ _PROFILE_RANGES: dict[str, tuple[float | None, float | None]] = {
     "checkpoint_every": (1, None),
     "eval_images": (0, None),
     "eval_batch_size": (1, None),
+    "eval_every": (0, None),
 }
 
 

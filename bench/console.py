@@ -89,6 +89,17 @@ def table(title: str | None, columns: Sequence[str], rows: Iterable[Sequence[Any
     return result
 
 
+@contextmanager
+def quiet() -> Iterator[None]:
+    """Messages and progress bars off inside the block (work nested in a progress bar:
+    one live display at a time)."""
+    before, state.quiet = state.quiet, True
+    try:
+        yield
+    finally:
+        state.quiet = before
+
+
 #: without a terminal (a log file, a CI job), a progress line at most this often
 LOG_EVERY_SECONDS = 30.0
 

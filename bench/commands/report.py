@@ -34,6 +34,7 @@ EXAMPLE = """Examples:
 """
 
 PLOTS = {
+    "learning.png": "Learning curves: the headline metric of the EMA against iterations",
     "steps.png": "Quality against sampling steps",
     "latency.png": "Quality against measured latency per image",
     "loss.png": "Training loss (train/loss)",
@@ -138,7 +139,21 @@ def _draw(store, folder: Path) -> list[str]:
         )
         for r in finished
     }
+    learning: dict[tuple[str, str], dict[str, list[tuple[int, float]]]] = {}
+    floors: dict[tuple[str, str], float] = {}
+    for run in finished:
+        if key := plots.curve_key(run):
+            label = f"{run.method} seed {run.seed} ({run.profile}) {run.run_id[:8]}"
+            learning.setdefault((run.dataset or "?", key), {})[label] = metric_history(
+                store.uri, run.run_id, key
+            )
+    for run in store.runs:  # the newest identity baseline of each dataset
+        for dataset, key in learning:
+            final = key.replace("curve/", "", 1)
+            if run.kind == "identity" and run.dataset == dataset and final in run.metrics:
+                floors[(dataset, key)] = run.metrics[final]
     made = {
+        "learning.png": plots.learning_plot(learning, floors, folder / "learning.png"),
         "steps.png": plots.steps_plot(finished, folder / "steps.png"),
         "latency.png": plots.latency_plot(finished, folder / "latency.png"),
         "loss.png": plots.loss_plot(curves, folder / "loss.png"),

@@ -122,6 +122,16 @@ def run(
             "cannot) [default: the profile's].",
         ),
     ] = None,
+    eval_every: Annotated[
+        int | None,
+        typer.Option(
+            "--eval-every",
+            min=0,
+            help="Also sample and score the EMA every N iterations and log the headline "
+            "metrics as curve/<protocol>/<metric>: the learning curve (0: off) [default: "
+            "the profile's].",
+        ),
+    ] = None,
     log_checkpoint: Annotated[
         bool, typer.Option(help="Log each cell's checkpoint to MLflow.")
     ] = False,
@@ -171,6 +181,7 @@ def run(
     }
     invocation = {"resume": resume, "checkpoint": checkpoint, "log_checkpoint": log_checkpoint}
     invocation |= {"weights": weights, "precision": precision, "compile": compile}
+    invocation |= {"eval_every": eval_every}
     if precision not in (None, "fp32", "bf16"):
         raise UsageError(f"--precision '{precision}' is not known; valid choices: bf16, fp32")
     invocation |= {"executor": executor, "jobs": jobs, "nproc": nproc}
@@ -245,6 +256,7 @@ def _run_grid(
     weights: str,
     precision: str | None,
     compile: bool | None,
+    eval_every: int | None,
     log_checkpoint: bool,
     executor: str,
     jobs: int,
@@ -257,7 +269,7 @@ def _run_grid(
     from bench.runner.executors import make_executor
     from bench.runner.grid import grid_worker, run_grid
 
-    cells = expand(config, iters, steps, options, precision=precision, compile=compile)
+    cells = expand(config, iters, steps, options, precision, compile, eval_every)
     from bench.files import ensure_writable
 
     ensure_writable(config.paths.results_dir, f"[paths] results_dir in {config.source}")

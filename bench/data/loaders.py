@@ -219,7 +219,9 @@ class _SplitDataset(torch.utils.data.Dataset):
         o = self.options
         if not o.pad:
             return height, width
-        return _padded_shape(height, width, (o.image_size or 0) if o.pad_to_size else 0, o.pad_multiple)
+        return _padded_shape(
+            height, width, (o.image_size or 0) if o.pad_to_size else 0, o.pad_multiple
+        )
 
     def _item(self, images: dict[str, np.ndarray], name: str, files: tuple) -> dict[str, Any]:
         images = self._geometry(images, files)

@@ -117,6 +117,43 @@ def latency_plot(runs: list[TrackedRun], path: Path) -> bool:
     return True
 
 
+def curve_key(run: TrackedRun) -> str | None:
+    """The learning-curve metric of ``run``: ``curve/<protocol>/<first headline metric>``
+    when it was run with --eval-every, else None."""
+    from bench.conventions import HEADLINES, base_of
+
+    if not run.protocol or not int(run.field("eval_every") or 0):
+        return None
+    headlines = HEADLINES.get(base_of(run.protocol))
+    return f"curve/{run.protocol}/{headlines[0][1]}" if headlines else None
+
+
+def learning_plot(
+    curves: dict[tuple[str, str], dict[str, list[tuple[int, float]]]],
+    floors: dict[tuple[str, str], float],
+    path: Path,
+) -> bool:
+    """The headline metric of the EMA against training iterations: one panel per (dataset,
+    metric key), one line per run, the identity baseline (the floor) dashed."""
+    panels = {k: v for k, v in sorted(curves.items()) if any(v.values())}
+    if not panels:
+        return False
+    figure, axes = _figure(len(panels))
+    for axis, ((dataset, key), lines) in zip(axes, panels.items(), strict=True):
+        for label, points in sorted(lines.items()):
+            axis.plot([s for s, _ in points], [v for _, v in points], marker=".", label=label)
+        if (dataset, key) in floors:
+            axis.axhline(
+                floors[(dataset, key)], color="grey", linestyle="--", label="identity (input)"
+            )
+        axis.set_xlabel("training iteration")
+        axis.set_ylabel(key.split("/", 1)[1])
+        axis.set_title(f"{dataset}: learning curve (EMA weights)")
+        axis.legend(fontsize="small")
+    _save(figure, path)
+    return True
+
+
 def loss_plot(curves: dict[str, list[tuple[int, float]]], path: Path) -> bool:
     """``train/loss`` against iteration, one line per run (``curves``: label -> history)."""
     curves = {label: points for label, points in curves.items() if points}

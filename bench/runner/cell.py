@@ -89,7 +89,7 @@ def resolve_device(name: str) -> torch.device:
 #: compile applies to sampling only)
 _NOT_TRAINING = (
     "steps", "eta", "eval_images", "eval_batch_size", "checkpoint_every", "protocol", "compile",
-    "audit",
+    "audit", "eval_every",
 )  # fmt: skip
 
 
@@ -267,6 +267,15 @@ def evaluate_native(protocol: Any, samples: dict[str, Any]) -> Any:
     return results[0] if len(results) == 1 else protocol.combine(results)
 
 
+def curve_metrics(cell: Cell, summary: dict[str, float]) -> dict[str, float]:
+    """``curve/<protocol>/<metric>`` of the protocol's headline metrics (every summary value
+    for generation): one point of the learning curve."""
+    from bench.conventions import HEADLINES, base_of
+
+    keys = [key for _, key in HEADLINES.get(base_of(cell.protocol), ())] or list(summary)
+    return {f"curve/{cell.protocol}/{key}": summary[key] for key in keys if key in summary}
+
+
 def sample_grid(samples: dict[str, Any], path: Path) -> None:
     """Rows of (input | output | ground truth) for the first few test images."""
     columns = [samples[k] for k in ("input", "pred", "target") if samples[k] is not None]
@@ -384,6 +393,9 @@ def run_cell(cell: Cell, context: RunContext) -> CellRecord:
             prefix = cell.protocol if method.kind != "generation" else "generation"
             record.metrics = {f"{prefix}/{k}": v for k, v in scores.summary.items()}
             record.unavailable = {f"{prefix}/{k}": v for k, v in scores.unavailable.items()}
+            if cell.eval_every:  # the learning curve ends at the run's own numbers
+                curve = curve_metrics(cell, scores.summary)
+                tracker.log_metrics(run_id, curve, step=cell.iterations)
         if cell.audit and method.kind != "generation" and auditable(base_of(cell.protocol)):
             with phase("audit"):
                 rows = audit_images(
@@ -435,11 +447,23 @@ def train_cell(method, cell, spec, root, device, clock, context, tracker, run_id
     )
     checkpoint = checkpoint_path(context.results_dir, cell)
     settings = training_settings(cell) | {"dataset_fingerprint": data_fingerprint}
+    on_eval = None
+    if cell.eval_every and World.current().is_main:
+        test_split = open_split(
+            cell.dataset, root, spec.test_split, image_size=cell.image_size, train=False
+        )
+
+        def on_eval(iteration: int, ema: Any) -> None:
+            with console.quiet():
+                scores = score(cell, sample_split(ema.model, test_split, cell, device),
+                               context.weights_dir, ema.model.kind, device)  # fmt: skip
+            tracker.log_metrics(run_id, curve_metrics(cell, scores.summary), step=iteration)
+
     with console.progress_bar(f"training {cell.method}", cell.iterations) as advance:
         result, ema = train(
             method, train_split, cell, device, checkpoint, context.resume, clock,
             on_step=lambda iteration, parts: advance(loss=float(parts["loss"])),
-            settings=settings,
+            settings=settings, on_eval=on_eval,
         )  # fmt: skip
     for name in result.losses[0][1] if result.losses else ():
         tracker.log_history(run_id, f"train/{name}", [(i, p[name]) for i, p in result.losses])

@@ -44,6 +44,7 @@ class Cell:
     precision: str = "fp32"
     compile: bool = False
     audit: bool = True  # also score under every convention of the task (bench/conventions.py)
+    eval_every: int = 0  # also score the EMA every N iterations (the learning curve); 0: never
 
     @property
     def key(self) -> str:
@@ -92,6 +93,7 @@ def expand(
     options: dict[str, Any] | None = None,
     precision: str | None = None,
     compile: bool | None = None,
+    eval_every: int | None = None,
 ) -> list[Cell]:
     """The grid of cells for ``config.run``, in a stable order (method, then seed).
 
@@ -139,6 +141,7 @@ def expand(
                     precision=precision or profile.precision,
                     compile=profile.compile if compile is None else compile,
                     audit=profile.audit,
+                    eval_every=profile.eval_every if eval_every is None else eval_every,
                     options={
                         **_settings(method, spec.task, spec.name).get("options", {}),
                         **(options or {}),

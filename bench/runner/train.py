@@ -181,13 +181,15 @@ def train(
     on_step: Callable[[int, dict[str, float]], None] | None = None,
     world: World | None = None,
     settings: dict[str, Any] | None = None,
+    on_eval: Callable[[int, EMA], None] | None = None,
 ) -> tuple[TrainResult, EMA]:
     """Train ``method`` for ``cell.iterations``; return the loss history and the EMA.
 
     In a process group (``world``, by default the initialised one) every rank calls this
     with the same arguments; the logged losses are those of the global batch. ``settings``
     (what the weights depend on) is saved in each checkpoint; resuming from one saved under
-    other settings is refused with the differences named.
+    other settings is refused with the differences named. ``on_eval(iteration, ema)`` is
+    called every ``cell.eval_every`` iterations before the last (the learning curve).
     """
     world = world or World.current()
     method.to(device).train()
@@ -265,6 +267,9 @@ def train(
             stepping = False
             if on_step is not None:
                 on_step(iteration, parts_mean)
+            evaluates = cell.eval_every and iteration % cell.eval_every == 0
+            if on_eval is not None and evaluates and iteration < cell.iterations:
+                on_eval(iteration, ema)
             if checkpoint is not None and (
                 iteration % cell.checkpoint_every == 0 or iteration == cell.iterations
             ):

@@ -188,6 +188,20 @@ def test_same_seed_gives_identical_metrics(reference):
     assert other.metrics != first.metrics
 
 
+def test_learning_curve_is_logged_and_leaves_training_unchanged(reference):
+    """--eval-every samples the EMA on the way; it draws from no stream training uses, so
+    the run ends at the very numbers of a run without it."""
+    tmp_path, cell, context, plain = reference
+    record = run_cell(dataclasses.replace(cell, eval_every=2), context)
+    assert record.metrics == plain.metrics
+    client, _ = runs(tmp_path)
+    history = client.get_metric_history(record.run_id, "curve/istd/psnr_all")
+    points = sorted((m.step, m.value) for m in history)
+    assert [step for step, _ in points] == [2, 4, 6]
+    assert points[-1][1] == record.metrics["istd/psnr_all"]
+    assert len({value for _, value in points}) == 3  # the EMA moved between evaluations
+
+
 def test_interrupted_run_is_killed_and_resumes_to_the_same_metrics(reference, monkeypatch):
     tmp_path, cell, context, uninterrupted = reference
     calls = {"n": 0}

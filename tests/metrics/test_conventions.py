@@ -38,6 +38,43 @@ def test_every_convention_that_scores_differently_is_a_registered_protocol(tmp_p
     assert meta["gt_mean"].startswith("LLFlow")
 
 
+@pytest.mark.parametrize("name", sorted(VARIANTS))
+def test_each_variant_is_its_base_with_the_documented_options(tmp_path, pair, name):
+    """The registered protocol applies exactly the options bench/conventions.py lists (each
+    option is checked against an independent reference in the tests below)."""
+    pred, target = pair
+    mask = torch.zeros((3, 1, 96, 112), dtype=torch.uint8)
+    mask[..., 10:50, 20:70] = 255
+    convention = VARIANTS[name]
+    base = get_protocol(convention.base, tmp_path, **convention.options)
+    variant = get_protocol(name, tmp_path)
+    given = mask if base.uses_mask else None
+    assert (
+        variant.evaluate(pred, target, given).summary == base.evaluate(pred, target, given).summary
+    )
+    assert variant.conventions() == base.conventions()
+
+
+@pytest.mark.parametrize("name", ["lol-native", "sid-native", "raindrop-native", "gopro-native"])
+def test_native_variants_resize_the_prediction_not_the_ground_truth(tmp_path, pair, name):
+    pred, target = pair
+    small = imresize(pred, (48, 56))
+    base = VARIANTS[name].base
+    native = get_protocol(name, tmp_path).evaluate(small, target).summary["psnr"]
+    upsampled = get_protocol(base, tmp_path).evaluate(imresize(small, (96, 112)), target)
+    assert native == pytest.approx(upsampled.summary["psnr"], abs=1e-12)
+    assert native != get_protocol(base, tmp_path).evaluate(small, target).summary["psnr"]
+
+
+def test_istd_d65_mae_is_skimage_rgb2lab(tmp_path, pair):
+    pred, target = pair
+    result = get_protocol("istd-d65", tmp_path, size=None).evaluate(pred, target)
+    lab = [np.abs(rgb2lab(hwc(pred, i)) - rgb2lab(hwc(target, i))).sum(-1).mean() for i in range(3)]
+    assert result.summary["mae_all_pi"] == pytest.approx(np.mean(lab), abs=1e-4)
+    d50 = get_protocol("istd", tmp_path, size=None).evaluate(pred, target)
+    assert abs(d50.summary["mae_all_pi"] - np.mean(lab)) > 1e-2  # D50 is not skimage's
+
+
 def test_istd_origin_scores_at_native_size_like_skimage(tmp_path, pair):
     pred, target = pair
     result = get_protocol("istd-origin", tmp_path, white="d65").evaluate(pred, target)
@@ -113,15 +150,6 @@ def test_y_channel_variants_equal_skimage(tmp_path, pair):
         assert rgb_y["psnr"].iloc[i] == pytest.approx(
             peak_signal_noise_ratio(y_t, y_p, data_range=255), abs=1e-10
         )
-
-
-def test_native_variant_resizes_the_prediction_to_the_ground_truth(tmp_path, pair):
-    pred, target = pair
-    small = imresize(pred, (48, 56))
-    native = get_protocol("lol-native", tmp_path).evaluate(small, target).summary["psnr"]
-    paper = get_protocol("lol", tmp_path).evaluate(small, target).summary["psnr"]
-    expected = get_protocol("lol", tmp_path).evaluate(imresize(small, (96, 112)), target)
-    assert native == pytest.approx(expected.summary["psnr"], abs=1e-12) and native != paper
 
 
 def llflow_gt_mean(pred: np.ndarray, target: np.ndarray) -> np.ndarray:

@@ -1,4 +1,4 @@
-"""DDIM (Song et al., ICLR 2021; methods.md §4) for epsilon-prediction generation.
+"""DDIM (Song et al., ICLR 2021; docs/methods.md §4) for epsilon-prediction generation.
 
 x^_0 = (x_t - sqrt(1 - g_t) eps^) / sqrt(g_t);
 x_s = sqrt(g_s) x^_0 + sqrt(1 - g_s - sigma^2) eps^ + sigma z,

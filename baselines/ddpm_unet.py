@@ -1,4 +1,4 @@
-"""The DDPM CIFAR-10 UNet (Ho et al. 2020, Appendix B), written afresh (methods.md §2 "CIFAR-10").
+"""The DDPM CIFAR-10 UNet (Ho et al. 2020, Appendix B), written afresh (docs/methods.md §2 "CIFAR-10").
 
 Resfusion's CIFAR-10 generation runs use it (the official ``DDIM_Unet``, itself the ermongroup
 port of Ho et al.'s TensorFlow model). Layout, at base width ``ch`` and multipliers

@@ -1,4 +1,4 @@
-"""RDDM: residual denoising diffusion models (Liu et al., CVPR 2024; methods.md §1).
+"""RDDM: residual denoising diffusion models (Liu et al., CVPR 2024; docs/methods.md §1).
 
 Forward (eq. 7): I_t = I_0 + alpha_bar_t I_res + beta_bar_t eps, I_res = I_in - I_0, which by
 eq. 16 is also I_in + (alpha_bar_t - 1) I_res + beta_bar_t eps.

@@ -1,4 +1,4 @@
-"""Resfusion (Shi et al., NeurIPS 2024; methods.md §2).
+"""Resfusion (Shi et al., NeurIPS 2024; docs/methods.md §2).
 
 With R = x^_0 - x_0 (x^_0 the degraded input; RDDM's I_res) the forward kernel is
 q(x_t | x_{t-1}, R) = N(sqrt(a_t) x_{t-1} + (1 - sqrt(a_t)) R, b_t I), so (eq. 20)
@@ -6,7 +6,7 @@ x_t = sqrt(g_t) x_0 + (1 - sqrt(g_t)) R + sqrt(1 - g_t) eps: DDPM on y = x - R. 
 truncated schedule (linear or cosine) sqrt(g) is closest to 0.5 at index T' - 1 (eq. 27), where
 x_t = 0.5 x^_0 + sqrt(0.75) eps involves no ground truth ("smooth equivalence"), so sampling
 starts there (eq. 28) and takes T' steps; eqs. 27 and 28 are numbered as in the official
-code's comments (methods.md gives them no number).
+code's comments (the paper gives them no number).
 
 Training (mode ``epsilon``) regresses the resnoise eps_R = eps + (1 - sqrt(a_t)) sqrt(1 - g_t)
 / b_t R (eq. 24); the reverse step (eq. 33) is x_{t-1} = (x_t - b_t / sqrt(1 - g_t) eps_theta)

@@ -1,4 +1,4 @@
-"""Coefficient schedules and timestep grids (methods.md §1.6, §1.9, §2, §4).
+"""Coefficient schedules and timestep grids (docs/methods.md §1.6, §1.9, §2, §4).
 
 Everything here is float64 torch on CPU: the samplers read per-step coefficients as Python
 floats, so the images keep their own dtype and device and no per-step gathering is needed.
@@ -52,7 +52,7 @@ def power_weights(
 def ddpm_betas(
     kind: str, timesteps: int, beta_start: float = 1e-4, beta_end: float = 0.02
 ) -> torch.Tensor:
-    """Per-step variances b_t of the DDPM family (methods.md §1.6, §4).
+    """Per-step variances b_t of the DDPM family (docs/methods.md §1.6, §4).
 
     ``linear``: linspace(start, end); ``scaled-linear``: linspace(sqrt start, sqrt end)^2
     (the sources give no endpoints for it, so the linear ones are the default);
@@ -172,7 +172,7 @@ RESFUSION_SCHEDULES = ("linear", "cosine")
 
 @dataclass(frozen=True)
 class ResfusionSchedule:
-    """Resfusion's truncated schedule (methods.md §2), indexed 0..T-1.
+    """Resfusion's truncated schedule (docs/methods.md §2), indexed 0..T-1.
 
     ``acc_steps`` is T' = argmin_t |sqrt(gamma_t) - 0.5| + 1 (eq. 27), the number of reverse
     steps; entries after index T' - 1 are never used."""
@@ -215,7 +215,7 @@ def resfusion_schedule(timesteps: int, schedule: str = "linear") -> ResfusionSch
 
 
 def _truncate_at_half(betas: torch.Tensor) -> ResfusionSchedule:
-    """Shorten the step that crosses sqrt(gamma) = 0.5 and locate T' (methods.md §2)."""
+    """Shorten the step that crosses sqrt(gamma) = 0.5 and locate T' (docs/methods.md §2)."""
     alphas = 1 - betas
     gamma = torch.cumprod(alphas, 0)
     # compare gamma with 0.25 rather than sqrt(gamma) with 0.5: for small linear T the late

@@ -1,4 +1,4 @@
-"""Per-task paper settings (methods.md §1.7, §2, §3, §6 / Table 4).
+"""Per-task paper settings (docs/methods.md §1.7, §2, §3, §6 / Table 4).
 
 ``paper_settings(name, task)`` returns the sampling steps, training iterations, learning rate
 and the ``build_method`` options the papers used. A value the sources do not state is left

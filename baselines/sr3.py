@@ -1,5 +1,5 @@
 """SR3 as RDDM's conditional-DDPM baseline (Saharia et al.; Janspiry re-implementation;
-methods.md §3).
+docs/methods.md §3).
 
 Training draws t ~ U{1..T} and then sqrt(g) ~ U(sqrt(g_{t-1}), sqrt(g_t)), forms
 x = sqrt(g) x_0 + sqrt(1 - g) eps and regresses eps with an L1 loss (sum / (b c h w)); the

@@ -1,4 +1,4 @@
-"""SR3's UNet (Janspiry re-implementation; methods.md §3), written afresh.
+"""SR3's UNet (Janspiry re-implementation; docs/methods.md §3), written afresh.
 
 Noise conditioning is continuous: the network receives sqrt(gamma), embeds it WaveGrad
 style (noise * exp(-ln(1e4) k / count), sin and cos concatenated), passes it through an MLP

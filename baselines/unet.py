@@ -1,4 +1,4 @@
-"""The shared UNet of RDDM and Resfusion (lucidrains design; methods.md §5), written afresh.
+"""The shared UNet of RDDM and Resfusion (lucidrains design; docs/methods.md §5), written afresh.
 
 Stem 7x7 conv; per level two ResBlocks and a residual pre-normed linear attention, then a
 4x4 stride-2 conv (3x3 and no downsampling at the last level); middle ResBlock, full

@@ -11,7 +11,7 @@ lpips and torch-fidelity, which import torchvision.
 load the real extension; only when that fails does it define the two missing
 operator schemas (and a pure-torch CPU ``nms`` kernel) so that the import
 succeeds. Where the extension loads (a matching CUDA setup, or a future CPU
-build) it changes nothing. See shared/reference/environment.md §3.
+build) it changes nothing. See docs/environment.md §3.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Parameters, MACs, latency and memory of a method's networks.
 
-Two counts per network, labelled as such (environment.md §5, methods.md §5):
+Two counts per network, labelled as such (docs/environment.md §5, docs/methods.md §5):
 - "paper" (thop 0.1.1, the version the papers pinned): what RDDM Table 11 printed. thop
   dispatches on exact module type, so weight-standardised convs, norms and attention
   matmuls count zero. It runs on a deep copy because it leaves buffers behind.

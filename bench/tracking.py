@@ -2,7 +2,7 @@
 
 Everything goes through an explicit :class:`~mlflow.tracking.MlflowClient` with an
 explicit tracking URI and artifact location (MLflow 3 otherwise picks ./mlflow.db and
-artifact folders relative to whatever the working directory was; environment.md §6).
+artifact folders relative to whatever the working directory was; docs/environment.md §6).
 """
 
 from __future__ import annotations

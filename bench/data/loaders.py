@@ -1,6 +1,6 @@
 """torch Datasets for paired, triplet and unpaired data, with the papers' preprocessing.
 
-The RDDM template (protocols.md §1, "Preprocessing") in its order:
+The RDDM template (docs/protocols.md §1, "Preprocessing") in its order:
   1. decode as RGB (masks as one binary channel);
   2. zero-pad bottom/right to at least the output size and to a multiple of 8;
   3. low-light only: histogram-equalise each channel of the input (cv2.equalizeHist);

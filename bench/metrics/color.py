@@ -1,6 +1,6 @@
 """Colour conversions used by the evaluation protocols, on (N, 3, H, W) tensors.
 
-* BT.601 studio-swing luma as MATLAB's ``rgb2ycbcr`` computes it (protocols.md §2.2 step 2).
+* BT.601 studio-swing luma as MATLAB's ``rgb2ycbcr`` computes it (docs/protocols.md §2.2 step 2).
 * sRGB -> CIE L*a*b* with either the ICC D50 white (MATLAB ``makecform('srgb2lab')``, sRGB
   adapted from D65 with the Bradford transform) or the D65 white (scikit-image ``rgb2lab``).
 """
@@ -49,7 +49,7 @@ def rgb_to_y(rgb255: torch.Tensor, rounded: bool = True) -> torch.Tensor:
     """BT.601 luma (N, 1, H, W) of RGB values in [0, 255] (float64 result).
 
     ``rounded=True`` reproduces MATLAB ``rgb2ycbcr`` on uint8 input, which rounds Y to
-    uint8; ``rounded=False`` is BasicSR's unrounded float Y (protocols.md §4).
+    uint8; ``rounded=False`` is BasicSR's unrounded float Y (docs/protocols.md §4).
     """
     weights = torch.tensor(_Y_WEIGHTS, dtype=torch.float64, device=rgb255.device) / 255.0
     y = torch.einsum("c,nchw->nhw", weights, rgb255.to(torch.float64)).unsqueeze(1) + _Y_OFFSET

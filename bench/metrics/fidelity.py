@@ -4,7 +4,7 @@ One pass over both sets with the ``inception-v3-compat`` extractor (TF-exact res
 299), loaded from ``<weights_dir>/weights-inception-2015-12-05-6726825d.pth`` through
 ``feature_extractor_weights_path``. Every value is recorded with the sample counts, the
 reference set's identity and the settings, because FID depends on all of them
-(protocols.md §3.3-3.4).
+(docs/protocols.md §3).
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import torch
 from bench import weights as weight_files
 from bench.metrics.result import MetricResult
 
-#: below this many samples the 2048-d feature covariance is rank-deficient (protocols.md §3.4)
+#: below this many samples the 2048-d feature covariance is rank-deficient (docs/protocols.md §3)
 FID_MIN_SAMPLES = 2048
 FIDELITY_METRICS = ("fid", "isc", "isc_std", "kid", "kid_std")
 

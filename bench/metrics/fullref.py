@@ -145,7 +145,7 @@ def region_abs_sums(
     """Sum of |dL| + |da| + |db| over a region, and the region's pixel count, per image.
 
     ``region`` is a boolean (N, 1, H, W) tensor or None for the whole image. The count is
-    of pixels, not of channel values (protocols.md §2.1 step 2: the divisor is not x3).
+    of pixels, not of channel values (docs/protocols.md §2.1 step 2: the divisor is not x3).
     """
     distance = (pred_lab - target_lab).abs().sum(dim=1, keepdim=True)
     if region is None:

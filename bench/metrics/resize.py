@@ -11,7 +11,7 @@ Along an axis of length ``n_in`` resized to ``n_out`` (scale s = n_out / n_in):
 
 Each axis is one dense (n_out, n_in) matrix, so a resize is two batched matmuls. uint8
 input follows MATLAB's uint8 path: every pass is rounded and saturated to uint8 (imresizemex
-returns the input's class), which is what "imresize on uint8" means in protocols.md §2.1.
+returns the input's class), which is what "imresize on uint8" means in docs/protocols.md §2.1.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Generation protocols: FID / IS / KID of a generated set against a reference set.
 
-Both use torch-fidelity (``inception-v3-compat``, TF-exact resize), the tool protocols.md
-§3.3 prescribes. The papers used other tools (RDDM: pytorch-fid 0.3.0 for FID and
+Both use torch-fidelity (``inception-v3-compat``, TF-exact resize), the tool docs/protocols.md
+§3 prescribes. The papers used other tools (RDDM: pytorch-fid 0.3.0 for FID and
 torchvision-Inception IS; Resfusion: torchmetrics FID), so values match theirs only up to
 those tools' differences; ``meta`` says so. The ``target`` passed to ``evaluate`` is the
 reference set; the two sets need not have the same size or order.

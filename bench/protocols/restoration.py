@@ -69,7 +69,7 @@ def gt_mean_corrected(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
 
 
 class _RestorationProtocol(Protocol):
-    #: resize both images to 256x256 before LPIPS (protocols.md §2.4); False: native size
+    #: resize both images to 256x256 before LPIPS (docs/protocols.md §2.4); False: native size
     lpips_resized: ClassVar[bool] = True
 
     def __init__(self, weights_dir, device="cpu", lpips_version: str = "0.1") -> None:
@@ -137,7 +137,7 @@ class _RestorationProtocol(Protocol):
 
 @PROTOCOLS.register("istd")
 class Istd(_RestorationProtocol):
-    """ISTD shadow removal, as ``evaluate_ISTD_results.m`` (protocols.md §2.1).
+    """ISTD shadow removal, as ``evaluate_ISTD_results.m`` (docs/protocols.md §2.1).
 
     PSNR/SSIM branch ("double, then imresize", zhu_cvpr2022): x/255 in float64, MATLAB
     bicubic imresize to 256x256, MATLAB ``psnr``/``ssim`` with data range 1 on RGB. S and NS
@@ -266,7 +266,7 @@ class Istd(_RestorationProtocol):
 
 
 class _YChannel(_RestorationProtocol):
-    """MPRNet's ``evaluate_PSNR_SSIM.m`` (protocols.md §2.2) on the BT.601 Y channel.
+    """MPRNet's ``evaluate_PSNR_SSIM.m`` (docs/protocols.md §2.2) on the BT.601 Y channel.
 
     The uint8 ground truth is ``imresize``d to the prediction's size (256x256 for RDDM);
     Y = round(16 + (65.481 R + 128.553 G + 24.966 B) / 255) as MATLAB ``rgb2ycbcr`` on
@@ -343,7 +343,7 @@ class Sid(_YChannel):
 class Raindrop(_YChannel):
     __doc__ = (_YChannel.__doc__ or "") + (
         "\n    Pairing: ``<id>_clean`` ground truth with ``<id>_rain`` (or ``<id>``) outputs; "
-        "the\n    ``_rain`` input name is unverified (protocols.md §1).\n"
+        "the\n    ``_rain`` input name is unverified (docs/protocols.md §1).\n"
     )
     name = "raindrop"
     description = "RainDrop test_a deraining: Y-channel PSNR/SSIM (evaluate_PSNR_SSIM.m)"
@@ -353,7 +353,7 @@ class Raindrop(_YChannel):
 
 @PROTOCOLS.register("gopro")
 class Gopro(_RestorationProtocol):
-    """GoPro deblurring, as ``evaluate_GOPRO_HIDE.m`` (protocols.md §2.3).
+    """GoPro deblurring, as ``evaluate_GOPRO_HIDE.m`` (docs/protocols.md §2.3).
 
     The uint8 ground truth is ``imresize``d to the prediction's size (256x256 for RDDM, which
     changes the 16:9 aspect); MATLAB ``psnr`` and ``ssim`` on uint8 RGB (data range 255).

@@ -60,7 +60,7 @@ def metric_key(cell: PublishedCell) -> str | None:
         return GENERATION_METRICS.get(column.metric or "")
     if cell.protocol == "istd" and column.metric != "lpips":
         region = REGIONS[cell.settings.get("region", "all")]
-        # RDDM's MAE is read as the per-image mean (PI); PP is in the footnote (protocols.md §4)
+        # RDDM's MAE is read as the per-image mean (PI); PP is in the footnote (docs/protocols.md §4)
         return f"istd/{column.metric}_{region}{'_pi' if column.metric == 'mae' else ''}"
     return f"{cell.protocol}/{column.metric}"
 
@@ -417,7 +417,7 @@ class ReportBuilder:
             "",
             "THOP columns count as the paper did (thop 0.1.1: weight-standardised convolutions, "
             "norms and attention count zero); audited columns are the parameter sum and "
-            "torch.utils.flop_counter MACs (methods.md §5). Latency is the median of one "
+            "torch.utils.flop_counter MACs (docs/methods.md §5). Latency is the median of one "
             "forward per network, summed over networks, times the sampling steps, measured on "
             "the hardware named; the paper's times are from an unspecified GPU (its "
             "experiments ran on one RTX 3090), so they are compared, never subtracted.",
@@ -468,7 +468,7 @@ class ReportBuilder:
             'was not run; the footnote is the command that fills it. "unavailable" is a '
             "metric that could not be computed, with the reason in its footnote. ISTD MAE is "
             "the per-image mean (PI) with the per-pixel value (PP) in the footnote: which one "
-            "RDDM printed is open (protocols.md §4).",
+            "RDDM printed is open (docs/protocols.md §4).",
             "",
         ]
         if not self.store.runs:

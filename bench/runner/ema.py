@@ -3,7 +3,7 @@
 The template (ema-pytorch 0.0.10 defaults) keeps beta = 0.995, updates every 10
 steps, copies the weights until ``update_after_step`` (100), then warms the decay up
 as 1 - (1 + k)^(-2/3) with k = step - update_after_step - 1, capped at beta
-(methods.md §6). The decay is a function of the iteration alone, so resuming needs
+(docs/methods.md §6). The decay is a function of the iteration alone, so resuming needs
 only the averaged weights.
 """
 

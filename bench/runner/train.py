@@ -1,4 +1,4 @@
-"""Training one cell: the RDDM template's loop (methods.md §6), resumable bit for bit.
+"""Training one cell: the RDDM template's loop (docs/methods.md §6), resumable bit for bit.
 
 Adam with betas (0.9, 0.99), gradient-norm clip 1.0, gradient accumulation, EMA.
 The batch order is a pure function of (seed, iteration), and every random stream

@@ -24,7 +24,7 @@ from torch import Tensor, nn
 
 from baselines.base import Method, Progress, elementwise_loss, randint, randn
 from baselines.ddpm_unet import DDPMUNet
-from baselines.schedules import resfusion_schedule, resfusion_timesteps_for
+from baselines.schedules import ddpm_posterior_mean, resfusion_schedule, resfusion_timesteps_for
 from baselines.unet import UNet
 
 PREDICTIONS = ("epsilon", "sample", "residual")
@@ -173,9 +173,8 @@ class Resfusion(Method):
             x0 = x0.clamp(-1, 1)
         residual = degraded - x0
         gamma_prev = float(s.gamma[idx - 1]) if idx > 0 else 1.0
-        coef_x0 = gamma_prev**0.5 * beta / (1 - gamma)
-        coef_xt = (1 - beta) ** 0.5 * (1 - gamma_prev) / (1 - gamma)
-        return coef_x0 * (x0 - residual) + coef_xt * (x - residual) + residual  # eq. 44 on x - R
+        # eq. 44: the DDPM posterior on y = x - R
+        return ddpm_posterior_mean(x0 - residual, x - residual, gamma, gamma_prev, beta) + residual
 
     @torch.no_grad()
     def sample(

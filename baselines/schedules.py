@@ -239,3 +239,14 @@ def resfusion_timesteps_for(steps: int, schedule: str = "linear", search_up_to: 
         if resfusion_schedule(timesteps, schedule).acc_steps == steps:
             return timesteps
     raise ValueError(f"no T <= {search_up_to} gives a {schedule} Resfusion schedule T' = {steps}")
+
+
+def ddpm_posterior_mean(
+    x0: torch.Tensor, xt: torch.Tensor, gamma: float, gamma_prev: float, beta: float
+) -> torch.Tensor:
+    """Mean of the DDPM posterior q(x_{t-1} | x_t, x_0) (Ho et al. 2020, eqs. 6-7), with
+    ``gamma`` = gamma_t, ``gamma_prev`` = gamma_{t-1} (1 at the last step) and ``beta`` = b_t:
+    sqrt(gamma_prev) b_t / (1 - gamma_t) x_0 + sqrt(a_t) (1 - gamma_prev) / (1 - gamma_t) x_t."""
+    coef_x0 = gamma_prev**0.5 * beta / (1 - gamma)
+    coef_xt = (1 - beta) ** 0.5 * (1 - gamma_prev) / (1 - gamma)
+    return coef_x0 * x0 + coef_xt * xt

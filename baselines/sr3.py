@@ -14,7 +14,7 @@ import torch
 from torch import Tensor, nn
 
 from baselines.base import Method, Progress, elementwise_loss, rand, randint, randn
-from baselines.schedules import ddpm_betas
+from baselines.schedules import ddpm_betas, ddpm_posterior_mean
 from baselines.sr3_unet import SR3UNet
 
 
@@ -128,7 +128,7 @@ class SR3(Method):
             level = torch.full((batch,), g**0.5, device=x.device, dtype=x.dtype)
             eps = self.nets["denoiser"](self._inputs(x, condition, mask), level)
             x0 = ((x - (1 - g) ** 0.5 * eps) / g**0.5).clamp(-1, 1)
-            x = g_prev**0.5 * beta / (1 - g) * x0 + (1 - beta) ** 0.5 * (1 - g_prev) / (1 - g) * x
+            x = ddpm_posterior_mean(x0, x, g, g_prev, beta)
             if j > 0:
                 x = x + (beta * (1 - g_prev) / (1 - g)) ** 0.5 * randn(x.shape, generator, x)
             if progress is not None:

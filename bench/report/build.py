@@ -48,7 +48,6 @@ RESOURCE_METRICS = {
 }
 GENERATION_METRICS = {"fid": "generation/fid", "is": "generation/isc"}
 #: resource columns measured on bench's hardware: a difference to the paper's GPU is no Δ
-TIME_COLUMNS = ("time_per_step_s", "time_s")
 
 
 def metric_key(cell: PublishedCell) -> str | None:

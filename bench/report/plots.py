@@ -14,24 +14,29 @@ from pathlib import Path
 from bench.files import atomic_write
 from bench.report.runs import TrackedRun
 
-#: the headline quality metric of each protocol, and whether lower is better
-PRIMARY = {
-    "istd": ("istd/psnr_all", "PSNR (dB)", False),
-    "lol": ("lol/psnr", "PSNR (dB)", False),
-    "sid": ("sid/psnr", "PSNR (dB)", False),
-    "raindrop": ("raindrop/psnr", "PSNR (dB)", False),
-    "gopro": ("gopro/psnr", "PSNR (dB)", False),
-    "generation": ("generation/fid", "FID", True),
-}
 LATENCY = "profile/latency_image_s"
 LOSS = "train/loss"
+GENERATION = ("generation/fid", "FID", True)
+
+
+def headline(protocol: str) -> tuple[str, str, bool]:
+    """(metric key, axis label, lower is better) of a protocol's headline metric: the first
+    of its headlines in bench/conventions.py (PSNR for restoration), FID for generation."""
+    from bench.conventions import HEADLINES, base_of
+
+    headlines = HEADLINES.get(base_of(protocol))
+    if not headlines or protocol == "generation":
+        return GENERATION
+    title, key = headlines[0]
+    return f"{protocol}/{key}", f"{title}{' (dB)' if title == 'PSNR' else ''}", False
 
 
 def primary(run: TrackedRun) -> str | None:
-    """The protocol key of ``run``'s headline metric, if it logged one."""
-    for name, (key, _, _) in PRIMARY.items():
-        if key in run.metrics:
-            return name
+    """The panel of ``run``'s headline metric (its protocol, or "generation"), if logged."""
+    if GENERATION[0] in run.metrics:
+        return "generation"
+    if run.protocol and headline(run.protocol)[0] in run.metrics:
+        return run.protocol
     return None
 
 
@@ -74,7 +79,7 @@ def steps_plot(runs: list[TrackedRun], path: Path) -> bool:
         return False
     figure, axes = _figure(len(panels))
     for axis, (name, members) in zip(axes, panels.items(), strict=True):
-        key, label, lower = PRIMARY[name]
+        key, label, lower = headline(name)
         series: dict[str, dict[int, list[TrackedRun]]] = {}
         for run in members:
             series.setdefault(_series_label(run), {}).setdefault(run.steps, []).append(run)
@@ -97,7 +102,7 @@ def latency_plot(runs: list[TrackedRun], path: Path) -> bool:
         return False
     figure, axes = _figure(len(panels))
     for axis, (name, members) in zip(axes, panels.items(), strict=True):
-        key, label, lower = PRIMARY[name]
+        key, label, lower = headline(name)
         points: dict[tuple[str, int | None], list[TrackedRun]] = {}
         for run in members:
             points.setdefault((_series_label(run), run.steps), []).append(run)

@@ -29,14 +29,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-import pandas as pd
-
 import bench
+from bench.conventions import BASE_PROTOCOLS
 from bench.errors import BenchError, choices
 
 ABSENT = "–"  # the tables' en dash: the paper gives no value (never 0)
 
-PROTOCOLS = ("istd", "lol", "sid", "raindrop", "gopro", "celeba")
+PROTOCOLS = BASE_PROTOCOLS  # the paper protocols (bench/conventions.py)
 #: a metric column that no bench protocol reproduces (e.g. a checkpoint's validation PSNR)
 NO_PROTOCOL = "none"
 KINDS = ("metric", "resource", "setting")
@@ -68,18 +67,6 @@ def published_dir() -> Path:
 def format_value(value: float | None, decimals: int) -> str:
     """``value`` printed with ``decimals`` digits after the point; ``None`` (absent) as "–"."""
     return ABSENT if value is None else f"{value:.{decimals}f}"
-
-
-def within_last_digit(computed: float, printed: PrintedValue) -> bool:
-    """True if ``computed`` is within one unit of ``printed``'s last printed digit.
-
-    The paper rounds some products and truncates others (Table 11: 65.88 is printed
-    65.8), so one unit either way is the tightest honest tolerance.
-    """
-    if printed.value is None or printed.decimals is None:
-        raise ValueError(f"'{printed.text}' is not a printed number")
-    unit = 10.0**-printed.decimals
-    return abs(computed - float(printed.value)) <= unit * (1 + 1e-9)
 
 
 @dataclass(frozen=True)
@@ -280,32 +267,6 @@ class PublishedTable:
                 if not row.values[column.key].absent and column.kind != "setting":
                     yield self.context(row, column)
 
-    def to_frame(self, printed: bool = False) -> pd.DataFrame:
-        """One line per row: label, method, variant, source, row settings, then the columns.
-
-        Numbers are nullable ``Float64`` with ``<NA>`` for "–"; ``printed=True`` gives the
-        printed text (marks included) instead.
-        """
-        setting_keys = list(dict.fromkeys(k for row in self.rows for k in row.settings))
-        data: dict[str, Any] = {
-            "label": [row.label for row in self.rows],
-            "method": [row.method for row in self.rows],
-            "variant": [row.variant for row in self.rows],
-            "source": [row.source for row in self.rows],
-        }
-        for key in setting_keys:
-            data[key] = [row.settings.get(key) for row in self.rows]
-        for column in self.columns:
-            if printed:
-                data[column.key] = [self.printed(row, column.key) for row in self.rows]
-            elif column.type == "number":
-                data[column.key] = pd.array(
-                    [row.values[column.key].value for row in self.rows], dtype="Float64"
-                )
-            else:
-                data[column.key] = [row.values[column.key].value for row in self.rows]
-        return pd.DataFrame(data)
-
 
 def load_published(folder: Path | None = None) -> dict[str, PublishedTable]:
     """Every table under ``folder`` (default :func:`published_dir`), keyed by its id."""
@@ -329,38 +290,6 @@ def load_table(path: Path) -> PublishedTable:
     except OSError as error:
         raise BenchError(f"{path}: cannot be read ({error.strerror})") from None
     return _TableReader(path).table(data)
-
-
-def find_cells(
-    tables: Iterable[PublishedTable],
-    metric: str | None = None,
-    include_unverified: bool = False,
-    **criteria: Any,
-) -> list[PublishedCell]:
-    """Published values matching ``criteria`` (method, variant, dataset, protocol, or any
-    setting such as steps=5 or sum_scale=0.01).
-
-    Unverified, official-code and recomputed numbers are left out unless
-    ``include_unverified`` is set, so they are never mistaken for published results.
-    """
-    found = []
-    for table in tables:
-        for cell in table.cells():
-            if cell.row.status != "published" and not include_unverified:
-                continue
-            if metric is not None and cell.metric != metric:
-                continue
-            context = {
-                "method": cell.row.method,
-                "variant": cell.row.variant,
-                "dataset": cell.dataset,
-                "protocol": cell.protocol,
-                "source": cell.row.source,
-                **cell.settings,
-            }
-            if all(key in context and context[key] == want for key, want in criteria.items()):
-                found.append(cell)
-    return found
 
 
 # ---------------------------------------------------------------------------------------

@@ -48,7 +48,6 @@ class World:
 
     rank: int = 0
     size: int = 1
-    local_rank: int = 0
 
     @property
     def is_main(self) -> bool:
@@ -62,8 +61,7 @@ class World:
     def current(cls) -> World:
         """The initialised process group, or a world of one."""
         if dist.is_available() and dist.is_initialized():
-            local = int(os.environ.get("LOCAL_RANK", 0))
-            return cls(dist.get_rank(), dist.get_world_size(), local)
+            return cls(dist.get_rank(), dist.get_world_size())
         return cls()
 
 

@@ -7,18 +7,17 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from published_helpers import find_cells, table_frame, within_last_digit
 
 import bench
 from bench.errors import BenchError
 from bench.report.published import (
     PROTOCOLS,
     PrintedValue,
-    find_cells,
     format_value,
     load_published,
     load_table,
     published_dir,
-    within_last_digit,
 )
 
 EXPECTED_IDS = {
@@ -344,17 +343,17 @@ def test_our_results_print_at_the_papers_precision(tables):
 
 
 def test_absent_cells_are_missing_values_not_zero(tables):
-    frame = tables["rddm-table-7"].to_frame()
+    frame = table_frame(tables["rddm-table-7"])
     assert str(frame["ssim_ns"].dtype) == "Float64"
     canet = frame.set_index("label").loc["CANet"]
     assert pd.isna(canet["psnr_all"]) and canet["mae_all"] == pytest.approx(6.15)
-    printed = tables["rddm-table-7"].to_frame(printed=True).set_index("label")
+    printed = table_frame(tables["rddm-table-7"], printed=True).set_index("label")
     assert printed.loc["CANet", "psnr_all"] == "–"
     assert printed.loc["BMNet", "mae_s"] == "7.60"
 
 
 def test_row_settings_become_frame_columns(tables):
-    frame = tables["rddm-table-10"].to_frame()
+    frame = table_frame(tables["rddm-table-10"])
     assert len(frame) == 10
     assert set(frame["steps"]) == {1, 2, 5, 10, 100}
     assert set(frame["sum_scale"]) == {0.01, 1}

@@ -6,7 +6,7 @@ Importing this package does not import torch: the classes load when a method is 
 (``baselines.registry``), so the CLI starts fast.
 """
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
 from functools import partial
 from typing import Any
 
@@ -55,5 +55,20 @@ def _build(name: str, **options: Any) -> Any:
     return build_method(name, **options)
 
 
-#: The names users type (``rddm``, ``rddm-sm-res``, ``resfusion``, ...) -> method factories.
-METHODS: dict[str, Callable[..., Any]] = {name: partial(_build, name) for name in _VARIANTS}
+class _Methods(Mapping[str, Callable[..., Any]]):
+    """The names users type (``rddm``, ``rddm-sm-res``, ``resfusion``, ... and any method a
+    plug-in registered) -> method factories; read from the registry on every use."""
+
+    def __getitem__(self, name: str) -> Callable[..., Any]:
+        if name not in registered_names():
+            raise KeyError(name)
+        return partial(_build, name)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(registered_names())
+
+    def __len__(self) -> int:
+        return len(registered_names())
+
+
+METHODS: Mapping[str, Callable[..., Any]] = _Methods()

@@ -129,4 +129,19 @@ def paper_settings(name: str, task: str) -> dict[str, Any]:
                 "training iterations and lr are not stated"
             ],
         }
-    raise KeyError(f"no paper settings for {name!r}")
+    return _declared(name, task)
+
+
+def _declared(name: str, task: str) -> dict[str, Any]:
+    """The settings a third-party method registered with (baselines.registry.register)."""
+    from baselines.registry import declared_settings
+
+    declared = declared_settings(name)
+    if declared is None:
+        raise KeyError(f"no settings for {name!r}: register it with settings={{task: {{...}}}}")
+    if task not in declared:
+        raise ValueError(f"{name} declares settings for {', '.join(sorted(declared))}, not {task}")
+    settings = dict(declared[task])
+    if "steps" not in settings:
+        raise ValueError(f"{name}'s settings for {task} give no 'steps'")
+    return {"options": {}, "notes": [], **settings}

@@ -72,6 +72,16 @@ def run(
     methods: Annotated[
         str | None, typer.Option("--methods", "-m", help="Comma-separated method names.")
     ] = None,
+    methods_from: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--methods-from",
+            help="A Python file that registers methods of your own (repeatable), e.g. "
+            "examples/residual_regressor.py; installed packages register through the "
+            "bench.methods entry point instead.",
+            dir_okay=False,
+        ),
+    ] = None,
     profile: Annotated[
         str | None, typer.Option(help="Profile from bench.toml: smoke, paper, ...")
     ] = None,
@@ -169,6 +179,7 @@ def run(
     if iters is not None and iters < 1 or steps is not None and steps < 1:
         raise UsageError("--iters and --steps must be at least 1")
     _check_engines(executor, jobs, nproc)
+    plugins = load_method_files(methods_from or [])
     overrides = {
         "run": {
             "dataset": dataset,
@@ -181,7 +192,7 @@ def run(
     }
     invocation = {"resume": resume, "checkpoint": checkpoint, "log_checkpoint": log_checkpoint}
     invocation |= {"weights": weights, "precision": precision, "compile": compile}
-    invocation |= {"eval_every": eval_every}
+    invocation |= {"eval_every": eval_every, "methods_from": plugins}
     if precision not in (None, "fp32", "bf16"):
         raise UsageError(f"--precision '{precision}' is not known; valid choices: bf16, fp32")
     invocation |= {"executor": executor, "jobs": jobs, "nproc": nproc}
@@ -197,6 +208,21 @@ def run(
         failed = _run_table(table, overrides, config_path, quiet, as_json, iters, **invocation)
     if failed:
         raise typer.Exit(EXIT_FAILURE)
+
+
+def load_method_files(files: list[Path]) -> tuple[Path, ...]:
+    """Import each --methods-from file (it registers methods); a file that fails to import
+    is one error naming it and the cause."""
+    from baselines.registry import load_file
+
+    loaded = []
+    for path in files:
+        try:
+            load_file(path)
+        except Exception as error:
+            raise UsageError(f"--methods-from {path}: {type(error).__name__}: {error}") from None
+        loaded.append(path.resolve())
+    return tuple(loaded)
 
 
 def _run_table(
@@ -257,6 +283,7 @@ def _run_grid(
     precision: str | None,
     compile: bool | None,
     eval_every: int | None,
+    methods_from: tuple[Path, ...],
     log_checkpoint: bool,
     executor: str,
     jobs: int,
@@ -293,6 +320,7 @@ def _run_grid(
         parent_run_id=None,
         data_root=config.paths.data_root,
         user_datasets=config.paths.user_datasets,
+        methods_from=methods_from,
         weights_dir=config.paths.weights_dir,
         results_dir=config.paths.results_dir,
         device=config.run.device,

@@ -51,6 +51,8 @@ class RunContext:
     resume: bool = False
     #: the folder of the user's dataset manifests (a worker process reads them again)
     user_datasets: Path | None = None
+    #: --methods-from files (a worker process imports them again)
+    methods_from: tuple[Path, ...] = ()
     checkpoint: Path | None = None  # load these weights instead of training
     weights: str = "ema"  # which weight set of the checkpoint: "ema" or "online"
     log_checkpoint: bool = False
@@ -317,6 +319,7 @@ def cell_tags(cell: Cell, context: RunContext) -> dict[str, Any]:
 
 def run_cell(cell: Cell, context: RunContext) -> CellRecord:
     """Train or load, sample, score, profile and log one cell; never raises on failure."""
+    from baselines.registry import load_file
     from bench.audit import auditable
     from bench.audit import to_metrics as audit_metrics
     from bench.conventions import base_of
@@ -327,6 +330,8 @@ def run_cell(cell: Cell, context: RunContext) -> CellRecord:
 
     if context.user_datasets is not None:
         use_user_datasets(context.user_datasets)
+    for path in context.methods_from:
+        load_file(path)
     started = time.perf_counter()
     world = World.current()
     tracker = open_tracker(context.tracking_uri, context.experiment, world)

@@ -22,6 +22,8 @@ __all__ = [
     "registered_names",
 ]
 
+#: registry name -> (class, the options the name fixes); each class's module also holds the
+#: paper settings (``paper_settings(name, task)``) beside it
 _VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
     "rddm": ("baselines.rddm:RDDM", {"network": "2net"}),  # SM-Res-N-2Net, the official setup
     "rddm-sm-res": ("baselines.rddm:RDDM", {"objective": "res"}),
@@ -37,7 +39,8 @@ _VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
     "ddim": ("baselines.ddim:DDIM", {}),
 }
 for _name, (_factory, _fixed) in _VARIANTS.items():
-    register(_name, _factory, **_fixed)
+    _module = _factory.split(":")[0]
+    register(_name, _factory, settings=f"{_module}:paper_settings", **_fixed)
 
 
 def __getattr__(name: str) -> Any:

@@ -9,6 +9,8 @@ spacing), not t - T//N as diffusers' step() assumes; after the last entry g_s = 
 diffusers' default. Training is DDPM's: t ~ U{0..T-1}, MSE on eps.
 """
 
+from typing import Any
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -105,3 +107,17 @@ class DDIM(Method):
             if progress is not None:
                 progress(i + 1, len(pairs))
         return x
+
+
+def paper_settings(name: str, task: str) -> dict[str, Any]:
+    """DDIM generates (Table 3(a), docs/methods.md §4): 10 steps by default."""
+    if task != "generation":
+        raise ValueError("ddim is an unconditional generator; only task 'generation' applies")
+    return {
+        "steps": 10,
+        "options": {"spacing": "leading"},
+        "notes": [
+            "Table 3(a) uses a pretrained google/ddpm-celebahq-256 at 5-100 steps; "
+            "training iterations and lr are not stated"
+        ],
+    }

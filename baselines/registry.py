@@ -24,17 +24,20 @@ from typing import Any
 
 ENTRY_POINT_GROUP = "bench.methods"
 
-#: name -> (factory or "module:attribute", fixed options, settings per task or None)
-_ENTRIES: dict[str, tuple[Callable[..., Any] | str, dict[str, Any], Mapping | None]] = {}
+#: name -> (factory or "module:attribute", fixed options, settings or "module:attribute")
+_ENTRIES: dict[str, tuple[Callable[..., Any] | str, dict[str, Any], Any]] = {}
 _entry_points_loaded = False
 _files_loaded: dict[Path, str] = {}
+
+
+Settings = Mapping[str, Mapping[str, Any]] | Callable[[str, str], dict[str, Any]]
 
 
 def register(
     name: str,
     factory: Callable[..., Any] | str,
     *,
-    settings: Mapping[str, Mapping[str, Any]] | None = None,
+    settings: Settings | str | None = None,
     **fixed: Any,
 ) -> None:
     """Register ``factory`` (a class or ``"package.module:Class"``) under ``name``.
@@ -42,8 +45,9 @@ def register(
     ``fixed`` are the options the name implies (``rddm-sm-res`` fixes ``objective="res"``).
     ``settings`` maps each task the method applies to (``"shadow-removal"``, ...) to its
     settings: ``steps``, and optionally ``iterations``, ``lr``, ``options`` (the class's
-    keyword arguments) and ``notes``; the papers' methods keep theirs in
-    ``baselines/settings.py``. A name registered again with another factory is an error."""
+    keyword arguments) and ``notes``; or it is a function of (name, task) returning them, as
+    the papers' methods define beside their classes. Like the factory it may be given as
+    ``"module:attribute"``. A name registered again with another factory is an error."""
     if name in _ENTRIES and _ENTRIES[name][0] != factory:
         raise ValueError(f"method {name!r} is registered twice; choose another name")
     _ENTRIES[name] = (factory, fixed, settings)
@@ -61,16 +65,33 @@ def resolve(name: str) -> tuple[Callable[..., Any], dict[str, Any]]:
         raise KeyError(f"unknown method {name!r}; valid: {', '.join(registered_names())}")
     factory, fixed, settings = _ENTRIES[name]
     if isinstance(factory, str):
-        module, attribute = factory.split(":")
-        factory = getattr(importlib.import_module(module), attribute)
+        factory = _import(factory)
         _ENTRIES[name] = (factory, fixed, settings)
     return factory, fixed
 
 
-def declared_settings(name: str) -> Mapping[str, Mapping[str, Any]] | None:
-    """The per-task settings a method registered with, or None (the papers' methods)."""
+def fixed_options(name: str) -> dict[str, Any]:
+    """The options the registry name fixes (``rddm-sm-res``: objective)."""
     load_entry_points()
-    return _ENTRIES[name][2] if name in _ENTRIES else None
+    return dict(_ENTRIES[name][1]) if name in _ENTRIES else {}
+
+
+def declared_settings(name: str) -> Settings | None:
+    """The settings ``name`` registered with (a mapping per task or a function of (name,
+    task)), imported on first use; None for an unknown name or one registered without."""
+    load_entry_points()
+    if name not in _ENTRIES:
+        return None
+    factory, fixed, settings = _ENTRIES[name]
+    if isinstance(settings, str):
+        settings = _import(settings)
+        _ENTRIES[name] = (factory, fixed, settings)
+    return settings
+
+
+def _import(reference: str) -> Any:
+    module, attribute = reference.split(":")
+    return getattr(importlib.import_module(module), attribute)
 
 
 def load_entry_points() -> None:

@@ -10,6 +10,8 @@ the training g at N evenly spaced indices (the last one included) and re-derives
 per-step b from them, so N = T is the training schedule itself. RDDM compared at N = 100.
 """
 
+from typing import Any
+
 import torch
 from torch import Tensor, nn
 
@@ -134,3 +136,15 @@ class SR3(Method):
             if progress is not None:
                 progress(i + 1, steps)
         return x
+
+
+def paper_settings(name: str, task: str) -> dict[str, Any]:
+    """SR3 as RDDM's restoration baseline (docs/methods.md §3): 100 sampling steps."""
+    if task not in ("shadow-removal", "low-light", "deraining", "deblurring"):
+        raise ValueError(f"SR3 is RDDM's restoration baseline; the sources give no {task} run")
+    return {
+        "steps": 100,
+        "lr": 1e-4,
+        "options": {"loss": "l1"},
+        "notes": ["iterations not stated: the sources do not confirm Table 11's 80k/500k/1000k"],
+    }

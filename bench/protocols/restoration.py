@@ -72,9 +72,20 @@ class _RestorationProtocol(Protocol):
     #: resize both images to 256x256 before LPIPS (docs/protocols.md §2.4); False: native size
     lpips_resized: ClassVar[bool] = True
 
-    def __init__(self, weights_dir, device="cpu", lpips_version: str = "0.1") -> None:
+    #: option -> its valid values, the paper's first; the constructor takes each as a keyword
+    #: and sets it as an attribute (the variants in bench/conventions.py pick other values)
+    OPTIONS: ClassVar[dict[str, tuple]] = {"lpips_version": ("0.1", "0.0")}
+
+    def __init__(self, weights_dir, device="cpu", **options: Any) -> None:
         super().__init__(weights_dir, device)
-        self.lpips_version = _one_of(lpips_version, ("0.1", "0.0"), "lpips_version")
+        unknown = set(options) - set(self.OPTIONS)
+        if unknown:
+            raise UsageError(
+                f"protocol '{self.name}' has no option {', '.join(sorted(unknown))}; "
+                f"valid: {', '.join(self.OPTIONS)}"
+            )
+        for option, valid in self.OPTIONS.items():
+            setattr(self, option, _one_of(options.get(option, valid[0]), valid, option))
         self._lpips: Lpips | None = None
         self._lpips_missing = ""
 
@@ -167,26 +178,19 @@ class Istd(_RestorationProtocol):
         "lpips",
     )
 
-    def __init__(
-        self,
-        weights_dir,
-        device="cpu",
-        size: tuple[int, int] | None = (256, 256),
-        white: str = "d50",
-        mask_resize: str = "uint8",
-        ssim_form: str = "matlab-volume",
-        order: str = "double-then-resize",
-        mask_threshold: str = "nonzero",
-        lpips_version: str = "0.1",
-    ) -> None:
-        super().__init__(weights_dir, device, lpips_version)
-        self.size = tuple(size) if size is not None else None  # None: native, no imresize
-        self.resizes = self.size is not None
-        self.white = _one_of(white, ("d50", "d65"), "white")
-        self.mask_resize = _one_of(mask_resize, ("uint8", "double"), "mask_resize")
-        self.ssim_form = _one_of(ssim_form, tuple(SSIM_FORMS), "ssim_form")
-        self.order = _one_of(order, ("double-then-resize", "resize-then-double"), "order")
-        self.mask_threshold = _one_of(mask_threshold, ("nonzero", "half"), "mask_threshold")
+    OPTIONS = {
+        **_RestorationProtocol.OPTIONS,
+        "size": ((256, 256), None),  # None: native, no imresize (Resfusion's _origin script)
+        "white": ("d50", "d65"),
+        "mask_resize": ("uint8", "double"),
+        "ssim_form": ("matlab-volume", "wang", "skimage"),
+        "order": ("double-then-resize", "resize-then-double"),
+        "mask_threshold": ("nonzero", "half"),
+    }
+
+    @property
+    def resizes(self) -> bool:  # type: ignore[override]
+        return self.size is not None
 
     def _resized(self, images: torch.Tensor) -> torch.Tensor:
         return images if self.size is None else imresize(images, self.size)
@@ -281,19 +285,12 @@ class _YChannel(_RestorationProtocol):
         "yiq": "Y of YIQ (0.299 R + 0.587 G + 0.114 B on [0, 255], unrounded); Wang SSIM",
     }
 
-    def __init__(
-        self,
-        weights_dir,
-        device="cpu",
-        size: str = "prediction",
-        channel: str = "y",
-        gt_mean: bool = False,
-        lpips_version: str = "0.1",
-    ) -> None:
-        super().__init__(weights_dir, device, lpips_version)
-        self.size = _one_of(size, ("prediction", "native"), "size")
-        self.channel = _one_of(channel, tuple(self.CHANNELS), "channel")
-        self.gt_mean = bool(gt_mean)
+    OPTIONS = {
+        **_RestorationProtocol.OPTIONS,
+        "size": ("prediction", "native"),
+        "channel": tuple(CHANNELS),
+        "gt_mean": (False, True),
+    }
 
     def measure(self, pred, target, mask):
         pred, target = _same_size(pred, target, self.size)
@@ -366,17 +363,11 @@ class Gopro(_RestorationProtocol):
     table = "RDDM Table 9 (and the talk's Table 3(e))"
     mean_columns = ("psnr", "ssim", "lpips")
 
-    def __init__(
-        self,
-        weights_dir,
-        device="cpu",
-        size: str = "prediction",
-        ssim_form: str = "matlab-volume",
-        lpips_version: str = "0.1",
-    ) -> None:
-        super().__init__(weights_dir, device, lpips_version)
-        self.size = _one_of(size, ("prediction", "native"), "size")
-        self.ssim_form = _one_of(ssim_form, tuple(SSIM_FORMS), "ssim_form")
+    OPTIONS = {
+        **_RestorationProtocol.OPTIONS,
+        "size": ("prediction", "native"),
+        "ssim_form": ("matlab-volume", "wang", "skimage"),
+    }
 
     def measure(self, pred, target, mask):
         pred, target = _same_size(pred, target, self.size)
@@ -415,17 +406,11 @@ class Rgb(_RestorationProtocol):
     lpips_resized = False
     resizes = False
 
-    def __init__(
-        self,
-        weights_dir,
-        device="cpu",
-        channel: str = "rgb",
-        ssim_form: str = "wang",
-        lpips_version: str = "0.1",
-    ) -> None:
-        super().__init__(weights_dir, device, lpips_version)
-        self.channel = _one_of(channel, ("rgb", "y"), "channel")
-        self.ssim_form = _one_of(ssim_form, ("wang", "skimage"), "ssim_form")
+    OPTIONS = {
+        **_RestorationProtocol.OPTIONS,
+        "channel": ("rgb", "y"),
+        "ssim_form": ("wang", "skimage"),
+    }
 
     def measure(self, pred, target, mask):
         self._require_same_size(pred, target)

@@ -230,3 +230,13 @@ def test_audit_rows_leave_out_conventions_that_were_not_scored():
     assert [r.protocol for r in rows] == ["rgb", "rgb-y"]
     assert rows[1].deltas == {"PSNR": 1.5, "SSIM": None, "LPIPS": None}
     assert set(VARIANTS) >= {"istd-origin", "lol-gtmean", "raindrop-yiq"}
+
+
+def test_protocol_options_are_checked_by_name_and_value(tmp_path):
+    from bench.errors import UsageError
+
+    with pytest.raises(UsageError, match="protocol 'istd' has no option colour; valid: "):
+        get_protocol("istd", tmp_path, colour="lab")
+    with pytest.raises(UsageError, match="white = 'd60'; valid: d50, d65"):
+        get_protocol("istd", tmp_path, white="d60")
+    assert get_protocol("lol", tmp_path).channel == "y"  # the paper's value comes first

@@ -45,3 +45,11 @@ def demo(session: nox.Session) -> None:
     """The embedded default main job: `bench run` with no arguments, offline on CPU."""
     _install(session, extras="test")
     session.run("bench", "run", *session.posargs)
+
+
+@nox.session(venv_backend="none")
+def gpu(session: nox.Session) -> None:
+    """The GPU check: RDDM, Resfusion and SR3 at 256x256, fp32 / bf16 / compiled, batch 1 and
+    16, and RDDM's training rate (`bench profile --suite`). Runs in the current environment,
+    whose CUDA torch you installed; prints one table and, with --json, one document."""
+    session.run("bench", "profile", "--suite", "--device", "cuda", *session.posargs)

@@ -13,7 +13,9 @@ EXAMPLE = "Example: bench profile rddm --size 256 --json"
 
 
 def profile(
-    method: Annotated[str, typer.Argument(help="Method name, e.g. rddm, resfusion, sr3.")],
+    method: Annotated[
+        str, typer.Argument(help="Method name, e.g. rddm, resfusion, sr3 (any with --suite).")
+    ] = "rddm",
     size: Annotated[int, typer.Option(help="Image side in pixels.")] = 256,
     dataset: Annotated[
         str | None,
@@ -29,6 +31,18 @@ def profile(
     repeats: Annotated[
         int, typer.Option(help="Timed repeats after warm-up (at least 15).", min=15)
     ] = 15,
+    suite: Annotated[
+        bool,
+        typer.Option(
+            "--suite",
+            help="Instead of METHOD alone: RDDM, Resfusion and SR3 at fp32, bf16 and bf16 "
+            "compiled, batch 1 and 16 (s/step, s/image, TFLOP/s, peak memory), and RDDM's "
+            "paper-profile training rate; the GPU check (`nox -s gpu`).",
+        ),
+    ] = False,
+    train_iters: Annotated[
+        int, typer.Option(help="With --suite: RDDM training iterations timed.", min=1)
+    ] = 200,
     config_path: ConfigOption = None,
     quiet: QuietOption = False,
     as_json: JsonOption = False,
@@ -40,6 +54,11 @@ def profile(
     from bench.profiling import profile_method
     from bench.runner.cell import resolve_device
 
+    if suite:
+        _suite(
+            size, resolve_device(device), train_iters, repeats, setup(config_path, quiet, as_json)
+        )
+        return
     config = setup(config_path, quiet, as_json, {"run": {"dataset": dataset}})
     if method not in METHODS:
         raise unknown_name("method", method, METHODS)
@@ -123,3 +142,43 @@ def _row(name, params, params_thop, macs, macs_thop, median, iqr):
         f"{median:.4f}",
         "" if iqr is None else f"{iqr:.4f}",
     ]
+
+
+def _suite(size: int, device, train_iters: int, repeats: int, config) -> None:
+    """`bench profile --suite`: the sampling table, then the training rate."""
+    import platform
+
+    from bench.runner.precision import native_bf16
+    from bench.suite import peak_tflops, sampling_rows, training_rate
+
+    hardware = (
+        __import__("torch").cuda.get_device_name(device)
+        if device.type == "cuda"
+        else platform.processor() or "cpu"
+    )
+    console.info(
+        f"suite on {hardware} at {size}x{size}; native bf16: {native_bf16(device) or 'none'}"
+    )
+    rows = sampling_rows(size, (1, 16), device, repeats, warmup=5)
+    training = training_rate(size, train_iters, device)
+
+    def fmt(value, digits=4):
+        return "" if value is None else f"{value:.{digits}g}"
+
+    table = console.table(
+        f"sampling at {size}x{size} on {hardware} (peak bf16: {fmt(peak_tflops(device))} TFLOP/s)",
+        ["method", "precision", "compiled", "batch", "s/step", "s/image", "TFLOP/s", "of peak", "peak GiB"],
+        [
+            [r["method"], r["precision"], r["compiled"], str(r.get("batch", "")),
+             fmt(r.get("s_per_step")), fmt(r.get("s_per_image")), fmt(r.get("tflops"), 3),
+             fmt(r.get("peak_share"), 2), fmt(r.get("peak_memory_gib"), 3)]
+            for r in rows
+        ],
+    )  # fmt: skip
+    console.emit(
+        {"hardware": hardware, "size": size, "sampling": rows, "training": training}, table
+    )
+    console.info(
+        f"RDDM training (paper profile, fp32): {training['iterations_per_s']:.2f} iterations/s "
+        f"over {training['iterations']} iterations"
+    )

@@ -177,13 +177,46 @@ def apply_precision(method: Any, cell: Cell, device: torch.device) -> dict[str, 
     return tags
 
 
-def sample_split(method: Any, split: Any, cell: Cell, device: torch.device) -> dict[str, Any]:
-    """Sample every test image, batched; return uint8 predictions, inputs, targets, masks."""
+@dataclass
+class NativeFiles:
+    """The ground truth (and masks) of sampled images as their files hold them, and the size
+    the loader padded each to before resizing (docs/protocols.md §5)."""
+
+    targets: list[torch.Tensor] = field(default_factory=list)  # uint8 (3, H, W) each
+    masks: list[torch.Tensor] = field(default_factory=list)  # uint8 (1, H, W) each, or none
+    padded: list[tuple[int, int]] = field(default_factory=list)
+
+
+@dataclass
+class Samples:
+    """What sampling a test split gives: uint8 predictions and, batched like them, the
+    loader's inputs, targets and masks (N, C, h, w), the image names, how many images the
+    split has, and the files at their own size (None for unpaired data)."""
+
+    pred: torch.Tensor
+    target: torch.Tensor
+    input: torch.Tensor | None
+    mask: torch.Tensor | None
+    names: list[str]
+    split_size: int
+    native: NativeFiles | None = None
+
+    def subset_tags(self) -> dict[str, str]:
+        """How much of the test split was scored: "64/540" and whether it is a subset."""
+        scored = len(self.names)
+        return {
+            "eval_images": f"{scored}/{self.split_size}",
+            "eval_subset": "yes" if scored < self.split_size else "no",
+        }
+
+
+def sample_split(method: Any, split: Any, cell: Cell, device: torch.device) -> Samples:
+    """Sample every test image (the first ``cell.eval_images``), batched."""
     count = len(split) if cell.eval_images == 0 else min(cell.eval_images, len(split))
     generator = torch.Generator(device=device).manual_seed(derived_seed(cell.seed, "sampling"))
-    outputs: dict[str, list] = {"pred": [], "input": [], "target": [], "mask": [], "name": []}
-    native: dict[str, list] = {"target": [], "mask": [], "padded": []}
-    keeps_native = hasattr(split, "native")  # paired data: scored against its own files
+    outputs: dict[str, list] = {"pred": [], "input": [], "target": [], "mask": []}
+    names: list[str] = []
+    native = NativeFiles() if hasattr(split, "native") else None  # paired data: its files
     method.eval()
     with console.progress_bar(f"sampling {getattr(method, 'name', cell.method)}", count) as advance:
         for start in range(0, count, cell.eval_batch_size):
@@ -208,40 +241,30 @@ def sample_split(method: Any, split: Any, cell: Cell, device: torch.device) -> d
                 outputs["input"].append(to_uint8(condition))
             if mask is not None:
                 outputs["mask"].append((mask > 0.5).to(torch.uint8) * 255)
-            outputs["name"] += [item["name"] for item in items]
-            for index in range(start, start + len(items)) if keeps_native else ():
+            names += [item["name"] for item in items]
+            for index in range(start, start + len(items)) if native is not None else ():
                 files = split.native(index)
-                native["target"].append(torch.from_numpy(files["target"]).permute(2, 0, 1))
+                native.targets.append(torch.from_numpy(files["target"]).permute(2, 0, 1))
                 if "mask" in files:
-                    native["mask"].append(torch.from_numpy(files["mask"])[None])
-                native["padded"].append(split.padded_shape(*files["target"].shape[:2]))
+                    native.masks.append(torch.from_numpy(files["mask"])[None])
+                native.padded.append(split.padded_shape(*files["target"].shape[:2]))
             advance(len(items))
-    return {
-        key: (torch.cat(value) if value else None) if key != "name" else value
-        for key, value in outputs.items()
-    } | {"split_size": len(split), "native": native if keeps_native else None}
+    batched = {key: torch.cat(value) if value else None for key, value in outputs.items()}
+    return Samples(names=names, split_size=len(split), native=native, **batched)
 
 
-def subset_tags(samples: dict[str, Any]) -> dict[str, str]:
-    """How much of the test split was scored: "64/540" and whether it is a subset."""
-    scored, total = len(samples["name"]), samples["split_size"]
-    return {"eval_images": f"{scored}/{total}", "eval_subset": "yes" if scored < total else "no"}
-
-
-def score(cell: Cell, samples: dict[str, Any], weights_dir: Path, kind: str, device: torch.device):
+def score(cell: Cell, samples: Samples, weights_dir: Path, kind: str, device: torch.device):
     """Score with the dataset's protocol (restoration) or FID/IS/KID (generation)."""
     if kind == "generation":
         from bench.metrics.fidelity import generation_metrics
 
-        return generation_metrics(
-            samples["pred"], samples["target"], weights_dir, device=str(device)
-        )
+        return generation_metrics(samples.pred, samples.target, weights_dir, device=str(device))
     from bench.protocols import get_protocol
 
     return evaluate_native(get_protocol(cell.protocol, weights_dir, device=str(device)), samples)
 
 
-def evaluate_native(protocol: Any, samples: dict[str, Any]) -> Any:
+def evaluate_native(protocol: Any, samples: Samples) -> Any:
     """Score the predictions against the ground truth files at their own size, as the
     papers' scripts read them, never against the loader's resized copies: each protocol
     then resizes as its script does (ISTD: both to 256x256; Y-channel and GoPro scripts:
@@ -251,20 +274,20 @@ def evaluate_native(protocol: Any, samples: dict[str, Any]) -> Any:
     scored in groups of one size and merged."""
     from bench.metrics.resize import imresize
 
-    native = samples.get("native")
+    native = samples.native
     if native is None:  # unpaired data: the loader's images are all there is
-        return protocol.evaluate(samples["pred"], samples["target"], samples["mask"], samples["name"])  # fmt: skip
+        return protocol.evaluate(samples.pred, samples.target, samples.mask, samples.names)
     groups: dict[tuple, list[int]] = {}
-    for index, (target, padded) in enumerate(zip(native["target"], native["padded"], strict=True)):
+    for index, (target, padded) in enumerate(zip(native.targets, native.padded, strict=True)):
         groups.setdefault((tuple(target.shape[-2:]), padded), []).append(index)
     results = []
     for (size, padded), indices in groups.items():
-        pred = samples["pred"][indices]
+        pred = samples.pred[indices]
         if not protocol.resizes and pred.shape[-2:] != size:
             pred = imresize(pred, padded)[..., : size[0], : size[1]].contiguous()
-        target = torch.stack([native["target"][i] for i in indices])
-        mask = torch.stack([native["mask"][i] for i in indices]) if native["mask"] else None
-        names = [samples["name"][i] for i in indices]
+        target = torch.stack([native.targets[i] for i in indices])
+        mask = torch.stack([native.masks[i] for i in indices]) if native.masks else None
+        names = [samples.names[i] for i in indices]
         results.append(protocol.evaluate(pred, target, mask, names))
     return results[0] if len(results) == 1 else protocol.combine(results)
 
@@ -278,9 +301,9 @@ def curve_metrics(cell: Cell, summary: dict[str, float]) -> dict[str, float]:
     return {f"curve/{cell.protocol}/{key}": summary[key] for key in keys if key in summary}
 
 
-def sample_grid(samples: dict[str, Any], path: Path) -> None:
+def sample_grid(samples: Samples, path: Path) -> None:
     """Rows of (input | output | ground truth) for the first few test images."""
-    columns = [samples[k] for k in ("input", "pred", "target") if samples[k] is not None]
+    columns = [c for c in (samples.input, samples.pred, samples.target) if c is not None]
     rows = [
         torch.cat([c[i] for c in columns], dim=2) for i in range(min(GRID_ROWS, len(columns[0])))
     ]
@@ -390,7 +413,7 @@ def run_cell(cell: Cell, context: RunContext) -> CellRecord:
                 cell.dataset, root, spec.test_split, image_size=cell.image_size, train=False
             )
             samples = sample_split(method, test_split, cell, device)
-            subset = subset_tags(samples)
+            subset = samples.subset_tags()
             tracker.set_tags(run_id, subset)
             record.subset = subset["eval_images"] if subset["eval_subset"] == "yes" else None
         with phase("score"):
@@ -482,9 +505,9 @@ def train_cell(method, cell, spec, root, device, clock, context, tracker, run_id
     return ema
 
 
-def log_outputs(tracker: Tracker, run_id: str, folder: Path, samples: dict, scores: Any) -> None:
+def log_outputs(tracker: Tracker, run_id: str, folder: Path, samples: Samples, scores: Any) -> None:
     """Sample PNGs on disk (re-scorable with `bench score`); CSV, grid and scoring record logged."""
-    for image, name in zip(samples["pred"], samples["name"], strict=True):
+    for image, name in zip(samples.pred, samples.names, strict=True):
         write_image(folder / "samples" / f"{name}.png", image.permute(1, 2, 0).numpy())
     tracker.set_tags(run_id, {"samples_dir": str(folder / "samples")})
     with atomic_write(folder / "per_image.csv", "w") as handle:

@@ -14,7 +14,7 @@ from bench import console
 from bench.config import Config
 from bench.data.verify import DataError
 from bench.envinfo import environment
-from bench.runner.cell import CellRecord, RunContext, sample_split, score, subset_tags
+from bench.runner.cell import CellRecord, RunContext, sample_split, score
 from bench.runner.cells import Cell
 from bench.runner.distributed import World, barrier, join, leave, open_tracker
 from bench.runner.executors import Executor, InProcess, settle_lost
@@ -64,7 +64,7 @@ def score_identity(cell: Cell, context: RunContext) -> CellRecord:
             cell.dataset, root, spec.test_split, image_size=cell.image_size, train=False
         )
         samples = sample_split(Identity(), split, cell, torch.device("cpu"))
-        subset = subset_tags(samples)
+        subset = samples.subset_tags()
         record.subset = subset["eval_images"] if subset["eval_subset"] == "yes" else None
         scores = score(cell, samples, context.weights_dir, "restoration", torch.device("cpu"))
         record.metrics = {f"{cell.protocol}/{k}": v for k, v in scores.summary.items()}

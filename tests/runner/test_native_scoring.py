@@ -9,7 +9,7 @@ from PIL import Image
 
 from bench.metrics.resize import imresize
 from bench.protocols import get_protocol
-from bench.runner.cell import evaluate_native
+from bench.runner.cell import NativeFiles, Samples, evaluate_native
 
 
 def smooth(height: int, width: int, phase: float) -> torch.Tensor:
@@ -32,13 +32,8 @@ def mixed():
     files = [smooth(60, 90, 0.0), smooth(50, 70, 1.0), smooth(60, 90, 2.0)]
     padded = [(64, 96), (56, 72), (64, 96)]
     pred = torch.stack([loader_copy(f, p, 48) for f, p in zip(files, padded, strict=True)])
-    return {
-        "pred": pred,
-        "target": pred.clone(),
-        "mask": None,
-        "name": ["a", "b", "c"],
-        "native": {"target": files, "mask": [], "padded": padded},
-    }
+    native = NativeFiles(targets=files, padded=padded)
+    return Samples(pred, pred.clone(), None, None, ["a", "b", "c"], 3, native)
 
 
 def test_native_scoring_groups_sizes_and_undoes_the_padding(tmp_path, mixed):
@@ -47,20 +42,20 @@ def test_native_scoring_groups_sizes_and_undoes_the_padding(tmp_path, mixed):
     # the prediction (the loader's copy of the file) brought back to the file: resize to the
     # padded size, crop the padding away; only the 48-pixel bottleneck is lost
     restored = {
-        name: imresize(mixed["pred"][i : i + 1], pad)[..., : f.shape[1], : f.shape[2]]
-        for i, (name, f, pad) in enumerate(zip("abc", mixed["native"]["target"], mixed["native"]["padded"], strict=True))
+        name: imresize(mixed.pred[i : i + 1], pad)[..., : f.shape[1], : f.shape[2]]
+        for i, (name, f, pad) in enumerate(zip("abc", mixed.native.targets, mixed.native.padded, strict=True))
     }  # fmt: skip
     for name, image in restored.items():
         index = "abc".index(name)
-        mse = ((image.double() - mixed["native"]["target"][index].double()) ** 2).mean()
+        mse = ((image.double() - mixed.native.targets[index].double()) ** 2).mean()
         expected = 10 * np.log10(255**2 / mse.item())
         row = result.per_image.set_index("name").loc[name]
         assert row["psnr"] == pytest.approx(expected, abs=1e-9)
         assert row["psnr"] > 25  # the padding strip would cost far more if left in
-        stretched = imresize(mixed["pred"][index : index + 1], tuple(image.shape[-2:]))
+        stretched = imresize(mixed.pred[index : index + 1], tuple(image.shape[-2:]))
         naive = 10 * np.log10(
             255**2
-            / ((stretched.double() - mixed["native"]["target"][index].double()) ** 2).mean().item()
+            / ((stretched.double() - mixed.native.targets[index].double()) ** 2).mean().item()
         )
         assert row["psnr"] > naive + 3  # fmt: skip
 
@@ -69,7 +64,7 @@ def test_resizing_protocols_get_the_files_as_they_are(tmp_path, mixed):
     """ISTD's script resizes the ground truth file itself (MATLAB imresize to 256x256)."""
     result = evaluate_native(get_protocol("istd", tmp_path), mixed)
     direct = get_protocol("istd", tmp_path).evaluate(
-        mixed["pred"][[1]], mixed["native"]["target"][1][None], names=["b"]
+        mixed.pred[[1]], mixed.native.targets[1][None], names=["b"]
     )
     row = result.per_image.set_index("name").loc["b"]
     assert row["psnr_all"] == pytest.approx(direct.per_image["psnr_all"].iloc[0], abs=1e-12)

@@ -4,9 +4,18 @@
 >>> result = protocol.evaluate(pred_uint8, target_uint8, mask_uint8, names)
 """
 
-from bench.conventions import VARIANTS
-from bench.protocols import generation, restoration  # noqa: F401  (register the protocols)
+import importlib
+import pkgutil
+
+from bench.conventions import BASE_PROTOCOLS, VARIANTS
 from bench.protocols.base import PROTOCOLS, Protocol, get_protocol, register_variant
+
+for _module in pkgutil.iter_modules(__path__):  # every protocol file registers its classes
+    if _module.name not in ("base", "audit"):
+        importlib.import_module(f"{__name__}.{_module.name}")
+_missing = set(BASE_PROTOCOLS) - set(PROTOCOLS.names())
+if _missing:  # a name in bench/conventions.py without its class
+    raise ImportError(f"protocols named in bench/conventions.py but not registered: {_missing}")
 
 for _variant in VARIANTS.values():  # istd-origin, lol-gtmean, ... (bench/conventions.py)
     register_variant(PROTOCOLS.get(_variant.base), _variant)

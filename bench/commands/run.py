@@ -277,6 +277,42 @@ def _run_grid(
     iters: int | None,
     steps: int | None,
     options: dict[str, Any],
+    executor: str,
+    jobs: int,
+    nproc: int,
+    **invocation: Any,
+) -> bool:
+    """One grid (dataset x methods x seeds) under one parent run; True if a cell failed.
+    The command plans and renders; bench.runner executes."""
+    from bench.runner import distributed
+    from bench.runner.executors import make_executor
+    from bench.runner.grid import grid_worker, run_as_rank
+
+    cells, context = _plan(config, iters, steps, options, **invocation)
+    console.info(
+        f"{len(cells)} cell(s): {config.run.dataset} x {','.join(config.run.methods)} x "
+        f"seeds {','.join(map(str, config.run.seeds))}, profile {config.run.profile}; "
+        f"tracking {context.tracking_uri}"
+    )
+    output = (console.state.quiet, console.state.json)
+    if nproc > 1:
+        result = distributed.launch(nproc, grid_worker, config, cells, context, output)
+    else:
+        engine = make_executor(
+            executor, jobs, config.slurm, config.paths.results_dir, config.source.parent
+        )
+        result = run_as_rank(config, cells, context, output, engine)
+    if result is None:  # a rank other than 0: rank 0 reports
+        return False
+    _render(config, context, result)
+    return bool(result.failed)
+
+
+def _plan(
+    config: Any,
+    iters: int | None,
+    steps: int | None,
+    options: dict[str, Any],
     resume: bool,
     checkpoint: Path | None,
     weights: str,
@@ -285,20 +321,14 @@ def _run_grid(
     eval_every: int | None,
     methods_from: tuple[Path, ...],
     log_checkpoint: bool,
-    executor: str,
-    jobs: int,
-    nproc: int,
-) -> bool:
-    """One grid (dataset x methods x seeds) under one parent run; True if a cell failed."""
-    from bench.runner import distributed
+) -> tuple[list[Any], Any]:
+    """The cells and the context they share, once everything that could stop them after
+    training started has been checked (writable results, --resume, --checkpoint)."""
+    from bench.files import ensure_writable
     from bench.runner.cell import RunContext
     from bench.runner.cells import expand
-    from bench.runner.executors import make_executor
-    from bench.runner.grid import grid_worker, run_grid
 
     cells = expand(config, iters, steps, options, precision, compile, eval_every)
-    from bench.files import ensure_writable
-
     ensure_writable(config.paths.results_dir, f"[paths] results_dir in {config.source}")
     if resume:  # before any work: a checkpoint of other settings is never continued
         from bench.runner.cell import resume_problem
@@ -330,24 +360,11 @@ def _run_grid(
         log_checkpoint=log_checkpoint,
         config=config.to_dict(),
     )
-    console.info(
-        f"{len(cells)} cell(s): {config.run.dataset} x {','.join(config.run.methods)} x "
-        f"seeds {','.join(map(str, config.run.seeds))}, profile {config.run.profile}; "
-        f"tracking {context.tracking_uri}"
-    )
-    output = (console.state.quiet, console.state.json)
-    if nproc > 1:
-        result = distributed.launch(nproc, grid_worker, config, cells, context, output)
-    else:
-        world = distributed.join(config.run.device)  # under torchrun: this process's rank
-        console.state.quiet |= not world.is_main
-        paths = config.paths
-        engine = make_executor(
-            executor, jobs, config.slurm, paths.results_dir, config.source.parent
-        )
-        result = run_grid(config, cells, context, engine)
-        if not world.is_main:  # rank 0 reports
-            return False
+    return cells, context
+
+
+def _render(config: Any, context: Any, result: Any) -> None:
+    """The results table (or --json), the wall time and every warning a reader needs."""
     rows = ([result.identity] if result.identity else []) + result.records
     measured = {key.split("/", 1)[1]: key for r in rows for key in r.metrics}
     shown = [measured[name] for name in SHOWN if name in measured]
@@ -398,25 +415,27 @@ def _run_grid(
         f"(time outside network forward/backward)\n"
         f"next: [bold]bench report[/bold] for the paper tables, [bold]bench ui[/bold] to compare runs"
     )
-    if result.identity is not None:
-        for record in result.records:
-            key = next((k for k in shown if k in record.metrics and "psnr" in k), None)
-            if (
-                key
-                and key in result.identity.metrics
-                and record.metrics[key] <= result.identity.metrics[key]
-            ):
-                console.warn(
-                    f"{record.cell.method} does not beat the identity baseline ({key} "
-                    f"{record.metrics[key]:.2f} vs {result.identity.metrics[key]:.2f} for the input): "
-                    "train longer (--iters) before reading anything into its numbers"
-                )
+    _warn_below_identity(result, shown)
     unavailable = {k: v for r in rows for k, v in r.unavailable.items()}
     for name, reason in sorted(unavailable.items()):
         console.warn(f"{name} unavailable: {reason}")
     for record in result.failed:
         console.error(f"{record.cell.key} {record.status}: {record.error}")
-    return bool(result.failed)
+
+
+def _warn_below_identity(result: Any, shown: list[str]) -> None:
+    """A method that does not beat the degraded input has learned nothing worth reading."""
+    if result.identity is None:
+        return
+    floor = result.identity.metrics
+    for record in result.records:
+        key = next((k for k in shown if k in record.metrics and "psnr" in k), None)
+        if key and key in floor and record.metrics[key] <= floor[key]:
+            console.warn(
+                f"{record.cell.method} does not beat the identity baseline ({key} "
+                f"{record.metrics[key]:.2f} vs {floor[key]:.2f} for the input): "
+                "train longer (--iters) before reading anything into its numbers"
+            )
 
 
 def _fmt(value: float | None) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -132,7 +133,7 @@ def run_grid(
     tracker.log_json(parent, context.config, "config.json")
     tracker.log_json(parent, env, "environment.json")
     child_tags = {k: v for k, v in tags.items() if k not in ("run_kind", "world_size")}
-    context = RunContext(**{**vars(context), "parent_run_id": parent, "tags": child_tags})
+    context = dataclasses.replace(context, parent_run_id=parent, tags=child_tags)
 
     records: list[CellRecord] = []
     try:
@@ -163,14 +164,28 @@ def run_grid(
     return result
 
 
-def grid_worker(config: Config, cells: list[Cell], context: RunContext, output: tuple) -> Any:
-    """One process of ``bench run --nproc N`` (``distributed.launch``): the whole grid,
-    rank-aware; rank 0's result."""
+def run_as_rank(
+    config: Config,
+    cells: list[Cell],
+    context: RunContext,
+    output: tuple[bool, bool],
+    executor: Executor | None = None,
+) -> GridResult | None:
+    """This process's part of the grid: join the process group torchrun or ``--nproc``
+    describes (alone: a world of one), silence every rank but 0, run the grid; rank 0's
+    result, None on the other ranks."""
     world = join(context.device)
     console.state.quiet, console.state.json = output
     console.state.quiet |= not world.is_main
+    result = run_grid(config, cells, context, executor)
+    return result if world.is_main else None
+
+
+def grid_worker(config: Config, cells: list[Cell], context: RunContext, output: tuple) -> Any:
+    """One process of ``bench run --nproc N`` (``distributed.launch``): the whole grid,
+    rank-aware; rank 0's result."""
     try:
-        return run_grid(config, cells, context)
+        return run_as_rank(config, cells, context, output)
     finally:
         leave()
 

@@ -188,7 +188,9 @@ def _decode_problems(spec: DatasetSpec, files: SplitFiles) -> list[str]:
         sizes = {role: size_of(path, role) for role, path in roles.items()}
         known = {role: size for role, size in sizes.items() if size is not None}
         if len(set(known.values())) > 1:
-            described = ", ".join(f"{roles[r].name} {s[1]}x{s[0]}" for r, s in known.items())
+            described = ", ".join(
+                f"{roles[r].parent.name}/{roles[r].name} {s[1]}x{s[0]}" for r, s in known.items()
+            )
             problems.append(f"{roles['target']}: pair sizes differ ({described})")
     return problems
 

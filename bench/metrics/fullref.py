@@ -7,6 +7,7 @@ value per image (shape (N,)), so a protocol aggregates them as its paper does.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from functools import lru_cache
 from typing import Literal
 
@@ -95,17 +96,37 @@ def _separable(x: torch.Tensor, taps: torch.Tensor, mode: str, volume: bool) -> 
     return x
 
 
-def _ssim_map(x, y, data_range, local_mean, covariance_scale=1.0):
-    """SSIM map from local means (Wang et al. 2004, eq. 13, with C3 = C2 / 2 folded in)."""
+def _moments(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """The five statistics SSIM filters, stacked: x, y, x^2, y^2, xy."""
+    return torch.stack((x, y, x * x, y * y, x * y))
+
+
+def _ssim_from(filtered: torch.Tensor, data_range: float, covariance_scale: float) -> torch.Tensor:
+    """SSIM map from filtered moments (Wang et al. 2004, eq. 13, with C3 = C2 / 2 folded in)."""
     c1, c2 = (K1 * data_range) ** 2, (K2 * data_range) ** 2
-    # One filtering pass over the five stacked statistics (fewer, larger matmuls).
-    mu_x, mu_y, xx, yy, xy = local_mean(torch.stack((x, y, x * x, y * y, x * y)))
+    mu_x, mu_y, xx, yy, xy = filtered
     var_x = covariance_scale * (xx - mu_x * mu_x)
     var_y = covariance_scale * (yy - mu_y * mu_y)
     cov = covariance_scale * (xy - mu_x * mu_y)
     numerator = (2 * mu_x * mu_y + c1) * (2 * cov + c2)
     denominator = (mu_x * mu_x + mu_y * mu_y + c1) * (var_x + var_y + c2)
     return numerator / denominator
+
+
+def _window(form: SsimForm) -> tuple[Callable[[torch.Tensor], torch.Tensor], float, int]:
+    """(the local mean filter, the covariance scale, the window side) of an SSIM form."""
+    if form == "wang":
+        taps = gaussian_taps(1.5, 5)
+        return lambda t: _separable(t, taps, "valid", False), 1.0, 11
+    if form == "skimage":
+        taps = torch.full((7,), 1 / 7, dtype=torch.float64)
+        points = taps.numel() ** 2
+        return lambda t: _separable(t, taps, "valid", False), points / (points - 1), 7
+    if form == "matlab-volume":
+        # MATLAB ssim: filter size 2*ceil(3*sigma)+1 = 11 along rows, columns and channels.
+        taps = gaussian_taps(1.5, math.ceil(3 * 1.5))
+        return lambda t: _separable(t, taps, "replicate", True), 1.0, 1
+    raise ValueError(f"unknown SSIM form {form!r}; valid forms: {', '.join(SSIM_FORMS)}")
 
 
 def ssim(
@@ -118,25 +139,34 @@ def ssim(
     ``data_range`` given. Both average the per-channel means (skimage ``channel_axis``).
     """
     x, y = pred.to(torch.float64), target.to(torch.float64)
-    window = {"wang": 11, "skimage": 7}.get(form, 1)
+    local_mean, scale, window = _window(form)
     if min(x.shape[-2:]) < window:
         raise ValueError(f"images of {tuple(x.shape[-2:])} are smaller than the SSIM window")
-    if form == "wang":
-        taps = gaussian_taps(1.5, 5)
-        ssim_map = _ssim_map(x, y, data_range, lambda t: _separable(t, taps, "valid", False))
-    elif form == "skimage":
-        taps = torch.full((7,), 1 / 7, dtype=torch.float64)
-        points = taps.numel() ** 2
-        ssim_map = _ssim_map(
-            x, y, data_range, lambda t: _separable(t, taps, "valid", False), points / (points - 1)
-        )
-    elif form == "matlab-volume":
-        # MATLAB ssim: filter size 2*ceil(3*sigma)+1 = 11 along rows, columns and channels.
-        taps = gaussian_taps(1.5, math.ceil(3 * 1.5))
-        ssim_map = _ssim_map(x, y, data_range, lambda t: _separable(t, taps, "replicate", True))
-    else:
-        raise ValueError(f"unknown SSIM form {form!r}; valid forms: {', '.join(SSIM_FORMS)}")
-    return ssim_map.flatten(1).mean(dim=1)
+    # one filtering pass over the five stacked statistics (fewer, larger matmuls)
+    return _ssim_from(local_mean(_moments(x, y)), data_range, scale).flatten(1).mean(dim=1)
+
+
+def ssim_inside_outside(
+    pred: torch.Tensor,
+    target: torch.Tensor,
+    inside: torch.Tensor,
+    data_range: float,
+    form: SsimForm = "wang",
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """:func:`ssim` of the whole images, of both multiplied by the binary ``inside`` mask, and
+    of both multiplied by its complement (ISTD's ALL, S and NS). Filtering is linear and the
+    mask is binary, so every moment of the outside images is the whole image's minus the
+    inside's: two filterings instead of three, equal to scoring each to about 1e-13."""
+    x, y = pred.to(torch.float64), target.to(torch.float64)
+    local_mean, scale, window = _window(form)
+    if min(x.shape[-2:]) < window:
+        raise ValueError(f"images of {tuple(x.shape[-2:])} are smaller than the SSIM window")
+    mask = inside.to(torch.float64)
+    whole, masked = local_mean(torch.cat((_moments(x, y), _moments(x * mask, y * mask)))).split(5)
+    return tuple(
+        _ssim_from(moments, data_range, scale).flatten(1).mean(dim=1)
+        for moments in (whole, masked, whole - masked)
+    )  # type: ignore[return-value]
 
 
 def region_abs_sums(

@@ -15,7 +15,7 @@ import torch
 from bench import weights as weight_files
 from bench.errors import UsageError
 from bench.metrics.color import rgb_to_lab, rgb_to_y, rgb_to_yiq_luma
-from bench.metrics.fullref import SSIM_FORMS, psnr, region_abs_sums, ssim
+from bench.metrics.fullref import SSIM_FORMS, psnr, region_abs_sums, ssim, ssim_inside_outside
 from bench.metrics.perceptual import Lpips
 from bench.metrics.resize import imresize
 from bench.protocols.base import PROTOCOLS, Protocol
@@ -222,6 +222,11 @@ class Istd(_RestorationProtocol):
             shadow = resized != 0 if self.mask_threshold == "nonzero" else resized >= 127.5
             regions["s"], regions["ns"] = shadow, ~shadow
 
+        if regions.get("s") is not None:  # S and NS from one more filtering (linearity)
+            scores = ssim_inside_outside(pred01, target01, regions["s"], 1.0, self.ssim_form)
+            ssims = dict(zip(("all", "s", "ns"), scores, strict=True))
+        else:
+            ssims = {"all": ssim(pred01, target01, 1.0, self.ssim_form)}
         columns: dict[str, torch.Tensor] = {}
         for region, inside in regions.items():
             if inside is None:
@@ -229,7 +234,7 @@ class Istd(_RestorationProtocol):
             else:
                 a, b = pred01 * inside, target01 * inside
             columns[f"psnr_{region}"] = psnr(a, b, 1.0)
-            columns[f"ssim_{region}"] = ssim(a, b, 1.0, self.ssim_form)
+            columns[f"ssim_{region}"] = ssims[region]
             sums, pixels = region_abs_sums(lab_pred, lab_target, inside)
             columns[f"mae_{region}"] = sums / pixels  # NaN for an empty region, left out of PI
             columns[f"lab_sum_{region}"] = sums

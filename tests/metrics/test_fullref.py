@@ -144,3 +144,25 @@ def test_ssim_is_symmetric_and_drops_with_noise(photos):
 def test_unknown_ssim_form_is_refused(photos):
     with pytest.raises(ValueError, match="valid forms"):
         ssim(photos, photos, 255.0, "gaussian")
+
+
+@pytest.mark.parametrize("form", ["wang", "skimage", "matlab-volume"])
+def test_inside_outside_ssim_equals_scoring_each_masked_pair(form):
+    """ISTD's S and NS SSIM from one extra filtering (the complement's moments are the whole
+    image's minus the inside's) equal scoring each masked pair on its own."""
+    from bench.metrics.fullref import ssim, ssim_inside_outside
+
+    g = torch.Generator().manual_seed(3)
+    target = torch.rand(2, 3, 40, 48, generator=g, dtype=torch.float64)
+    pred = (target + 0.1 * torch.randn(target.shape, generator=g, dtype=torch.float64)).clamp(0, 1)
+    inside = torch.zeros(2, 1, 40, 48, dtype=torch.bool)
+    inside[0, :, 5:30, 10:40] = True
+    inside[1, :, 20:, :17] = True
+    found = ssim_inside_outside(pred, target, inside, 1.0, form)
+    expected = (
+        ssim(pred, target, 1.0, form),
+        ssim(pred * inside, target * inside, 1.0, form),
+        ssim(pred * ~inside, target * ~inside, 1.0, form),
+    )
+    for ours, reference in zip(found, expected, strict=True):
+        assert torch.allclose(ours, reference, rtol=0, atol=1e-12)

@@ -74,6 +74,11 @@ def get_dataset(name: str) -> DatasetSpec:
 
 
 def missing_message(spec: DatasetSpec, root: Path) -> str:
+    if spec.root is not None:  # a folder of the user's own, registered by `bench data add`
+        return (
+            f"dataset '{spec.name}' was registered from {root}, which is not there any more; "
+            f"move the folder back, or `bench data remove {spec.name}` and add it again"
+        )
     if spec.downloads:
         return f"dataset '{spec.name}' not found at {root}; run `bench data fetch {spec.name}`"
     return (

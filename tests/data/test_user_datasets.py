@@ -267,3 +267,20 @@ def test_own_folders_register_run_and_report(tmp_path):
         if r.data.tags.get("run_kind") == "cell"
     }
     assert "0.2 -> test" in rules["by-hash"] and rules["with-split"] is None
+
+
+def test_a_registered_folder_that_moved_is_named_with_the_way_out(tmp_path):
+    folder = write_pairs(tmp_path / "pairs", [f"{i}" for i in range(10)])
+    config = tmp_path / "bench.toml"
+    config.write_text("")
+    added = CliRunner().invoke(
+        app,
+        ["data", "add", "moved", "--path", str(folder), "--task", "deraining", "-c", str(config)],
+    )
+    assert added.exit_code == 0, added.output
+    folder.rename(tmp_path / "elsewhere")
+    result = CliRunner().invoke(
+        app, ["data", "verify", "moved", "-c", str(config)], terminal_width=400
+    )
+    assert result.exit_code != 0
+    assert "was registered from" in result.output and "bench data remove moved" in result.output

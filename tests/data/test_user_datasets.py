@@ -236,7 +236,10 @@ def test_own_folders_register_run_and_report(tmp_path):
     )
     for split, ids in (("train", ["t0", "t1", "t2"]), ("test", ["e0", "e1"])):
         write_pairs(tmp_path / "split" / split, ids, ("lq", "gt"))
-    write_pairs(tmp_path / "flat", [f"{i}" for i in range(10)], ("low", "high"))
+    # mixed sizes (the hash puts pairs 8 and 9 in the test split, one of each size): trained
+    # at the profile's size, scored at each file's own size
+    write_pairs(tmp_path / "flat", [f"{i}" for i in range(9)], ("low", "high"))
+    write_pairs(tmp_path / "flat", [f"{i}" for i in range(9, 12)], ("low", "high"), (30, 41), 9)
     runner = CliRunner()
     for name, folder in (("with-split", "split"), ("by-hash", "flat")):
         added = runner.invoke(
@@ -267,6 +270,15 @@ def test_own_folders_register_run_and_report(tmp_path):
         if r.data.tags.get("run_kind") == "cell"
     }
     assert "0.2 -> test" in rules["by-hash"] and rules["with-split"] is None
+    scored = {r.data.tags["dataset"]: r for r in runs if r.data.tags.get("run_kind") == "cell"}[
+        "by-hash"
+    ]
+    sizes = {
+        client.download_artifacts(scored.info.run_id, "per_image.csv"): None
+    }  # the per-image scores of both sizes are there
+    import pandas as pd
+
+    assert sorted(pd.read_csv(next(iter(sizes)))["name"].astype(str)) == ["8", "9"]
 
 
 def test_a_registered_folder_that_moved_is_named_with_the_way_out(tmp_path):

@@ -270,15 +270,15 @@ def test_own_folders_register_run_and_report(tmp_path):
         if r.data.tags.get("run_kind") == "cell"
     }
     assert "0.2 -> test" in rules["by-hash"] and rules["with-split"] is None
-    scored = {r.data.tags["dataset"]: r for r in runs if r.data.tags.get("run_kind") == "cell"}[
-        "by-hash"
-    ]
-    sizes = {
-        client.download_artifacts(scored.info.run_id, "per_image.csv"): None
-    }  # the per-image scores of both sizes are there
     import pandas as pd
 
-    assert sorted(pd.read_csv(next(iter(sizes)))["name"].astype(str)) == ["8", "9"]
+    by_hash = next(
+        r
+        for r in runs
+        if r.data.tags.get("run_kind") == "cell" and r.data.tags["dataset"] == "by-hash"
+    )
+    per_image = pd.read_csv(client.download_artifacts(by_hash.info.run_id, "per_image.csv"))
+    assert sorted(per_image["name"].astype(str)) == ["8", "9"]  # both sizes scored
 
 
 def test_a_registered_folder_that_moved_is_named_with_the_way_out(tmp_path):

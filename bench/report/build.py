@@ -18,24 +18,29 @@ the clock, so the same runs give byte-identical text.
 
 from __future__ import annotations
 
-import math
 import statistics
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from bench.report.common import (
+    by_seed,
+    format_number,
+    heading,
+    md_table,
+    settings_key,
+)
 from bench.report.measured import audit_markdown, measured_markdown
 from bench.report.published import ABSENT, Display, PublishedCell, PublishedTable, Row
 from bench.report.reproduce import (
     PROFILE,
     Slot,
-    bench_method,
     command,
     reported_tables,
     table_slots,
 )
 from bench.report.runs import Store, TrackedRun, same_value
-from bench.report.table11 import table11_markdown
+from bench.report.table11 import resources_markdown, table11_markdown
 
 REGIONS = {"all": "all", "shadow": "s", "non-shadow": "ns"}
 #: Table 11's columns -> profile metrics; the paper's counts are THOP's (bench/profiling.py)
@@ -83,32 +88,6 @@ def mismatch(slot: Slot, run: TrackedRun) -> str | None:
     return None
 
 
-def settings_key(run: TrackedRun) -> tuple:
-    """Runs with equal keys differ only in seed."""
-    return (
-        run.method or "",
-        run.dataset or "",
-        run.profile or "",
-        run.steps or 0,
-        run.iterations or 0,
-        run.image_size or 0,
-        run.unet_dim or 0,
-        tuple(sorted(run.options.items())),
-    )
-
-
-def by_seed(runs: Iterable[TrackedRun]) -> list[TrackedRun]:
-    return sorted(runs, key=lambda r: (r.seed is None, r.seed or 0, r.run_id))
-
-
-def format_number(value: float, decimals: int, significant: bool = False) -> str:
-    """At the paper's precision; ``significant``: at least two significant digits (a CPU
-    latency of 0.0012 s must not print as 0.00)."""
-    if significant and value != 0 and math.isfinite(value):
-        decimals = max(decimals, 1 - math.floor(math.log10(abs(value))))
-    return f"{value:.{decimals}f}"
-
-
 @dataclass
 class Footnotes:
     """Numbered by first use; identical texts share one number."""
@@ -122,13 +101,6 @@ class Footnotes:
 
     def markdown(self) -> str:
         return "\n".join(f"[^{i}]: {text}" for i, text in enumerate(self.texts, 1))
-
-
-def md_table(header: list[str], rows: list[list[str]]) -> str:
-    def line(cells: list[str]) -> str:
-        return "| " + " | ".join(c.replace("|", "\\|").replace("\n", " ") for c in cells) + " |"
-
-    return "\n".join([line(header), "|" + "---|" * len(header), *map(line, rows)])
 
 
 @dataclass
@@ -369,81 +341,6 @@ class ReportBuilder:
         parts = {name: one(name) for name in entry.fields}
         return entry.template.format(**parts) if all(parts.values()) else ""
 
-    # --- resources of every run -----------------------------------------------------------
-
-    def resources_markdown(self) -> str:
-        measured: dict[tuple, list[TrackedRun]] = {}
-        for run in self.finished:
-            if "profile/params_m" in run.metrics or "profile/params_thop_m" in run.metrics:
-                measured.setdefault(settings_key(run), []).append(run)
-        header = [
-            "Method", "Dataset", "Profile", "Image (px)", "UNet dim", "Steps",
-            "Params THOP (M)", "Params audited (M)", "GMACs/step THOP", "GMACs/step audited",
-            "GMACs/image THOP", "GMACs/image audited", "Latency/step (s)", "Latency/image (s)",
-            "Hardware", "Paper (THOP)", "Runs",
-        ]  # fmt: skip
-        keys = [
-            "profile/params_thop_m", "profile/params_m", "profile/gmacs_thop_step",
-            "profile/gmacs_step", "profile/gmacs_thop_image", "profile/gmacs_image",
-            "profile/latency_step_s", "profile/latency_image_s",
-        ]  # fmt: skip
-        rows = []
-        for key in sorted(measured):
-            runs = by_seed(measured[key])
-            first = runs[0]
-            values = []
-            for metric in keys:
-                found = [r.metrics[metric] for r in runs if metric in r.metrics]
-                decimals = 2 if "params" in metric or "gmacs" in metric else 3
-                values.append(
-                    format_number(statistics.fmean(found), decimals, significant=True)
-                    if found
-                    else ABSENT
-                )
-            self.placed.update(r.run_id for r in runs)
-            links = ", ".join(f"[seed {r.seed}]({self.link(r)})" for r in runs)
-            hardware = ", ".join(sorted({r.hardware for r in runs}))
-            rows.append(
-                [
-                    f"`{first.method}`", f"`{first.dataset}`", first.profile or "unknown",
-                    str(first.image_size or "?"), str(first.unet_dim or "?"),
-                    str(first.steps or "?"), *values, hardware,
-                    self.paper_resources(first.method or "", first.dataset or ""), links,
-                ]
-            )  # fmt: skip
-        text = [
-            "## Table 11 beside bench: parameters, MACs and latency of every measured run",
-            "",
-            "THOP columns count as the paper did (thop 0.1.1: weight-standardised convolutions, "
-            "norms and attention count zero); audited columns are the parameter sum and "
-            "torch.utils.flop_counter MACs (docs/methods.md §5). Latency is the median of one "
-            "forward per network, summed over networks, times the sampling steps, measured on "
-            "the hardware named; the paper's times are from an unspecified GPU (its "
-            "experiments ran on one RTX 3090), so they are compared, never subtracted.",
-            "",
-        ]
-        if not rows:
-            text += ["No finished run has a profile yet: run `bench run` (any dataset).", ""]
-            return "\n".join(text)
-        return "\n".join([*text, md_table(header, rows), ""])
-
-    def paper_resources(self, method: str, dataset: str) -> str:
-        """The paper's THOP params and MACs per step for this method, preferring the dataset."""
-        found = []
-        for table in self.tables:
-            if "params_m" not in {c.key for c in table.columns}:
-                continue
-            for row in table.rows:
-                mapped = bench_name(row)
-                params = row.values["params_m"]
-                if mapped != method or params.absent:
-                    continue
-                macs = row.values.get("macs_per_step_g")
-                per_step = f", {macs.text} G/step" if macs is not None and not macs.absent else ""
-                text = f"{params.text} M{per_step} ({heading(table)}: {row.label})"
-                found.append((table.dataset != dataset, len(found), text))
-        return min(found)[2] if found else ABSENT
-
     # --- the document ---------------------------------------------------------------------
 
     def markdown(self, plots: Mapping[str, str] | None = None) -> str:
@@ -479,7 +376,9 @@ class ReportBuilder:
             parts.append(self.table_markdown(table))
             if table.id == "rddm-table-11c":
                 parts.append(table11_markdown(self.tables, self.finished, self.link, md_table))
-                parts.append(self.resources_markdown())
+                measured, placed = resources_markdown(self.tables, self.finished, self.link)
+                self.placed |= placed
+                parts.append(measured)
         if plots:
             parts += ["## Plots", ""]
             parts += [f"![{title}]({path})\n" for path, title in sorted(plots.items())]
@@ -555,13 +454,3 @@ EXPECTED_FIELDS: tuple[tuple[str, Callable[[TrackedRun], Any]], ...] = (
 
 def missing_fields(run: TrackedRun) -> str:
     return ", ".join(name for name, get in EXPECTED_FIELDS if get(run) is None)
-
-
-def bench_name(row: Row) -> str | None:
-    found = bench_method(row)
-    return found[0] if found else None
-
-
-def heading(table: PublishedTable) -> str:
-    """ "RDDM, CVPR 2024 Table 3(b)"; a file that is no table of the paper by its id."""
-    return f"{table.paper} Table {table.table}" if table.table != "none" else table.id

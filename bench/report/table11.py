@@ -12,7 +12,8 @@ import statistics
 from collections.abc import Callable
 from functools import lru_cache
 
-from bench.report.published import PublishedTable, Row
+from bench.report.common import bench_name, by_seed, format_number, heading, md_table, settings_key
+from bench.report.published import ABSENT, PublishedTable, Row
 from bench.report.runs import TrackedRun
 
 TABLE_11 = ("rddm-table-11a", "rddm-table-11b", "rddm-table-11c")
@@ -113,3 +114,85 @@ def table11_markdown(
         "",
     ]
     return "\n".join([*text, md_table(header, rows), ""]) if rows else ""
+
+
+def resources_markdown(
+    tables: list[PublishedTable], finished: list[TrackedRun], link: Callable[[TrackedRun], str]
+) -> tuple[str, set[str]]:
+    """``## Table 11 beside bench``: parameters, MACs and latency of every measured run,
+    with the paper's counts; and the ids of the runs it shows."""
+
+    measured: dict[tuple, list[TrackedRun]] = {}
+    placed: set[str] = set()
+    for run in finished:
+        if "profile/params_m" in run.metrics or "profile/params_thop_m" in run.metrics:
+            measured.setdefault(settings_key(run), []).append(run)
+    header = [
+        "Method", "Dataset", "Profile", "Image (px)", "UNet dim", "Steps",
+        "Params THOP (M)", "Params audited (M)", "GMACs/step THOP", "GMACs/step audited",
+        "GMACs/image THOP", "GMACs/image audited", "Latency/step (s)", "Latency/image (s)",
+        "Hardware", "Paper (THOP)", "Runs",
+    ]  # fmt: skip
+    keys = [
+        "profile/params_thop_m", "profile/params_m", "profile/gmacs_thop_step",
+        "profile/gmacs_step", "profile/gmacs_thop_image", "profile/gmacs_image",
+        "profile/latency_step_s", "profile/latency_image_s",
+    ]  # fmt: skip
+    rows = []
+    for key in sorted(measured):
+        runs = by_seed(measured[key])
+        first = runs[0]
+        values = []
+        for metric in keys:
+            found = [r.metrics[metric] for r in runs if metric in r.metrics]
+            decimals = 2 if "params" in metric or "gmacs" in metric else 3
+            values.append(
+                format_number(statistics.fmean(found), decimals, significant=True)
+                if found
+                else ABSENT
+            )
+        placed.update(r.run_id for r in runs)
+        links = ", ".join(f"[seed {r.seed}]({link(r)})" for r in runs)
+        hardware = ", ".join(sorted({r.hardware for r in runs}))
+        rows.append(
+            [
+                f"`{first.method}`", f"`{first.dataset}`", first.profile or "unknown",
+                str(first.image_size or "?"), str(first.unet_dim or "?"),
+                str(first.steps or "?"), *values, hardware,
+                paper_resources(tables, first.method or "", first.dataset or ""), links,
+            ]
+        )  # fmt: skip
+    text = [
+        "## Table 11 beside bench: parameters, MACs and latency of every measured run",
+        "",
+        "THOP columns count as the paper did (thop 0.1.1: weight-standardised convolutions, "
+        "norms and attention count zero); audited columns are the parameter sum and "
+        "torch.utils.flop_counter MACs (docs/methods.md §5). Latency is the median of one "
+        "forward per network, summed over networks, times the sampling steps, measured on "
+        "the hardware named; the paper's times are from an unspecified GPU (its "
+        "experiments ran on one RTX 3090), so they are compared, never subtracted.",
+        "",
+    ]
+    if not rows:
+        text += ["No finished run has a profile yet: run `bench run` (any dataset).", ""]
+        return "\n".join(text), placed
+    return "\n".join([*text, md_table(header, rows), ""]), placed
+
+
+def paper_resources(tables: list[PublishedTable], method: str, dataset: str) -> str:
+    """The paper's THOP params and MACs per step for this method, preferring the dataset."""
+
+    found = []
+    for table in tables:
+        if "params_m" not in {c.key for c in table.columns}:
+            continue
+        for row in table.rows:
+            mapped = bench_name(row)
+            params = row.values["params_m"]
+            if mapped != method or params.absent:
+                continue
+            macs = row.values.get("macs_per_step_g")
+            per_step = f", {macs.text} G/step" if macs is not None and not macs.absent else ""
+            text = f"{params.text} M{per_step} ({heading(table)}: {row.label})"
+            found.append((table.dataset != dataset, len(found), text))
+    return min(found)[2] if found else ABSENT

@@ -469,3 +469,17 @@ def test_precision_and_compile_are_recorded_and_compile_falls_back(reference, mo
     assert record.status == FINISHED
     tags = client.get_run(record.run_id).data.tags
     assert tags["compile"] == "no: RuntimeError: no C++ compiler"
+
+
+def test_bf16_sampling_of_the_same_weights_stays_within_0_05_db(reference):
+    """The reference cell's trained weights sampled again in fp32 and under bf16 autocast
+    (--checkpoint: nothing trains): the headline PSNR moves by less than 0.05 dB."""
+    from bench.runner.cell import checkpoint_path
+
+    _, cell, context, trained = reference
+    weights = dataclasses.replace(context, checkpoint=checkpoint_path(context.results_dir, cell))
+    fp32 = run_cell(cell, weights)
+    bf16 = run_cell(dataclasses.replace(cell, precision="bf16"), weights)
+    assert fp32.status == bf16.status == FINISHED
+    assert fp32.metrics["istd/psnr_all"] == trained.metrics["istd/psnr_all"]  # same weights
+    assert abs(bf16.metrics["istd/psnr_all"] - fp32.metrics["istd/psnr_all"]) < 0.05

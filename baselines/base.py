@@ -122,6 +122,15 @@ class Method(nn.Module):
             raise ValueError(f"mask must be (B,1,H,W) like the image, got {tuple(mask.shape)}")
         return mask.to(reference)
 
+    def _refuse_eta(self, eta: float) -> None:
+        """For samplers whose reverse step is DDPM's ancestral one: eta has no meaning there,
+        so asking for another value than 0 is an error rather than silently ignored."""
+        if eta != 0:
+            raise ValueError(
+                f"{self.name or type(self).__name__} samples with DDPM's posterior variance; "
+                f"eta does not apply (got eta={eta}); use rddm or ddim for eta"
+            )
+
     def _restoration_condition(self, condition: Tensor | None) -> Tensor:
         if condition is None:
             raise ValueError(f"{self.name} is a restoration method and needs a condition image")

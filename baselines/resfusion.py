@@ -193,8 +193,9 @@ class Resfusion(Method):
         """T' ancestral steps (eq. 33 / 44) from x_T' = 0.5 x^_0 + sqrt(0.75) eps (eq. 28).
 
         Generation, or ``condition=None`` with ``shape``, uses x^_0 = 0: the start is
-        sqrt(0.75) eps. ``eta`` does not apply: the reverse step is DDPM's (posterior variance
+        sqrt(0.75) eps. ``eta`` other than 0 is refused: the reverse step is DDPM's (posterior variance
         b~_t, no noise at index 0). The output is clamped to [-1, 1] when ``clip``."""
+        self._refuse_eta(eta)
         self.check_steps(steps, {"timesteps": self.timesteps, "schedule": self.schedule_name})
         if self.kind == "generation" or condition is None:
             p = self._param()

@@ -118,7 +118,8 @@ class SR3(Method):
         generator: torch.Generator,
         progress: Progress | None = None,
     ) -> Tensor:
-        """Ancestral sampling in ``steps`` steps; ``eta`` does not apply (DDPM variance)."""
+        """Ancestral sampling in ``steps`` steps; ``eta`` other than 0 is refused (DDPM variance)."""
+        self._refuse_eta(eta)
         condition = self._restoration_condition(condition)
         mask = self._check_mask(mask, condition)
         gammas = [float(g) for g in self.sampling_gammas(steps)]

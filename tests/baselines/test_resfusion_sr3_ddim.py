@@ -183,3 +183,15 @@ def test_sr3_group_norm_keeps_the_paper_channels_per_group(dim, groups):
     assert {m.num_groups for m in method.modules() if isinstance(m, nn.GroupNorm)} == {groups}
     explicit = build_method("sr3", unet_dim=dim, unet_mults=(1, 2), norm_groups=1)
     assert {m.num_groups for m in explicit.modules() if isinstance(m, nn.GroupNorm)} == {1}
+
+
+@pytest.mark.parametrize("name", ["resfusion", "sr3"])
+def test_ddpm_samplers_refuse_eta_instead_of_ignoring_it(name):
+    from baselines import build_method
+
+    method = build_method(name, unet_dim=8, unet_mults=(1, 2), image_size=16)
+    condition = torch.zeros(1, 3, 16, 16)
+    generator = torch.Generator().manual_seed(0)
+    with pytest.raises(ValueError, match="eta does not apply"):
+        method.sample(condition, steps=2 if name == "sr3" else 5, eta=0.5, generator=generator)
+    method.sample(condition, steps=2 if name == "sr3" else 5, eta=0.0, generator=generator)

@@ -8,7 +8,9 @@ wheel. Real and test-generated weights go through this same code.
 
 from __future__ import annotations
 
+import hashlib
 import warnings
+from collections import OrderedDict
 from functools import lru_cache
 from pathlib import Path
 
@@ -41,6 +43,16 @@ def _load(path: str, device: str, version: str = "0.1") -> torch.nn.Module:
     return model.eval().requires_grad_(False).to(device)
 
 
+#: recent LPIPS results by (weights, version, device, image bytes); see Lpips.__call__
+_MEMO: OrderedDict[tuple, torch.Tensor] = OrderedDict()
+MEMO_SIZE = 64
+
+
+def _digest(images: torch.Tensor) -> str:
+    data = images.detach().contiguous().cpu().numpy()
+    return f"{hashlib.sha1(data.tobytes()).hexdigest()}{tuple(images.shape)}{images.dtype}"
+
+
 class Lpips:
     """LPIPS distance per image pair for uint8 (N, 3, H, W) batches."""
 
@@ -52,6 +64,26 @@ class Lpips:
 
     @torch.no_grad()
     def __call__(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """LPIPS per pair; the same images asked again (the protocol audit scores one set
+        under several conventions, most of which leave LPIPS's inputs alone) are answered
+        from a small memo keyed by the images' bytes, the weights and the version."""
+        key = (
+            str(self.verification.path),
+            self.version,
+            self.device,
+            _digest(pred),
+            _digest(target),
+        )
+        if key in _MEMO:
+            _MEMO.move_to_end(key)
+            return _MEMO[key].clone()
+        value = self._distance(pred, target)
+        _MEMO[key] = value
+        while len(_MEMO) > MEMO_SIZE:
+            _MEMO.popitem(last=False)
+        return value.clone()
+
+    def _distance(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         # LPIPS expects RGB in [-1, 1] (docs/protocols.md, LPIPS): x / 127.5 - 1.
         def scaled(x: torch.Tensor) -> torch.Tensor:
             return x.to(self.device, torch.float32) / 127.5 - 1.0

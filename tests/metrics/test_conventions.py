@@ -240,3 +240,26 @@ def test_protocol_options_are_checked_by_name_and_value(tmp_path):
     with pytest.raises(UsageError, match="white = 'd60'; valid: d50, d65"):
         get_protocol("istd", tmp_path, white="d60")
     assert get_protocol("lol", tmp_path).channel == "y"  # the paper's value comes first
+
+
+def test_the_audit_computes_lpips_once_per_distinct_input(alexnet_weights_dir, photos, monkeypatch):
+    """Most ISTD conventions leave LPIPS's inputs alone: the audit answers those from the
+    memo, and every row still carries the value scoring that protocol alone gives."""
+    from bench.metrics import perceptual
+
+    perceptual._MEMO.clear()
+    calls = []
+    distance = perceptual.Lpips._distance
+    monkeypatch.setattr(
+        perceptual.Lpips, "_distance", lambda self, a, b: calls.append(1) or distance(self, a, b)
+    )
+    pred = degrade(photos, "blur")
+    mask = torch.zeros((3, 1, 96, 112), dtype=torch.uint8)
+    mask[..., 30:70, 20:90] = 255
+    rows = audit_images("istd", lambda p: p.evaluate(pred, photos, mask), alexnet_weights_dir)
+    # scored one image at a time: v0.1 once per image (six rows share it), v0.0 once per image
+    assert len(calls) == 2 * len(pred)
+    perceptual._MEMO.clear()
+    alone = get_protocol("istd-origin", alexnet_weights_dir).evaluate(pred, photos, mask)
+    origin = next(r for r in rows if r.protocol == "istd-origin")
+    assert origin.values["LPIPS"] == pytest.approx(alone.summary["lpips"], abs=1e-12)

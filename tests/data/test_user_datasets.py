@@ -296,3 +296,18 @@ def test_a_registered_folder_that_moved_is_named_with_the_way_out(tmp_path):
     )
     assert result.exit_code != 0
     assert "was registered from" in result.output and "bench data remove moved" in result.output
+
+
+def test_single_images_register_for_generation_with_a_hash_split(tmp_path):
+    for index in range(20):
+        write_png(tmp_path / "faces" / f"face{index:02d}.png", random_rgb(16, 16, index))
+    spec, report, detected = register("faces", tmp_path / "faces", tmp_path / "user")
+    assert detected.layout == "single" and spec.kind == "unpaired"
+    assert spec.task == "generation" and spec.protocol == "celeba"
+    expected = sum(in_test(f"face{i:02d}", 0.2) for i in range(20))
+    assert report.counts == {"train": 20 - expected, "test": expected}
+    # the lock sits among the images and is never taken for one
+    assert (tmp_path / "faces" / LOCK_NAME).is_file()
+    from bench.data.verify import verify
+
+    assert verify(get_dataset("faces"), tmp_path / "faces").counts == report.counts

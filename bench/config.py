@@ -166,7 +166,7 @@ def find_config(path: Path | None) -> Path:
                 f"config file {path} does not exist; pass an existing file to --config "
                 f"or omit it to use ./{DEFAULT_CONFIG_NAME}"
             )
-        return path
+        return path.absolute()  # its folder anchors relative paths, whatever the cwd later
     local = Path.cwd() / DEFAULT_CONFIG_NAME
     return local if local.is_file() else PACKAGED_DEFAULTS
 

@@ -173,3 +173,13 @@ def test_values_typed_on_the_command_line_blame_the_flag_not_the_file(tmp_path):
         load_config(path, {"run": {"dataset": "itsd"}})
     assert str(caught.value).startswith("the DATASET argument: run.dataset = 'itsd'")
     assert str(path) not in str(caught.value)
+
+
+def test_a_relative_config_path_still_gives_absolute_paths(tmp_path, monkeypatch):
+    """`bench run -c curves.toml`: the results folder (and every samples_dir a run tags) is
+    absolute, so it stays right when the store is read from another folder."""
+    write(tmp_path, '[paths]\nresults_dir = "out"\n')
+    monkeypatch.chdir(tmp_path)
+    config = load_config(Path("bench.toml"))
+    assert config.paths.results_dir == tmp_path / "out"
+    assert config.paths.results_dir.is_absolute() and config.source.is_absolute()

@@ -270,8 +270,8 @@ class PairedDataset(_SplitDataset):
         """The item's ground truth (and mask) as the files hold them, at their own size:
         what the papers' evaluation scripts read (docs/protocols.md, "Native size")."""
         roles = self.files.pairs[self.ids[index]]
-        return {
-            role: read_image(roles[role], "L" if role == "mask" else "RGB")
+        return {  # writable copies: PIL's arrays are read-only views, which torch warns about
+            role: np.array(read_image(roles[role], "L" if role == "mask" else "RGB"))
             for role in ("target", "mask")
             if role in roles
         }

@@ -98,7 +98,7 @@ def test_default_run_tracks_parent_and_children(default_run):
         "identity"
     ]
     # the packaged per-method factors scale this file's 6 iterations (bench.toml)
-    iterations = {"rddm": "8", "resfusion": "6", "sr3": "24"}  # 1.25 x 6 = 7.5 rounds to 8
+    iterations = {"rddm": "8", "resfusion": "12", "sr3": "24"}  # 1.25 x 6 = 7.5 rounds to 8
     for run in cells:
         assert run.info.status == FINISHED
         assert run.data.params["cell.iterations"] == iterations[run.data.tags["method"]]

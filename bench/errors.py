@@ -34,6 +34,13 @@ def choices(values: Iterable[str]) -> str:
     return ", ".join(values) if values else "(none registered)"
 
 
+def require_one_of(value: str, valid: tuple[str, ...], subject: str) -> str:
+    """``value`` if it is one of ``valid``, else a UsageError: "<subject> is not one of ..."."""
+    if value not in valid:
+        raise UsageError(f"{subject} is not one of {choices(valid)}")
+    return value
+
+
 def unknown_name(kind: str, name: str, valid: Iterable[str], where: str = "") -> UsageError:
     """The error for a name that is not in a registry (method, dataset, protocol, profile...)."""
     place = f" in {where}" if where else ""

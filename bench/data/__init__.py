@@ -51,10 +51,6 @@ def use_user_datasets(folder: Path | None) -> None:
     _user_folder, _user = folder, found
 
 
-def user_datasets_folder() -> Path | None:
-    return _user_folder
-
-
 def dataset_names() -> list[str]:
     """Built-in and user datasets, sorted."""
     return sorted([*DATASETS, *_user])

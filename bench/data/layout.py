@@ -27,7 +27,7 @@ from typing import Literal
 
 from bench.data.spec import IMAGE_SUFFIXES, DatasetSpec
 from bench.data.verify import DataError, VerifyReport, hidden
-from bench.errors import UsageError, choices
+from bench.errors import UsageError, choices, require_one_of
 from bench.files import atomic_write, ensure_writable
 
 Layout = Literal["auto", "pairs", "triplets", "single"]
@@ -234,12 +234,6 @@ def check_name(name: str, taken: list[str]) -> None:
         )
 
 
-def check_choice(value: str, valid: tuple[str, ...], flag: str) -> str:
-    if value not in valid:
-        raise UsageError(f"{flag} '{value}' is not one of {choices(valid)}")
-    return value
-
-
 def problems_message(error: DataError, folder: Path, limit: int = 10) -> str:
     """Every problem of a folder in one message: the first ``limit``, then a count."""
     shown = "\n  ".join(error.problems[:limit])
@@ -281,15 +275,14 @@ def register(
             f"{folder} holds {detected.describe()}; say which restoration it is with --task "
             f"(one of {choices(t for t in TASKS if t != 'generation')})"
         )
-    check_choice(task, TASKS, "--task")
+    require_one_of(task, TASKS, f"--task '{task}'")
     if (task == "generation") != (detected.layout == "single"):
         raise UsageError(
             f"--task {task} does not fit {detected.describe()}: generation takes single "
             "images, every other task pairs or triplets"
         )
-    protocol = check_choice(
-        protocol or default_protocol(detected.layout, task), PROTOCOLS, "--protocol"
-    )
+    protocol = protocol or default_protocol(detected.layout, task)
+    require_one_of(protocol, PROTOCOLS, f"--protocol '{protocol}'")
     if test_fraction is not None and not detected.by_hash:
         raise UsageError(
             f"--test-fraction splits a folder without a test split, but {folder} has its own "

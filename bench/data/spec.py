@@ -17,7 +17,7 @@ from typing import Any, Literal
 
 from baselines import TASKS  # the tasks the methods' paper settings know
 from bench.conventions import protocol_names
-from bench.errors import UsageError, choices
+from bench.errors import UsageError, choices, require_one_of
 
 Kind = Literal["triplet", "paired", "unpaired"]
 #: the protocol names a manifest may give (from the torch-free table the registry also reads)
@@ -144,9 +144,7 @@ def _require(table: dict[str, Any], key: str, where: str) -> Any:
 
 
 def _one_of(value: str, valid: tuple[str, ...], key: str, where: str) -> str:
-    if value not in valid:
-        raise UsageError(f"{where}: {key} = '{value}' is not one of {choices(valid)}")
-    return value
+    return require_one_of(value, valid, f"{where}: {key} = '{value}'")
 
 
 def _hash_splits(table: dict[str, Any], layouts: dict[str, Split], where: str) -> dict[str, Split]:

@@ -125,12 +125,10 @@ def latency_plot(runs: list[TrackedRun], path: Path) -> bool:
 def curve_key(run: TrackedRun) -> str | None:
     """The learning-curve metric of ``run``: ``curve/<protocol>/<first headline metric>``
     when it was run with --eval-every, else None."""
-    from bench.conventions import HEADLINES, base_of
-
     if not run.protocol or not int(run.field("eval_every") or 0):
         return None
-    headlines = HEADLINES.get(base_of(run.protocol))
-    return f"curve/{run.protocol}/{headlines[0][1]}" if headlines else None
+    key = headline(run.protocol)[0]
+    return None if key == GENERATION[0] else f"curve/{key}"
 
 
 def learning_plot(

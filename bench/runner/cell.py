@@ -395,11 +395,15 @@ def run_cell(cell: Cell, context: RunContext) -> CellRecord:
                 )
             method = method.to(device)
             clock = NetworkClock(method.networks())
+            # scored at the end, and along the way with --eval-every: listed once
+            test_split = open_split(
+                cell.dataset, root, spec.test_split, image_size=cell.image_size, train=False
+            )
         if loaded is None:
             with phase("train"):
                 ema = train_cell(
-                    method, cell, spec, root, device, clock, context, tracker, run_id,
-                    data_fingerprint,
+                    method, cell, spec, root, test_split, device, clock, context, tracker,
+                    run_id, data_fingerprint,
                 )  # fmt: skip
             # sample with the EMA weights, as the papers do
             method.load_state_dict(ema.model.state_dict())
@@ -409,9 +413,6 @@ def run_cell(cell: Cell, context: RunContext) -> CellRecord:
         with phase("compile"):  # after training: the EMA copies the eager networks
             tracker.set_tags(run_id, apply_precision(method, cell, device))
         with phase("sample"):
-            test_split = open_split(
-                cell.dataset, root, spec.test_split, image_size=cell.image_size, train=False
-            )
             samples = sample_split(method, test_split, cell, device)
             subset = samples.subset_tags()
             tracker.set_tags(run_id, subset)
@@ -466,7 +467,9 @@ def run_cell(cell: Cell, context: RunContext) -> CellRecord:
     return record
 
 
-def train_cell(method, cell, spec, root, device, clock, context, tracker, run_id, data_fingerprint):
+def train_cell(
+    method, cell, spec, root, test_split, device, clock, context, tracker, run_id, data_fingerprint
+):
     """Train with a progress bar; log the loss curves; return the EMA."""
     from bench.data import open_split
 
@@ -477,9 +480,6 @@ def train_cell(method, cell, spec, root, device, clock, context, tracker, run_id
     settings = training_settings(cell) | {"dataset_fingerprint": data_fingerprint}
     on_eval = None
     if cell.eval_every and World.current().is_main:
-        test_split = open_split(
-            cell.dataset, root, spec.test_split, image_size=cell.image_size, train=False
-        )
 
         def on_eval(iteration: int, ema: Any) -> None:
             with console.quiet():

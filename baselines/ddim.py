@@ -9,6 +9,7 @@ spacing), not t - T//N as diffusers' step() assumes; after the last entry g_s = 
 diffusers' default. Training is DDPM's: t ~ U{0..T-1}, MSE on eps.
 """
 
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -16,6 +17,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from baselines.base import Method, Progress, randint, randn
+from baselines.sampling import Prediction, sample_loop
 from baselines.schedules import ddim_timesteps, ddpm_betas
 from baselines.unet import UNet
 
@@ -72,6 +74,17 @@ class DDIM(Method):
         ts = ddim_timesteps(self.timesteps, steps, self.spacing, self.steps_offset)
         return list(zip(ts, [*ts[1:], -1], strict=True))
 
+    def sampling_path(self, steps: int, eta: float = 0.0) -> list["DDIMMove"]:
+        """The moves t -> s of the timestep list, with sigma (eq. 16 of DDIM) for ``eta``."""
+        final_gamma = 1.0 if self.set_alpha_to_one else float(self.gamma[0])
+        moves = []
+        for t, s in self.timestep_pairs(steps):
+            g_t = float(self.gamma[t])
+            g_s = float(self.gamma[s]) if s >= 0 else final_gamma
+            sigma = eta * ((1 - g_s) / (1 - g_t)) ** 0.5 * (1 - g_t / g_s) ** 0.5
+            moves.append(DDIMMove(t, g_t, g_s, sigma))
+        return moves
+
     @torch.no_grad()
     def sample(
         self,
@@ -89,24 +102,40 @@ class DDIM(Method):
         shape = self._generation_shape(shape)
         p = self._param()
         x = randn(shape, generator, torch.empty(0, device=p.device, dtype=p.dtype))
-        final_gamma = 1.0 if self.set_alpha_to_one else float(self.gamma[0])
-        pairs = self.timestep_pairs(steps)
-        for i, (t, s) in enumerate(pairs):
-            g_t = float(self.gamma[t])
-            g_s = float(self.gamma[s]) if s >= 0 else final_gamma
-            eps = self.nets["eps"](
-                x, torch.full((shape[0],), float(t), device=x.device, dtype=x.dtype)
-            )
-            x0 = (x - (1 - g_t) ** 0.5 * eps) / g_t**0.5
-            if self.clip_sample:
-                x0 = x0.clamp(-1, 1)
-            sigma = eta * ((1 - g_s) / (1 - g_t)) ** 0.5 * (1 - g_t / g_s) ** 0.5
-            x = g_s**0.5 * x0 + max(1 - g_s - sigma**2, 0.0) ** 0.5 * eps
-            if sigma > 0:
-                x = x + sigma * randn(x.shape, generator, x)
-            if progress is not None:
-                progress(i + 1, len(pairs))
-        return x
+
+        def denoise(x: Tensor, move: DDIMMove) -> Prediction:
+            """eps^ at t, and x^_0 = (x_t - sqrt(1 - g_t) eps^) / sqrt(g_t), clipped only with
+            ``clip_sample``."""
+            t = torch.full((shape[0],), float(move.t), device=x.device, dtype=x.dtype)
+            eps = self.nets["eps"](x, t)
+            x0 = (x - (1 - move.gamma) ** 0.5 * eps) / move.gamma**0.5
+            return Prediction(x0=x0.clamp(-1, 1) if self.clip_sample else x0, noise=eps)
+
+        return sample_loop(
+            denoise, ddim_step, x, self.sampling_path(steps, eta), generator, progress
+        )
+
+
+@dataclass(frozen=True)
+class DDIMMove:
+    """One DDIM move from timestep ``t`` (cumulative product ``gamma``) to the next listed one
+    (``gamma_next``); ``sigma`` is the standard deviation of the noise added after it."""
+
+    t: int
+    gamma: float
+    gamma_next: float
+    sigma: float
+
+    @property
+    def noise_std(self) -> float:
+        return self.sigma
+
+
+def ddim_step(prediction: Prediction, move: DDIMMove, x: Tensor) -> Tensor:
+    """x_s = sqrt(g_s) x^_0 + sqrt(1 - g_s - sigma^2) eps^ (DDIM eq. 12 without its noise term,
+    which the loop adds; pure)."""
+    direction = max(1 - move.gamma_next - move.sigma**2, 0.0) ** 0.5
+    return move.gamma_next**0.5 * prediction.x0 + direction * prediction.noise
 
 
 def paper_settings(name: str, task: str) -> dict[str, Any]:

@@ -35,6 +35,7 @@ import torch
 from torch import Tensor, nn
 
 from baselines.base import Method, Progress, elementwise_loss, randint, randn
+from baselines.sampling import Prediction, sample_loop
 from baselines.schedules import RDDMSchedule, rddm_grid, rddm_schedule
 from baselines.unet import UNet
 
@@ -273,8 +274,8 @@ class RDDM(Method):
             return self.aosa_branch or "aosa"
         return self.objective
 
-    def predictions(self, x: Tensor, i_in: Tensor, mask: Tensor | None, state: State):
-        """(I_res^, eps^, I_0^) at a sampling state, clipped as the official code does (§1.4).
+    def predictions(self, x: Tensor, i_in: Tensor, mask: Tensor | None, state: State) -> Prediction:
+        """I_0^, eps^ and I_res^ at a sampling state, clipped as the official code does (§1.4).
 
         An AOSA network is read as SM-Res when lambda > 0.5 and as SM-N otherwise, before the
         switch as after it: the official sampler never mixes the two readings (Algorithm 2's
@@ -293,15 +294,15 @@ class RDDM(Method):
             mode = "res" if float(self.aosa_lambda) > 0.5 else "noise"
         return self._combine(mode, x, i_in, res_o, noise_o, a, b)
 
-    def _combine(self, mode: str, x, i_in, res_o, noise_o, a, b):
+    def _combine(self, mode: str, x, i_in, res_o, noise_o, a, b) -> Prediction:
         if mode == "res_noise":
             res = self._clip_res(res_o)
-            return res, noise_o, self._clip(x - a * res - b * noise_o)
+            return Prediction(self._clip(x - a * res - b * noise_o), noise_o, res)
         if mode == "res":
             res = self._clip_res(res_o)
-            return res, self.noise_from_res(x, i_in, res, a, b), self._clip(i_in - res)
+            return Prediction(self._clip(i_in - res), self.noise_from_res(x, i_in, res, a, b), res)
         x0 = self._clip(self.x0_from_noise(x, i_in, noise_o, a, b))
-        return self._clip_res(i_in - x0), noise_o, x0
+        return Prediction(x0, noise_o, self._clip_res(i_in - x0))
 
     def _aosa_mix(self, x, i_in, out, a, b, lam):
         """I_res^ = lam o + (1-lam) f_eps->res(o), eps^ = lam f_res->eps(o) + (1-lam) o, with
@@ -352,10 +353,26 @@ class RDDM(Method):
             return State(-1, 0.0, 0.0, 1.0)
         return State(k, float(s.alpha_bar[k]), float(s.beta2_bar[k]), float(s.gamma[k]))
 
-    def sampling_path(self, steps: int) -> list[State]:
+    def grid_states(self, steps: int) -> list[State]:
         """The grid states one pass visits, ending at I_0 (k = -1, alpha_bar = beta_bar = 0)."""
         times = [t for t, _ in rddm_grid(self.timesteps, steps)]
         return [self._state(t) for t in times] + [self._state(-1)]
+
+    def sampling_path(self, steps: int, eta: float = 0.0) -> list["RDDMMove"]:
+        """The moves of a ``steps``-step sampler: S = T with the joint sampler is the
+        ancestral chain of eqs. 24-27 (``ancestral_at_full_steps``); otherwise one pass of
+        eq. 12 over the official grid (§1.9) per part of the sampler (Fig. 6 d2/d3 make two)."""
+        if steps == self.timesteps and self.ancestral_at_full_steps and self.sampler == "joint":
+            states = [self._state(k) for k in range(self.timesteps - 1, -2, -1)]
+            return [
+                RDDMMove(u, v, ancestral=True) for u, v in zip(states[:-1], states[1:], strict=True)
+            ]
+        states = self.grid_states(steps)
+        return [
+            RDDMMove(u, v, self.sigma2(u, v, eta), parts)
+            for parts in _PASSES[self.sampler]
+            for u, v in zip(states[:-1], states[1:], strict=True)
+        ]
 
     def sigma2(self, u: State, v: State, eta: float) -> float:
         """Variance of the move u -> v (eq. 12 / Algorithm 1), 0 into the final state."""
@@ -412,9 +429,10 @@ class RDDM(Method):
         generator: torch.Generator,
         progress: Progress | None = None,
     ) -> Tensor:
-        """Eq. 12 over the official grid (§1.9), one pass per part of the sampler.
+        """Eq. 12 over the official grid (§1.9), one pass per part of the sampler, or the
+        ancestral chain when S = T (``sampling_path``), through the shared loop.
 
-        Every pass calls the networks at the grid state u of each pair (t, s) and ends with
+        Every move calls the networks at the grid state u of each pair (t, s) and ends with
         I <- clip(I_0^) at s = -1; the decoupled samplers apply only their pass's part of
         eq. 12 (the residual term, or the noise term) and start their second pass from the
         first pass's I_0^, as experiment 0 of the official code does (Fig. 6 d2)."""
@@ -426,47 +444,62 @@ class RDDM(Method):
         mask = self._check_mask(mask, i_in)
         eta = self.sampling_eta(eta)
         x = self.start_state(i_in, generator)
-        if steps == self.timesteps and self.ancestral_at_full_steps and self.sampler == "joint":
-            return self._ancestral(x, i_in, mask, generator, progress)
-        path = self.sampling_path(steps)
-        passes = _PASSES[self.sampler]
-        total, done = len(passes) * steps, 0
-        for parts in passes:
-            for u, v in zip(path[:-1], path[1:], strict=True):
-                res, eps, x0 = self.predictions(x, i_in, mask, u)
-                if v.k < 0:
-                    x = x0  # the code returns clip(I_0^); eq. 12 with zeros gives I_0^ too
-                else:
-                    s2 = self.sigma2(u, v, eta)
-                    if "res" in parts:
-                        x = x - (u.a - v.a) * res
-                    if "noise" in parts:
-                        x = x - (u.b2**0.5 - (v.b2 - s2) ** 0.5) * eps
-                    if s2 > 0:
-                        x = x + s2**0.5 * randn(x.shape, generator, x)
-                done += 1
-                if progress is not None:
-                    progress(done, total)
-        return x
 
-    def _ancestral(self, x, i_in, mask, generator, progress) -> Tensor:
-        """S = T: mean c1 I_t + c2 I_res^ + c3 I_0^, variance beta_t^2 beta_bar_{t-1}^2 /
-        beta_bar_t^2 (eqs. 24-27); the last step returns I_0^."""
-        total = self.timesteps
-        for i, k in enumerate(range(total - 1, -1, -1)):
-            u, v = self._state(k), self._state(k - 1)
-            res, _, x0 = self.predictions(x, i_in, mask, u)
-            if k == 0:
-                x = x0
-            else:
-                beta2 = u.b2 - v.b2
-                c1, c3 = v.b2 / u.b2, beta2 / u.b2
-                c2 = (beta2 * v.a - v.b2 * (u.a - v.a)) / u.b2
-                x = c1 * x + c2 * res + c3 * x0
-                x = x + (beta2 * v.b2 / u.b2) ** 0.5 * randn(x.shape, generator, x)
-            if progress is not None:
-                progress(i + 1, total)
-        return x
+        def denoise(x: Tensor, move: RDDMMove) -> Prediction:
+            return self.predictions(x, i_in, mask, move.u)
+
+        return sample_loop(
+            denoise, rddm_step, x, self.sampling_path(steps, eta), generator, progress
+        )
+
+
+@dataclass(frozen=True)
+class RDDMMove:
+    """One move u -> v of RDDM's reverse process: eq. 12 with variance ``sigma2`` applying
+    ``parts`` of it ("res", "noise"), or with ``ancestral`` the S = T step of eqs. 24-27."""
+
+    u: State
+    v: State
+    sigma2: float = 0.0
+    parts: tuple[str, ...] = ("res", "noise")
+    ancestral: bool = False
+
+    @property
+    def noise_std(self) -> float:
+        """sigma of eq. 12, or sqrt(beta_t^2 beta_bar_{t-1}^2 / beta_bar_t^2) (eq. 27); 0 into
+        I_0."""
+        u, v = self.u, self.v
+        if v.k < 0:
+            return 0.0
+        if self.ancestral:
+            beta2 = u.b2 - v.b2
+            return (beta2 * v.b2 / u.b2) ** 0.5
+        return self.sigma2**0.5 if self.sigma2 > 0 else 0.0
+
+
+def rddm_step(prediction: Prediction, move: RDDMMove, x: Tensor) -> Tensor:
+    """The mean of I_s given I_t and the predictions (pure; the loop adds the noise).
+
+    Into s = -1 it is clip(I_0^), as the code returns (eq. 12 with alpha_bar = beta_bar = 0
+    gives I_0^ as well). Ancestral (S = T, eqs. 24-27): c1 I_t + c2 I_res^ + c3 I_0^ with
+    c1 = beta_bar_{t-1}^2 / beta_bar_t^2, c3 = beta_t^2 / beta_bar_t^2 and
+    c2 = (beta_t^2 alpha_bar_{t-1} - beta_bar_{t-1}^2 alpha_t) / beta_bar_t^2.
+    Otherwise eq. 12: I_t - (alpha_bar_t - alpha_bar_s) I_res^
+    - (beta_bar_t - sqrt(beta_bar_s^2 - sigma^2)) eps^, each term only if the move's parts
+    name it (Fig. 6 d2/d3)."""
+    u, v = move.u, move.v
+    if v.k < 0:
+        return prediction.x0
+    if move.ancestral:
+        beta2 = u.b2 - v.b2
+        c1, c3 = v.b2 / u.b2, beta2 / u.b2
+        c2 = (beta2 * v.a - v.b2 * (u.a - v.a)) / u.b2
+        return c1 * x + c2 * prediction.residual + c3 * prediction.x0
+    if "res" in move.parts:
+        x = x - (u.a - v.a) * prediction.residual
+    if "noise" in move.parts:
+        x = x - (u.b2**0.5 - (v.b2 - move.sigma2) ** 0.5) * prediction.noise
+    return x
 
 
 def _floor(value, minimum: float):

@@ -26,7 +26,13 @@ from torch import Tensor, nn
 
 from baselines.base import Method, Progress, elementwise_loss, randint, randn
 from baselines.ddpm_unet import DDPMUNet
-from baselines.schedules import ddpm_posterior_mean, resfusion_schedule, resfusion_timesteps_for
+from baselines.sampling import Prediction, sample_loop
+from baselines.schedules import (
+    DDPMMove,
+    ddpm_posterior_mean,
+    resfusion_schedule,
+    resfusion_timesteps_for,
+)
 from baselines.unet import UNet
 
 PREDICTIONS = ("epsilon", "sample", "residual")
@@ -163,20 +169,31 @@ class Resfusion(Method):
         value = elementwise_loss(self.loss_type, out, target)
         return {"loss": value, f"loss_{self.prediction}": value.detach()}
 
-    def reverse_step(self, x: Tensor, degraded: Tensor, out: Tensor, idx: int) -> Tensor:
-        """Mean of one reverse step from index ``idx`` given the network output (no noise):
-        eq. 33 for resnoise, else eq. 44 with the predicted x_0 clamped when ``clip``."""
+    def sampling_path(self) -> list[DDPMMove]:
+        """The T' moves from index T' - 1 down to 0 with the posterior variance b~_t (no noise
+        after index 0)."""
         s = self.schedule
-        gamma, beta = float(s.gamma[idx]), float(s.betas[idx])
-        if self.prediction == "epsilon":  # eq. 33
-            return (x - beta / (1 - gamma) ** 0.5 * out) / (1 - beta) ** 0.5
+        variance = s.posterior_variance
+        return [
+            DDPMMove(
+                idx,
+                float(s.gamma[idx]),
+                float(s.gamma[idx - 1]) if idx > 0 else 1.0,
+                float(s.betas[idx]),
+                float(variance[idx]) ** 0.5 if idx > 0 else 0.0,
+            )
+            for idx in range(self.steps - 1, -1, -1)
+        ]
+
+    def read_output(self, out: Tensor, degraded: Tensor) -> Prediction:
+        """The network output read in the trained parametrisation: the resnoise eps_R (eq. 24),
+        or x_0 (given directly or as x^_0 - R) clamped when ``clip``, with its residual."""
+        if self.prediction == "epsilon":
+            return Prediction(noise=out)
         x0 = out if self.prediction == "sample" else degraded - out
         if self.clip:
             x0 = x0.clamp(-1, 1)
-        residual = degraded - x0
-        gamma_prev = float(s.gamma[idx - 1]) if idx > 0 else 1.0
-        # eq. 44: the DDPM posterior on y = x - R
-        return ddpm_posterior_mean(x0 - residual, x - residual, gamma, gamma_prev, beta) + residual
+        return Prediction(x0=x0, residual=degraded - x0)
 
     @torch.no_grad()
     def sample(
@@ -203,21 +220,31 @@ class Resfusion(Method):
         else:
             degraded = self._restoration_condition(condition)
         mask = self._check_mask(mask, degraded)
-        s = self.schedule
-        start = self.steps - 1
-        gamma = float(s.gamma[start])
+        gamma = float(self.schedule.gamma[self.steps - 1])
         x = gamma**0.5 * degraded + (1 - gamma) ** 0.5 * randn(degraded.shape, generator, degraded)
-        variance = s.posterior_variance
         batch = degraded.shape[0]
-        for i, idx in enumerate(range(start, -1, -1)):
-            t = torch.full((batch,), float(idx), device=x.device)
-            out = self.nets["denoiser"](self._inputs(x, degraded, mask), t)
-            x = self.reverse_step(x, degraded, out, idx)
-            if idx > 0:
-                x = x + float(variance[idx]) ** 0.5 * randn(x.shape, generator, x)
-            if progress is not None:
-                progress(i + 1, self.steps)
+
+        def denoise(x: Tensor, move: DDPMMove) -> Prediction:
+            t = torch.full((batch,), float(move.index), device=x.device)
+            return self.read_output(
+                self.nets["denoiser"](self._inputs(x, degraded, mask), t), degraded
+            )
+
+        x = sample_loop(denoise, resfusion_step, x, self.sampling_path(), generator, progress)
         return x.clamp(-1, 1) if self.clip else x
+
+
+def resfusion_step(prediction: Prediction, move: DDPMMove, x: Tensor) -> Tensor:
+    """The mean of x_{t-1} (pure; the loop adds the noise). From the resnoise, eq. 33:
+    (x_t - b_t / sqrt(1 - g_t) eps_R) / sqrt(a_t); from x_0 and R, eq. 44: the DDPM posterior
+    mean on y = x - R, plus R."""
+    if prediction.noise is not None:  # eq. 33
+        return (x - move.beta / (1 - move.gamma) ** 0.5 * prediction.noise) / (1 - move.beta) ** 0.5
+    residual = prediction.residual
+    mean = ddpm_posterior_mean(
+        prediction.x0 - residual, x - residual, move.gamma, move.gamma_prev, move.beta
+    )
+    return mean + residual  # eq. 44
 
 
 def paper_settings(name: str, task: str) -> dict[str, Any]:

@@ -241,6 +241,19 @@ def resfusion_timesteps_for(steps: int, schedule: str = "linear", search_up_to: 
     raise ValueError(f"no T <= {search_up_to} gives a {schedule} Resfusion schedule T' = {steps}")
 
 
+@dataclass(frozen=True)
+class DDPMMove:
+    """One ancestral DDPM move from code index ``index`` (docs/methods.md §2, §3): gamma_t,
+    gamma_{t-1} (1 after the last index), b_t, and the posterior standard deviation of the
+    noise added after it (0 at the last move)."""
+
+    index: int
+    gamma: float
+    gamma_prev: float
+    beta: float
+    noise_std: float
+
+
 def ddpm_posterior_mean(
     x0: torch.Tensor, xt: torch.Tensor, gamma: float, gamma_prev: float, beta: float
 ) -> torch.Tensor:

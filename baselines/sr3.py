@@ -16,7 +16,8 @@ import torch
 from torch import Tensor, nn
 
 from baselines.base import Method, Progress, elementwise_loss, rand, randint, randn
-from baselines.schedules import ddpm_betas, ddpm_posterior_mean
+from baselines.sampling import Prediction, sample_loop
+from baselines.schedules import DDPMMove, ddpm_betas, ddpm_posterior_mean
 from baselines.sr3_unet import SR3UNet
 
 
@@ -106,6 +107,18 @@ class SR3(Method):
         idx = (torch.arange(1, steps + 1, dtype=torch.float64) * self.timesteps / steps).round()
         return self.gamma[idx.long() - 1]
 
+    def sampling_path(self, steps: int) -> list[DDPMMove]:
+        """The ``steps`` ancestral moves over the respaced schedule, noisiest first, with the
+        posterior standard deviation sqrt(b_t (1 - g_{t-1}) / (1 - g_t)) (none after the last)."""
+        gammas = [float(g) for g in self.sampling_gammas(steps)]
+        moves = []
+        for j in range(steps - 1, -1, -1):
+            g, g_prev = gammas[j], (gammas[j - 1] if j > 0 else 1.0)
+            beta = 1 - g / g_prev
+            std = (beta * (1 - g_prev) / (1 - g)) ** 0.5 if j > 0 else 0.0
+            moves.append(DDPMMove(j, g, g_prev, beta, std))
+        return moves
+
     @torch.no_grad()
     def sample(
         self,
@@ -122,21 +135,22 @@ class SR3(Method):
         self._refuse_eta(eta)
         condition = self._restoration_condition(condition)
         mask = self._check_mask(mask, condition)
-        gammas = [float(g) for g in self.sampling_gammas(steps)]
         x = randn(condition.shape, generator, condition)
         batch = condition.shape[0]
-        for i, j in enumerate(range(steps - 1, -1, -1)):
-            g, g_prev = gammas[j], (gammas[j - 1] if j > 0 else 1.0)
-            beta = 1 - g / g_prev
-            level = torch.full((batch,), g**0.5, device=x.device, dtype=x.dtype)
+
+        def denoise(x: Tensor, move: DDPMMove) -> Prediction:
+            """eps^ at the continuous noise level sqrt(g), and x^_0 from it clamped to [-1, 1]."""
+            level = torch.full((batch,), move.gamma**0.5, device=x.device, dtype=x.dtype)
             eps = self.nets["denoiser"](self._inputs(x, condition, mask), level)
-            x0 = ((x - (1 - g) ** 0.5 * eps) / g**0.5).clamp(-1, 1)
-            x = ddpm_posterior_mean(x0, x, g, g_prev, beta)
-            if j > 0:
-                x = x + (beta * (1 - g_prev) / (1 - g)) ** 0.5 * randn(x.shape, generator, x)
-            if progress is not None:
-                progress(i + 1, steps)
-        return x
+            x0 = ((x - (1 - move.gamma) ** 0.5 * eps) / move.gamma**0.5).clamp(-1, 1)
+            return Prediction(x0=x0, noise=eps)
+
+        return sample_loop(denoise, sr3_step, x, self.sampling_path(steps), generator, progress)
+
+
+def sr3_step(prediction: Prediction, move: DDPMMove, x: Tensor) -> Tensor:
+    """The DDPM posterior mean of x_{t-1} given x_t and x^_0 (pure; the loop adds the noise)."""
+    return ddpm_posterior_mean(prediction.x0, x, move.gamma, move.gamma_prev, move.beta)
 
 
 def paper_settings(name: str, task: str) -> dict[str, Any]:

@@ -5,7 +5,8 @@ import torch
 from torch import nn
 
 from baselines import build_method
-from baselines.rddm import RDDM, State
+from baselines.rddm import RDDM, State, rddm_step
+from baselines.sampling import Prediction, sample_loop
 
 SMALL = {"unet_dim": 8, "unet_mults": (1, 2)}
 SHAPE = (2, 3, 8, 8)
@@ -118,12 +119,12 @@ def test_sum_constrained_variance_ratio_eq50():
     ddim = build_method(
         "rddm-sm-n", kind="generation", schedule="ddim-linear", variance="ddim", **SMALL
     )
-    u, v = native.sampling_path(10)[:2]
+    u, v = native.grid_states(10)[:2]
     ratio = native.sigma2(u, v, 1.0) / ddim.sigma2(u, v, 1.0)
     assert ratio == pytest.approx(float(native.schedule.gamma[899]), rel=1e-9)
     assert ratio == pytest.approx(2.75e-4, rel=0.01)
     # the sum of sum-constrained variances over the full chain stays below beta_bar_T^2 (eq. 52)
-    path = native.sampling_path(1000)
+    path = native.grid_states(1000)
     total = sum(native.sigma2(a, b, 1.0) for a, b in zip(path[:-2], path[1:-1], strict=True))
     assert total <= float(native.schedule.beta2_bar[-1])
 
@@ -158,29 +159,32 @@ def test_forward_marginal_moments(schedule):
 def _oracle_predictions(x0, i_in):
     """True residual and the noise implied by the state (eq. 7 solved for eps)."""
 
-    def predictions(x, _i_in, _mask, state: State):
+    def predictions(x, state: State) -> Prediction:
         res = i_in - x0
         b = state.b2**0.5
         eps = (x - x0 - state.a * res) / b if b > 0 else torch.zeros_like(x)
-        return res, eps, x - state.a * res - b * eps
+        return Prediction(x - state.a * res - b * eps, eps, res)
 
     return predictions
 
 
-def _sample_recording(method, predictions, i_in, steps, seed):
-    """Sample with ``predictions`` in place of the method's; return the output, the
-    (image, state) pairs the predictions saw, and the progress calls."""
+def _sample_recording(method, predictions, i_in, steps, seed, eta=0.0):
+    """Run the method's path through the shared loop with ``predictions(x, state)`` as the
+    denoiser, from the method's own start state; return the output, the (image, state)
+    pairs the denoiser saw, and the progress calls."""
     visited, seen = [], []
 
-    def recording(x, i_in_, mask, state):
-        visited.append((x.clone(), state))
-        return predictions(x, i_in_, mask, state)
+    def denoise(x, move):
+        visited.append((x.clone(), move.u))
+        return predictions(x, move.u)
 
-    method.predictions = recording
-    out = method.sample(
-        i_in,
-        steps=steps,
-        generator=torch.Generator().manual_seed(seed),
+    generator = torch.Generator().manual_seed(seed)
+    out = sample_loop(
+        denoise,
+        rddm_step,
+        method.start_state(i_in, generator),
+        method.sampling_path(steps, eta),
+        generator,
         progress=lambda i, n: seen.append((i, n)),
     )
     return out, visited, seen
@@ -221,7 +225,16 @@ def test_objectives_give_the_true_trajectory_with_oracles(name, nets):
     method = build_method(name, clip=False, schedule="ddim-linear", **SMALL).double()
     for key, output in nets.items():
         method.nets[key] = OracleNet(method.schedule, x0, i_in, output)
-    out, visited, seen = _sample_recording(method, method.predictions, i_in, steps=5, seed=1)
+    out, visited, seen = _sample_recording(
+        method, lambda x, state: method.predictions(x, i_in, None, state), i_in, steps=5, seed=1
+    )
+    # the method's own sample() walks the same path to the same output
+    torch.testing.assert_close(
+        method.sample(i_in, steps=5, generator=torch.Generator().manual_seed(1)),
+        out,
+        rtol=0,
+        atol=0,
+    )
     torch.testing.assert_close(out, x0, rtol=0, atol=1e-8)
     assert seen == [(i, 5) for i in range(1, 6)]
     # every objective walks the same path: the eq. 7 states of the noise implied by I_T (the
@@ -240,8 +253,8 @@ def test_last_step_formula_equals_x0_prediction():
         method = build_method("rddm", objective=objective, clip=False, **SMALL).double()
         torch.manual_seed(0)
         x = torch.randn(SHAPE, dtype=torch.float64)
-        state = method.sampling_path(5)[-2]
-        res, eps, pred_x0 = method.predictions(x, i_in, None, state)
+        state = method.grid_states(5)[-2]
+        pred_x0, eps, res = method.predictions(x, i_in, None, state)
         # eq. 12 into alpha_bar_{-1} = beta_bar_{-1} = 0 with sigma = 0
         formula = x - state.a * res - state.b2**0.5 * eps
         torch.testing.assert_close(formula, pred_x0, rtol=1e-9, atol=1e-9)
@@ -269,7 +282,7 @@ def test_decoupled_samplers_make_two_passes_over_the_grid(sampler):
     method = build_method(
         "rddm", sampler=sampler, time_condition="coefficients", clip=False, sum_scale=1.0, **SMALL
     ).double()
-    assert [s.k for s in method.sampling_path(4)] == [999, 749, 499, 249, -1]
+    assert [s.k for s in method.grid_states(4)] == [999, 749, 499, 249, -1]
     oracle = _oracle_predictions(x0, i_in)
     out, visited, seen = _sample_recording(method, oracle, i_in, steps=4, seed=2)
     assert [state.k for _, state in visited] == [999, 749, 499, 249] * 2
@@ -311,10 +324,11 @@ def test_ancestral_loop_equals_eq12_with_eta_one():
     kwargs = {"timesteps": 20, "clip": False, "sum_scale": 0.5, **SMALL}
     ancestral = build_method("rddm", **kwargs).double()
     stepped = build_method("rddm", ancestral_at_full_steps=False, **kwargs).double()
-    for m in (ancestral, stepped):
-        m.predictions = _oracle_predictions(x0, i_in)
-    a = ancestral.sample(i_in, steps=20, eta=1.0, generator=torch.Generator().manual_seed(4))
-    b = stepped.sample(i_in, steps=20, eta=1.0, generator=torch.Generator().manual_seed(4))
+    oracle = _oracle_predictions(x0, i_in)
+    assert all(move.ancestral for move in ancestral.sampling_path(20))
+    assert not any(move.ancestral for move in stepped.sampling_path(20))
+    a, _, _ = _sample_recording(ancestral, oracle, i_in, steps=20, seed=4, eta=1.0)
+    b, _, _ = _sample_recording(stepped, oracle, i_in, steps=20, seed=4, eta=1.0)
     torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-9)
 
 
@@ -323,15 +337,15 @@ def test_clipping_follows_the_official_table():
     method = build_method("rddm", **SMALL).double()
     method.nets["res"] = OracleNet(method.schedule, x0 - 1.5, i_in, "res")  # residual beyond 1
     method.nets["noise"] = OracleNet(method.schedule, x0, i_in, "noise")
-    state = method.sampling_path(5)[0]
+    state = method.grid_states(5)[0]
     x = torch.zeros(SHAPE, dtype=torch.float64)
-    res, _, pred_x0 = method.predictions(x, i_in, None, state)
+    pred_x0, _, res = method.predictions(x, i_in, None, state)
     assert res.abs().max() <= 1 and pred_x0.abs().max() <= 1
     method.clip_residual = False
-    res, _, _ = method.predictions(x, i_in, None, state)
+    _, _, res = method.predictions(x, i_in, None, state)
     assert res.abs().max() > 1
     method.clip = False
-    _, _, pred_x0 = method.predictions(x, i_in, None, state)
+    pred_x0, _, _ = method.predictions(x, i_in, None, state)
     assert pred_x0.abs().max() > 1
 
 

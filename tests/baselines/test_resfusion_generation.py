@@ -6,6 +6,7 @@ from torch import nn
 
 from baselines import build_method, paper_settings
 from baselines.ddpm_unet import DDPMUNet
+from baselines.resfusion import resfusion_step
 
 TINY = {"kind": "generation", "network": "ddpm-cifar", "ddpm_channels": 8, "ddpm_mults": (1, 2)}
 SHAPE = (2, 3, 8, 8)
@@ -83,10 +84,15 @@ def test_sample_mode_clamps_the_x0_prediction_before_the_posterior():
     method = build_method("resfusion", prediction="sample", unet_dim=8, unet_mults=(1, 2)).double()
     x = torch.full(SHAPE, 0.3, dtype=torch.float64)
     degraded = torch.zeros(SHAPE, dtype=torch.float64)
-    far = method.reverse_step(x, degraded, torch.full(SHAPE, 3.0, dtype=torch.float64), 2)
-    edge = method.reverse_step(x, degraded, torch.ones(SHAPE, dtype=torch.float64), 2)
+    moves = {m.index: m for m in method.sampling_path()}
+
+    def step(out, idx):
+        return resfusion_step(method.read_output(out, degraded), moves[idx], x)
+
+    far = step(torch.full(SHAPE, 3.0, dtype=torch.float64), 2)
+    edge = step(torch.ones(SHAPE, dtype=torch.float64), 2)
     torch.testing.assert_close(far, edge)
-    assert torch.equal(method.reverse_step(x, degraded, x, 0), x)  # index 0 returns x_0
+    assert torch.equal(step(x, 0), x)  # index 0 returns x_0
 
 
 @pytest.mark.slow

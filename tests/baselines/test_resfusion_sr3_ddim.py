@@ -5,7 +5,11 @@ import torch
 from torch import nn
 
 from baselines import build_method
-from baselines.schedules import ddim_timesteps
+from baselines.ddim import DDIMMove, ddim_step
+from baselines.resfusion import resfusion_step
+from baselines.sampling import Prediction, sample_loop
+from baselines.schedules import DDPMMove, ddim_timesteps
+from baselines.sr3 import sr3_step
 
 SMALL = {"unet_dim": 8, "unet_mults": (1, 2)}
 SHAPE = (2, 3, 8, 8)
@@ -59,7 +63,8 @@ def test_resfusion_reverse_step_is_ddpm_posterior_on_x_minus_R(prediction):
         # the true network output for each mode
         resnoise = eps + (1 - (1 - beta) ** 0.5) * (1 - g) ** 0.5 / beta * residual  # eq. 24
         out = {"epsilon": resnoise, "sample": x0, "residual": residual}[prediction]
-        got = method.reverse_step(x_t, degraded, out, idx)
+        move = {m.index: m for m in method.sampling_path()}[idx]
+        got = resfusion_step(method.read_output(out, degraded), move, x_t)
         expected = _ddpm_posterior_mean(x_t - residual, x0 - residual, g, g_prev, beta) + residual
         torch.testing.assert_close(got, expected, rtol=1e-10, atol=1e-10)
 
@@ -99,6 +104,86 @@ def test_resfusion_loss_types():
     for loss in ("l2", "smooth-l1"):
         out = build_method("resfusion", loss=loss, **SMALL).loss({"target": x0, "input": degraded})
         assert out["loss"].ndim == 0 and out["loss"] > 0
+
+
+def test_resfusion_path_is_the_truncated_chain_with_posterior_noise():
+    method = build_method("resfusion", timesteps=12, **SMALL)
+    path = method.sampling_path()
+    assert [m.index for m in path] == [4, 3, 2, 1, 0]  # T' = 5 moves from index T' - 1
+    variance = method.schedule.posterior_variance
+    assert [m.noise_std for m in path] == [float(variance[i]) ** 0.5 for i in (4, 3, 2, 1)] + [0.0]
+    assert path[-1].gamma_prev == 1.0
+
+
+def test_sr3_step_is_the_ddpm_posterior_mean_and_the_path_its_respaced_chain():
+    method = build_method("sr3", unet_dim=16, unet_mults=(1, 2))
+    path = method.sampling_path(100)
+    gammas = method.gamma[19::20]
+    assert [m.gamma for m in path] == gammas.flip(0).tolist()
+    x0, _ = _pair()
+    x_t = torch.randn(SHAPE, generator=torch.Generator().manual_seed(2), dtype=torch.float64)
+    for move in (path[0], path[50], path[-1]):
+        beta = 1 - move.gamma / move.gamma_prev  # b_t re-derived from the respaced gammas
+        expected = _ddpm_posterior_mean(x_t, x0, move.gamma, move.gamma_prev, beta)
+        torch.testing.assert_close(sr3_step(Prediction(x0=x0), move, x_t), expected)
+        std = (beta * (1 - move.gamma_prev) / (1 - move.gamma)) ** 0.5 if move.index else 0.0
+        assert move.noise_std == pytest.approx(std, rel=1e-12, abs=0)
+    torch.testing.assert_close(sr3_step(Prediction(x0=x0), path[-1], x_t), x0)  # last: x^_0
+
+
+def test_ddim_step_keeps_the_forward_marginal_of_exact_predictions():
+    """With the true x_0 and eps, eta = 0 moves x_t = sqrt(g_t) x_0 + sqrt(1 - g_t) eps to the
+    same expression at s (DDIM eq. 12), and eta > 0 only shrinks the eps term by sigma."""
+    x0, _ = _pair()
+    eps = torch.randn(SHAPE, generator=torch.Generator().manual_seed(5), dtype=torch.float64)
+    g_t, g_s = 0.3, 0.7
+    x_t = g_t**0.5 * x0 + (1 - g_t) ** 0.5 * eps
+    got = ddim_step(Prediction(x0=x0, noise=eps), DDIMMove(500, g_t, g_s, 0.0), x_t)
+    torch.testing.assert_close(got, g_s**0.5 * x0 + (1 - g_s) ** 0.5 * eps)
+    noisy = ddim_step(Prediction(x0=x0, noise=eps), DDIMMove(500, g_t, g_s, 0.2), x_t)
+    torch.testing.assert_close(noisy, g_s**0.5 * x0 + (1 - g_s - 0.04) ** 0.5 * eps)
+
+
+def test_ddim_path_sigma_follows_eta():
+    method = build_method("ddim", **SMALL)
+    assert all(m.noise_std == 0 for m in method.sampling_path(10))
+    moves = method.sampling_path(10, eta=1.0)
+    assert [m.t for m in moves] == ddim_timesteps(1000, 10, "leading")
+    first = moves[0]
+    sigma = (
+        (1 - first.gamma_next) / (1 - first.gamma) * (1 - first.gamma / first.gamma_next)
+    ) ** 0.5
+    assert first.noise_std == pytest.approx(sigma, rel=1e-12)
+
+
+def test_sample_loop_draws_noise_only_for_noisy_moves():
+    """The loop adds noise_std * z after each step, z from the caller's generator, and draws
+    nothing for a deterministic move (so such a sampler leaves the generator untouched)."""
+    moves = [DDPMMove(1, 0.5, 0.9, 0.1, 0.25), DDPMMove(0, 0.9, 1.0, 0.1, 0.0)]
+    steps_seen, progress = [], []
+
+    def step(prediction, move, x):
+        steps_seen.append(move.index)
+        return x + prediction.x0
+
+    generator = torch.Generator().manual_seed(7)
+    x = torch.zeros(SHAPE, dtype=torch.float64)
+    out = sample_loop(
+        lambda x, move: Prediction(x0=torch.ones_like(x)),
+        step,
+        x,
+        moves,
+        generator,
+        lambda i, n: progress.append((i, n)),
+    )
+    z = torch.randn(SHAPE, generator=torch.Generator().manual_seed(7), dtype=torch.float64)
+    torch.testing.assert_close(out, (1 + 0.25 * z) + 1, rtol=0, atol=0)
+    assert steps_seen == [1, 0] and progress == [(1, 2), (2, 2)]
+    after = torch.Generator().manual_seed(7)
+    after.set_state(generator.get_state())
+    reference = torch.Generator().manual_seed(7)
+    torch.randn(SHAPE, generator=reference, dtype=torch.float64)
+    assert torch.equal(torch.rand(3, generator=after), torch.rand(3, generator=reference))
 
 
 def test_sr3_respacing_and_ancestral_step():

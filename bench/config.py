@@ -12,14 +12,13 @@ from __future__ import annotations
 import dataclasses
 import os
 import re
-import tomllib
-import types
-import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from bench import schema
 from bench.errors import ConfigError, choices
+from bench.schema import at_least, between
 
 PACKAGED_DEFAULTS = Path(__file__).with_name("defaults.toml")
 DEFAULT_CONFIG_NAME = "bench.toml"
@@ -79,20 +78,20 @@ class MethodBudget:
 class ProfileConfig:
     """A training and sampling budget. "paper" takes the paper's value for the task."""
 
-    image_size: int
-    batch_size: int
-    grad_accumulation: int
-    iterations: int | Paper
-    steps: int | Paper
-    unet_dim: int
-    unet_mults: tuple[int, ...]
-    lr: float | Paper
-    ema_decay: float
-    ema_every: int
-    ema_start: int
-    checkpoint_every: int
-    eval_images: int  # 0: the whole test split
-    eval_batch_size: int
+    image_size: int = field(metadata=at_least(8))
+    batch_size: int = field(metadata=at_least(1))
+    grad_accumulation: int = field(metadata=at_least(1))
+    iterations: int | Paper = field(metadata=at_least(1))
+    steps: int | Paper = field(metadata=at_least(1))
+    unet_dim: int = field(metadata=at_least(1))
+    unet_mults: tuple[int, ...] = field(metadata=at_least(1))
+    lr: float | Paper = field()
+    ema_decay: float = field(metadata=between(0, 1))
+    ema_every: int = field(metadata=at_least(1))
+    ema_start: int = field(metadata=at_least(0))
+    checkpoint_every: int = field(metadata=at_least(1))
+    eval_images: int = field(metadata=at_least(0))  # 0: the whole test split
+    eval_batch_size: int = field(metadata=at_least(1))
     #: [profiles.NAME.methods.METHOD]: per-method factors on iterations and lr, e.g. for
     #: SR3, whose noise predictor needs far more iterations than the residual methods
     methods: dict[str, MethodBudget] = field(default_factory=dict)
@@ -103,7 +102,7 @@ class ProfileConfig:
     #: score every run under each convention of its task too (the protocol audit)
     audit: bool = True
     #: also sample and score the EMA every N iterations: the learning curve (0: at the end)
-    eval_every: int = 0
+    eval_every: int = field(default=0, metadata=at_least(0))
 
     def budget(self, method: str) -> tuple[int | Paper, float | Paper]:
         """(iterations, lr) for ``method``: the profile's, times its factors where set.
@@ -124,7 +123,7 @@ class Config:
     slurm: SlurmConfig = field(default_factory=SlurmConfig)
     profiles: dict[str, ProfileConfig] = field(default_factory=dict)
     #: the file the values came from (the packaged defaults when no file was found)
-    source: Path = PACKAGED_DEFAULTS
+    source: Path = field(default=PACKAGED_DEFAULTS, metadata=schema.not_in_file())
 
     @property
     def profile(self) -> ProfileConfig:
@@ -172,13 +171,7 @@ def find_config(path: Path | None) -> Path:
 
 
 def read_toml(path: Path) -> dict[str, Any]:
-    try:
-        with path.open("rb") as handle:
-            return tomllib.load(handle)
-    except tomllib.TOMLDecodeError as error:
-        raise ConfigError(f"{path}: not valid TOML ({error})") from None
-    except OSError as error:
-        raise ConfigError(f"{path}: cannot be read ({error.strerror})") from None
+    return schema.read_toml(path, ConfigError)
 
 
 def merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
@@ -206,7 +199,7 @@ def load_config(path: Path | None = None, overrides: dict[str, Any] | None = Non
     if overrides:
         tree = merge(tree, overrides)
     try:
-        config = _build(Config, tree, source, "")
+        config = schema.build(Config, tree, source, error=ConfigError)
         _check_values(config, source)
     except ConfigError as error:
         raise _blame(error, source, overrides) from None
@@ -256,39 +249,14 @@ def _blame(error: ConfigError, source: Path, overrides: dict[str, Any]) -> Confi
     return error
 
 
-#: (least, most) allowed for profile values; None: unbounded
-_PROFILE_RANGES: dict[str, tuple[float | None, float | None]] = {
-    "image_size": (8, None),
-    "batch_size": (1, None),
-    "grad_accumulation": (1, None),
-    "iterations": (1, None),
-    "steps": (1, None),
-    "unet_dim": (1, None),
-    "ema_decay": (0, 1),
-    "ema_every": (1, None),
-    "ema_start": (0, None),
-    "checkpoint_every": (1, None),
-    "eval_images": (0, None),
-    "eval_batch_size": (1, None),
-    "eval_every": (0, None),
-}
-
-
 def _check_values(config: Config, source: Path) -> None:
-    """Numbers in range and lists without repeats, before anything runs."""
+    """What the shapes cannot say: a positive lr, non-empty mults, lists without repeats."""
     for name, profile in config.profiles.items():
         where = f"{source}: profiles.{name}"
-        for key, (least, most) in _PROFILE_RANGES.items():
-            value = getattr(profile, key)
-            if value == "paper":
-                continue
-            if least is not None and value < least or most is not None and value > most:
-                bound = f"between {least} and {most}" if most is not None else f"at least {least}"
-                raise ConfigError(f"{where}.{key} = {value} must be {bound}")
         if profile.lr != "paper" and not profile.lr > 0:
             raise ConfigError(f"{where}.lr = {profile.lr} must be positive")
-        if not profile.unet_mults or min(profile.unet_mults) < 1:
-            raise ConfigError(f"{where}.unet_mults = {list(profile.unet_mults)} must be positive integers")  # fmt: skip
+        if not profile.unet_mults:
+            raise ConfigError(f"{where}.unet_mults is empty; give at least one multiplier")
     for key in ("methods", "seeds"):
         values = getattr(config.run, key)
         if not values:
@@ -364,86 +332,3 @@ def _drop_none(tree: dict[str, Any]) -> dict[str, Any]:
         if value is not None:
             out[key] = value
     return out
-
-
-# ---------------------------------------------------------------------------------------
-# validation against the dataclasses' type hints
-
-
-def _build(cls: type, table: Any, source: Path, prefix: str) -> Any:
-    where = prefix.rstrip(".") or "the top level"
-    if not isinstance(table, dict):
-        raise ConfigError(f"{source}: {where} must be a table, got {_describe(table)}")
-    hints = typing.get_type_hints(cls)
-    fields = {f.name: f for f in dataclasses.fields(cls) if f.name != "source"}
-    unknown = set(table) - set(fields)
-    if unknown:
-        key = sorted(unknown)[0]
-        raise ConfigError(
-            f"{source}: unknown key '{prefix}{key}'; valid keys in {where}: {choices(fields)}"
-        )
-    missing = [
-        name
-        for name, f in fields.items()
-        if name not in table
-        and f.default is dataclasses.MISSING
-        and f.default_factory is dataclasses.MISSING
-    ]
-    if missing:
-        raise ConfigError(
-            f"{source}: {where} is missing key(s) {', '.join(prefix + m for m in missing)}"
-        )
-    values = {name: _convert(hints[name], table[name], source, prefix + name) for name in table}
-    return cls(**values)
-
-
-def _convert(hint: Any, value: Any, source: Path, key: str) -> Any:
-    origin = typing.get_origin(hint)
-    args = typing.get_args(hint)
-    if dataclasses.is_dataclass(hint):
-        return _build(hint, value, source, key + ".")
-    if origin is dict:
-        if not isinstance(value, dict):
-            raise ConfigError(f"{source}: {key} must be a table, got {_describe(value)}")
-        return {
-            name: _convert(args[1], item, source, f"{key}.{name}") for name, item in value.items()
-        }
-    if origin is tuple:
-        if not isinstance(value, list):
-            raise ConfigError(f"{source}: {key} must be a list, got {_describe(value)}")
-        return tuple(_convert(args[0], item, source, f"{key}[{i}]") for i, item in enumerate(value))
-    if origin is Literal:
-        if value not in args:
-            raise ConfigError(
-                f"{source}: {key} = {value!r} is not valid; valid choices: {choices(map(str, args))}"
-            )
-        return value
-    if origin in (typing.Union, types.UnionType):
-        for option in args:
-            try:
-                return _convert(option, value, source, key)
-            except ConfigError:
-                continue
-        expected = " or ".join(_name(option) for option in args)
-        raise ConfigError(f"{source}: {key} must be {expected}, got {_describe(value)}")
-    if hint is Path:
-        if not isinstance(value, str) or not value:
-            raise ConfigError(f"{source}: {key} must be a path string, got {_describe(value)}")
-        return Path(value).expanduser()
-    if hint is float and isinstance(value, int) and not isinstance(value, bool):
-        return float(value)
-    if hint is int and isinstance(value, bool) or not isinstance(value, hint):
-        raise ConfigError(f"{source}: {key} must be {_name(hint)}, got {_describe(value)}")
-    return value
-
-
-def _name(hint: Any) -> str:
-    if typing.get_origin(hint) is Literal:
-        return " or ".join(repr(a) for a in typing.get_args(hint))
-    return {int: "an integer", float: "a number", str: "a string", bool: "true or false"}.get(
-        hint, getattr(hint, "__name__", str(hint))
-    )
-
-
-def _describe(value: Any) -> str:
-    return f"{type(value).__name__} {value!r}"

@@ -10,14 +10,14 @@ from __future__ import annotations
 
 import hashlib
 import re
-import tomllib
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
 from baselines import TASKS  # the tasks the methods' paper settings know
+from bench import schema
 from bench.conventions import protocol_names
-from bench.errors import UsageError, choices, require_one_of
+from bench.errors import UsageError, choices
 
 Kind = Literal["triplet", "paired", "unpaired"]
 #: the protocol names a manifest may give (from the torch-free table the registry also reads)
@@ -26,15 +26,6 @@ KINDS = ("triplet", "paired", "unpaired")
 #: the roles a split can have, in the order they are read; "target" is always present
 ROLES = ("input", "target", "mask")
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
-TOP_LEVEL_KEYS = {
-    "name", "title", "task", "protocol", "kind", "synthetic", "train_split", "test_split",
-    "native_size", "open", "sources", "prepare", "pairing", "splits", "preprocess", "synth",
-    "settings", "root", "split_by_hash",
-}  # fmt: skip
-PREPROCESS_KEYS = {
-    "equalize_input", "train_flip", "fixed_crop", "center_box_mask", "native_long_side",
-    "native_multiple",
-}  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -89,6 +80,71 @@ class Download:
     extract: bool = True
 
 
+# ---------------------------------------------------------------------------------------
+# the manifest file's shape, read by bench.schema (the reader of every TOML file)
+
+
+@dataclass(frozen=True)
+class _SplitFile:
+    target: str
+    input: str | None = None
+    mask: str | None = None
+    count: int | None = field(default=None, metadata=schema.at_least(0))
+
+
+@dataclass(frozen=True)
+class _SourcesFile:
+    homepage: str = ""
+    manual: str = ""
+    download: tuple[Download, ...] = ()
+
+
+@dataclass(frozen=True)
+class _PrepareFile:
+    conversion: str
+
+
+@dataclass(frozen=True)
+class _PreprocessFile:
+    """The papers' preprocessing; the loaders read what a manifest sets (bench.data.loaders)."""
+
+    equalize_input: bool = False
+    train_flip: Literal["none", "random", "always"] = "random"
+    fixed_crop: tuple[int, ...] = ()  # centre x, centre y, size
+    center_box_mask: bool = False
+    native_long_side: int | None = None
+    native_multiple: int | None = None
+
+
+@dataclass(frozen=True)
+class _HashSplitFile:
+    test_fraction: float
+
+
+@dataclass(frozen=True)
+class _ManifestFile:
+    name: str
+    task: str = field(metadata=schema.choices(TASKS))
+    protocol: str = field(metadata=schema.choices(PROTOCOLS))
+    kind: Kind
+    test_split: str
+    splits: dict[str, _SplitFile]
+    title: str = ""
+    synthetic: bool = False
+    train_split: str | None = None
+    native_size: tuple[int, ...] = ()  # width, height
+    open: tuple[str, ...] = ()
+    sources: _SourcesFile = field(default_factory=_SourcesFile)
+    prepare: _PrepareFile | None = None
+    #: pairing rule in words ("rule") and per-role file-stem patterns ("input = '{id}_rain'")
+    pairing: dict[str, str] = field(default_factory=dict)
+    preprocess: _PreprocessFile = field(default_factory=_PreprocessFile)
+    synth: dict[str, Any] = field(default_factory=dict)
+    settings: dict[str, Any] = field(default_factory=dict)
+    root: str | None = None  # a user's dataset: its folder (relative: beside the manifest)
+    split_by_hash: _HashSplitFile | None = None
+
+
 @dataclass(frozen=True)
 class DatasetSpec:
     name: str
@@ -137,110 +193,95 @@ class DatasetSpec:
             ) from None
 
 
-def _require(table: dict[str, Any], key: str, where: str) -> Any:
-    if key not in table:
-        raise UsageError(f"{where}: missing key '{key}'")
-    return table[key]
-
-
-def _one_of(value: str, valid: tuple[str, ...], key: str, where: str) -> str:
-    return require_one_of(value, valid, f"{where}: {key} = '{value}'")
-
-
-def _hash_splits(table: dict[str, Any], layouts: dict[str, Split], where: str) -> dict[str, Split]:
+def _hash_splits(
+    manifest: _ManifestFile, layouts: dict[str, Split], where: Path
+) -> dict[str, Split]:
     """``[split_by_hash] test_fraction = f``: the train and test splits share folders and are
     told apart by :class:`HashSplit`."""
-    rule = table["split_by_hash"]
-    fraction = rule.get("test_fraction") if isinstance(rule, dict) else None
-    if set(rule) - {"test_fraction"} or not isinstance(fraction, int | float):
-        raise UsageError(f"{where}: [split_by_hash] takes one key, test_fraction (a number)")
+    fraction = manifest.split_by_hash.test_fraction  # type: ignore[union-attr]
     if not 0 < fraction < 1:
-        raise UsageError(f"{where}: split_by_hash.test_fraction = {fraction} is not in (0, 1)")
-    parts = {table.get("train_split"): "train", table.get("test_split"): "test"}
+        raise schema.fail(UsageError, where, "split_by_hash.test_fraction", f"= {fraction} is not in (0, 1)")  # fmt: skip
+    parts = {manifest.train_split: "train", manifest.test_split: "test"}
     if set(layouts) != set(parts) or None in parts:
-        raise UsageError(
-            f"{where}: [split_by_hash] needs exactly the train_split and test_split splits"
+        raise schema.fail(
+            UsageError,
+            where,
+            "",
+            "[split_by_hash] needs exactly the train_split and test_split splits",
         )
     return {
-        name: replace(split, by_hash=HashSplit(float(fraction), parts[name]))  # type: ignore[arg-type]
+        name: replace(split, by_hash=HashSplit(fraction, parts[name]))  # type: ignore[arg-type]
         for name, split in layouts.items()
     }
 
 
-def _root(table: dict[str, Any], manifest: Path) -> Path | None:
+def _root(root: str | None, manifest: Path) -> Path | None:
     """A user's dataset names its folder (relative paths: beside the manifest)."""
-    if "root" not in table:
+    if root is None:
         return None
-    root = Path(table["root"]).expanduser()
-    return root if root.is_absolute() else (manifest.parent / root).resolve()
+    folder = Path(root).expanduser()
+    return folder if folder.is_absolute() else (manifest.parent / folder).resolve()
+
+
+def _layouts(manifest: _ManifestFile, where: Path) -> dict[str, Split]:
+    """Each split's role folders with the pairing's stem patterns, as the kind requires."""
+    layouts: dict[str, Split] = {}
+    for split_name, split in manifest.splits.items():
+        folders = {"input": split.input, "target": split.target, "mask": split.mask}
+        roles = {
+            role: Role(folders[role], manifest.pairing.get(role, "{id}"))
+            for role in ROLES
+            if folders[role] is not None
+        }
+        key = f"splits.{split_name}"
+        if manifest.kind == "paired" and "input" not in roles:
+            raise schema.fail(UsageError, where, key, "is a paired split and has no 'input' folder")
+        if manifest.kind == "triplet" and not {"input", "mask"} <= set(roles):
+            raise schema.fail(UsageError, where, key, "is a triplet split and needs input and mask")
+        layouts[split_name] = Split(split_name, split.count, roles)
+    if manifest.synthetic and manifest.synth:  # default counts of a generated suite
+        for split_name, count_key in (
+            (manifest.train_split, "train_count"),
+            (manifest.test_split, "test_count"),
+        ):
+            if split_name in layouts and count_key in manifest.synth:
+                count = int(manifest.synth[count_key])
+                layouts[split_name] = replace(layouts[split_name], count=count)
+    if manifest.split_by_hash is not None:
+        layouts = _hash_splits(manifest, layouts, where)
+    return layouts
 
 
 def parse_manifest(path: Path) -> DatasetSpec:
     """Read and check one manifest; a malformed file is a UsageError naming it and the key."""
-    where = str(path)
-    try:
-        with path.open("rb") as handle:
-            table = tomllib.load(handle)
-    except tomllib.TOMLDecodeError as error:
-        raise UsageError(f"{where}: not valid TOML ({error})") from None
-    for key, known, place in (
-        (set(table), TOP_LEVEL_KEYS, "top level"),
-        (set(table.get("preprocess", {})), PREPROCESS_KEYS, "[preprocess]"),
-    ):
-        if key - known:
-            raise UsageError(f"{where}: unknown key(s) {sorted(key - known)} at {place}")
-    kind = _one_of(_require(table, "kind", where), KINDS, "kind", where)
-    patterns = table.get("pairing", {})
-    layouts: dict[str, Split] = {}
-    for split_name, split_table in _require(table, "splits", where).items():
-        roles = {
-            role: Role(split_table[role], patterns.get(role, "{id}"))
-            for role in ROLES
-            if role in split_table
-        }
-        if "target" not in roles:
-            raise UsageError(f"{where}: split '{split_name}' has no 'target' folder")
-        if kind == "paired" and "input" not in roles:
-            raise UsageError(f"{where}: paired split '{split_name}' has no 'input' folder")
-        if kind == "triplet" and not {"input", "mask"} <= set(roles):
-            raise UsageError(f"{where}: triplet split '{split_name}' needs input and mask")
-        layouts[split_name] = Split(split_name, split_table.get("count"), roles)
-    if "split_by_hash" in table:
-        layouts = _hash_splits(table, layouts, where)
-    synth = table.get("synth", {})
-    if table.get("synthetic") and synth:  # default counts of a generated suite
-        for split_name, key in (
-            (table.get("train_split"), "train_count"),
-            (table.get("test_split"), "test_count"),
-        ):
-            if split_name in layouts and key in synth:
-                layouts[split_name] = replace(layouts[split_name], count=int(synth[key]))
-    sources = table.get("sources", {})
-    spec = DatasetSpec(
-        name=_require(table, "name", where),
-        title=table.get("title", ""),
-        task=_one_of(_require(table, "task", where), TASKS, "task", where),
-        protocol=_one_of(_require(table, "protocol", where), PROTOCOLS, "protocol", where),
-        kind=kind,  # type: ignore[arg-type]
+    table = schema.read_toml(path)
+    manifest = schema.build(_ManifestFile, table, path)
+    for key, split_name in (("train_split", manifest.train_split), ("test_split", manifest.test_split)):  # fmt: skip
+        if split_name is not None and split_name not in manifest.splits:
+            raise schema.fail(UsageError, path, key, f"= '{split_name}' is named but not defined under [splits]")  # fmt: skip
+    if manifest.name != path.stem:
+        raise schema.fail(UsageError, path, "name", f"= '{manifest.name}' differs from the file name '{path.stem}'")  # fmt: skip
+    layouts = _layouts(manifest, path)
+    preprocess = dict(table.get("preprocess", {}))  # what the file sets, as it sets it
+    return DatasetSpec(
+        name=manifest.name,
+        title=manifest.title,
+        task=manifest.task,
+        protocol=manifest.protocol,
+        kind=manifest.kind,
         split_layouts=layouts,
-        train_split=table.get("train_split"),
-        test_split=_require(table, "test_split", where),
-        synthetic=bool(table.get("synthetic", False)),
+        train_split=manifest.train_split,
+        test_split=manifest.test_split,
+        synthetic=manifest.synthetic,
         has_mask=any("mask" in split.roles for split in layouts.values())
-        or table.get("task") == "inpainting",
-        homepage=sources.get("homepage", ""),
-        downloads=tuple(Download(**item) for item in sources.get("download", [])),
-        manual=sources.get("manual", ""),
-        prepare=table.get("prepare", {}).get("conversion"),
-        preprocess=table.get("preprocess", {}),
-        synth=synth,
-        open_points=tuple(table.get("open", [])),
+        or manifest.task == "inpainting",
+        homepage=manifest.sources.homepage,
+        downloads=manifest.sources.download,
+        manual=manifest.sources.manual,
+        prepare=manifest.prepare.conversion if manifest.prepare else None,
+        preprocess=preprocess,
+        synth=manifest.synth,
+        open_points=manifest.open,
         manifest=path,
-        root=_root(table, path),
+        root=_root(manifest.root, path),
     )
-    for split_name in (spec.train_split, spec.test_split):
-        if split_name is not None and split_name not in layouts:
-            raise UsageError(f"{where}: split '{split_name}' is named but not defined")
-    if spec.name != path.stem:
-        raise UsageError(f"{where}: name '{spec.name}' differs from the file name '{path.stem}'")
-    return spec

@@ -23,13 +23,13 @@ from __future__ import annotations
 
 import re
 import string
-import tomllib
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
 import bench
+from bench import schema
 from bench.conventions import BASE_PROTOCOLS
 from bench.errors import BenchError, choices
 
@@ -38,9 +38,6 @@ ABSENT = "–"  # the tables' en dash: the paper gives no value (never 0)
 PROTOCOLS = BASE_PROTOCOLS  # the paper protocols (bench/conventions.py)
 #: a metric column that no bench protocol reproduces (e.g. a checkpoint's validation PSNR)
 NO_PROTOCOL = "none"
-KINDS = ("metric", "resource", "setting")
-TYPES = ("number", "text")
-DIRECTIONS = ("lower", "higher")
 #: where a number comes from, and what that makes it
 SOURCE_STATUS = {
     "paper": "published",
@@ -84,18 +81,20 @@ class PrintedValue:
 
 @dataclass(frozen=True)
 class Column:
+    """A ``[[columns]]`` entry, read as it is written (bench.schema)."""
+
     key: str
     label: str
-    kind: str
-    type: str
-    metric: str | None
-    direction: Direction | None
     unit: str
-    decimals: int | None
-    dataset: str | None
-    protocol: str | None
-    settings: Mapping[str, Any]
-    note: str
+    kind: Literal["metric", "resource", "setting"] = "metric"
+    type: Literal["number", "text"] = "number"
+    metric: str | None = None
+    direction: Direction | None = None
+    decimals: int | None = None
+    dataset: str | None = None
+    protocol: str | None = field(default=None, metadata=schema.choices((*PROTOCOLS, NO_PROTOCOL)))
+    settings: Mapping[str, Any] = field(default_factory=dict)
+    note: str = ""
 
 
 @dataclass(frozen=True)
@@ -104,24 +103,33 @@ class Conflict:
 
     column: str
     printed: str
-    source: str
+    source: str = field(metadata=schema.choices(SOURCE_STATUS))
     note: str
 
 
 @dataclass(frozen=True)
-class Row:
+class _RowFile:
+    """A ``[[rows]]`` entry as written: cells as printed text, checked against the columns."""
+
     label: str
     method: str
-    variant: str | None
-    source: str
-    settings: Mapping[str, Any]
+    values: Mapping[str, Any]  # column key -> the printed text (checked per column type)
+    variant: str | None = None
+    source: str = field(default="paper", metadata=schema.choices(SOURCE_STATUS))
+    settings: Mapping[str, Any] = field(default_factory=dict)
+    marks: Mapping[str, str] = field(default_factory=dict)
+    paper_text: Mapping[str, str] = field(default_factory=dict)
+    unrounded: Mapping[str, float] = field(default_factory=dict)
+    unrounded_source: str = ""
+    conflicts: tuple[Conflict, ...] = ()
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class Row(_RowFile):
+    """A row with its cells parsed: ``values`` maps column key -> :class:`PrintedValue`."""
+
     values: Mapping[str, PrintedValue]
-    marks: Mapping[str, str]
-    paper_text: Mapping[str, str]
-    unrounded: Mapping[str, float]
-    unrounded_source: str
-    conflicts: tuple[Conflict, ...]
-    note: str
 
     @property
     def status(self) -> str:
@@ -282,14 +290,8 @@ def load_published(folder: Path | None = None) -> dict[str, PublishedTable]:
 
 def load_table(path: Path) -> PublishedTable:
     """One table file, validated; a problem raises BenchError naming the file and key."""
-    try:
-        with path.open("rb") as handle:
-            data = tomllib.load(handle)
-    except tomllib.TOMLDecodeError as error:
-        raise BenchError(f"{path}: not valid TOML ({error})") from None
-    except OSError as error:
-        raise BenchError(f"{path}: cannot be read ({error.strerror})") from None
-    return _TableReader(path).table(data)
+    raw = schema.build(_TableFile, schema.read_toml(path, BenchError), path, error=BenchError)
+    return _TableChecks(path).table(raw)
 
 
 # ---------------------------------------------------------------------------------------
@@ -316,254 +318,111 @@ def _identity(row: Row) -> tuple:
     return (row.label, row.method, row.variant, row.source, tuple(sorted(row.settings.items())))
 
 
-class _TableReader:
-    """Reads one file's dict, turning every problem into ``BenchError("<file>: <key>: ...")``."""
+@dataclass(frozen=True)
+class _TableFile:
+    """A published-table file as written (the module docstring lists its keys)."""
+
+    id: str
+    paper: str
+    table: str
+    title: str
+    source: str = field(metadata=schema.choices(TABLE_SOURCES))
+    location: str
+    page: int | Literal["unknown"]
+    columns: tuple[Column, ...]
+    rows: tuple[_RowFile, ...]
+    dataset: str | None = None
+    protocol: str | None = field(default=None, metadata=schema.choices((*PROTOCOLS, NO_PROTOCOL)))
+    settings: Mapping[str, Any] = field(default_factory=dict)
+    notes: tuple[str, ...] = ()
+    displays: tuple[Display, ...] = ()
+    products: tuple[Product, ...] = ()
+
+
+class _TableChecks:
+    """What the file's shape cannot say: keys that must name columns, cells that must parse,
+    rules between keys. Every problem is ``BenchError("<file>: <key> ...")``."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
 
     def fail(self, where: str, problem: str) -> BenchError:
-        return BenchError(f"{self.path}: {where}: {problem}")
+        return schema.fail(BenchError, self.path, f"{where}:", problem)
 
-    def take(
-        self, data: Mapping[str, Any], where: str, key: str, kind: type | tuple, default: Any = ...
-    ) -> Any:
-        name = f"{where}.{key}" if where else key
-        if key not in data:
-            if default is ...:
-                raise self.fail(name, "missing")
-            return default
-        value = data[key]
-        # bool is an int in Python; a true/false where a number belongs is a mistake.
-        if not isinstance(value, kind) or (isinstance(value, bool) and kind is not bool):
-            expected = (
-                kind.__name__ if isinstance(kind, type) else " or ".join(k.__name__ for k in kind)
-            )
-            raise self.fail(name, f"expected {expected}, got {type(value).__name__} {value!r}")
-        return value
-
-    def one_of(self, value: str | None, valid: Iterable[str], where: str) -> None:
-        valid = tuple(valid)
-        if value is not None and value not in valid:
-            raise self.fail(where, f"'{value}' is not one of {', '.join(valid)}")
-
-    def no_extra(self, data: Mapping[str, Any], allowed: Iterable[str], where: str) -> None:
-        extra = sorted(set(data) - set(allowed))
+    def only_columns(self, keys: Iterable[str], columns: Iterable[str], where: str) -> None:
+        extra = sorted(set(keys) - set(columns))
         if extra:
-            raise self.fail(
-                f"{where}.{extra[0]}" if where else extra[0],
-                f"unknown key; valid keys: {', '.join(sorted(allowed))}",
-            )
+            raise self.fail(f"{where}.{extra[0]}", f"not a column; columns: {', '.join(columns)}")
 
-    def table(self, data: dict[str, Any]) -> PublishedTable:
-        take = self.take
-        self.no_extra(data, _TABLE_KEYS, "")
-        table_id = take(data, "", "id", str)
-        if table_id != self.path.stem:
-            raise self.fail("id", f"'{table_id}' must equal the file name '{self.path.stem}'")
-        source = take(data, "", "source", str)
-        self.one_of(source, TABLE_SOURCES, "source")
-        page = take(data, "", "page", (int, str))
-        if isinstance(page, str) and page != "unknown":
-            raise self.fail("page", f"'{page}' must be a page number or \"unknown\"")
-        protocol = take(data, "", "protocol", str, None)
-        self.one_of(protocol, (*PROTOCOLS, NO_PROTOCOL), "protocol")
-        columns = tuple(
-            self.column(c, f"columns[{i}]", protocol)
-            for i, c in enumerate(take(data, "", "columns", list))
-        )
-        keys = [c.key for c in columns]
+    def printed(self, text: Any, where: str, kind: str) -> PrintedValue:
+        if not isinstance(text, str):
+            raise self.fail(where, f'write the printed text as a string, e.g. "{text}"')
+        try:
+            return parse_printed(text, where, kind)
+        except ValueError as error:
+            raise BenchError(f"{self.path}: {error}") from None
+
+    def table(self, raw: _TableFile) -> PublishedTable:
+        if raw.id != self.path.stem:
+            raise self.fail("id", f"'{raw.id}' must equal the file name '{self.path.stem}'")
+        for i, column in enumerate(raw.columns):
+            self.column(column, f"columns[{i}]", raw.protocol)
+        keys = [c.key for c in raw.columns]
         if len(set(keys)) != len(keys):
             raise self.fail("columns", "column keys must be unique")
-        rows = tuple(
-            self.row(r, f"rows[{i}]", columns) for i, r in enumerate(take(data, "", "rows", list))
-        )
+        rows = tuple(self.row(r, f"rows[{i}]", raw.columns) for i, r in enumerate(raw.rows))
         identities = [_identity(r) for r in rows]
         for i, identity in enumerate(identities):
             if identity in identities[:i]:
                 raise self.fail(
                     f"rows[{i}]", "repeats an earlier row's label, method, variant and settings"
                 )
-        displays = tuple(
-            self.display(d, f"displays[{i}]", keys)
-            for i, d in enumerate(take(data, "", "displays", list, []))
-        )
-        products = tuple(
-            self.product(p, f"products[{i}]", keys)
-            for i, p in enumerate(take(data, "", "products", list, []))
-        )
+        for i, display in enumerate(raw.displays):
+            unknown = [name for name in display.fields if name not in keys]
+            if unknown or not display.fields:
+                raise self.fail(f"displays[{i}].template", f"must name columns; unknown: {unknown}")
+        for i, product in enumerate(raw.products):
+            self.only_columns(vars(product).values(), keys, f"products[{i}]")
         return PublishedTable(
-            id=table_id,
+            **{**vars(raw), "rows": rows, "page": None if raw.page == "unknown" else raw.page},
             path=self.path,
-            paper=take(data, "", "paper", str),
-            table=take(data, "", "table", str),
-            title=take(data, "", "title", str),
-            source=source,
-            location=take(data, "", "location", str),
-            page=None if page == "unknown" else page,
-            dataset=take(data, "", "dataset", str, None),
-            protocol=protocol,
-            settings=take(data, "", "settings", dict, {}),
-            notes=tuple(self.strings(take(data, "", "notes", list, []), "notes")),
-            columns=columns,
-            rows=rows,
-            displays=displays,
-            products=products,
         )
 
-    def strings(self, values: list, where: str) -> list[str]:
-        for i, value in enumerate(values):
-            if not isinstance(value, str):
-                raise self.fail(f"{where}[{i}]", f"expected str, got {value!r}")
-        return values
-
-    def column(self, data: Any, where: str, table_protocol: str | None) -> Column:
-        if not isinstance(data, dict):
-            raise self.fail(where, "expected a table ([[columns]])")
-        take = self.take
-        self.no_extra(data, _COLUMN_KEYS, where)
-        kind = take(data, where, "kind", str, "metric")
-        self.one_of(kind, KINDS, f"{where}.kind")
-        value_type = take(data, where, "type", str, "number")
-        self.one_of(value_type, TYPES, f"{where}.type")
-        direction = take(data, where, "direction", str, None)
-        self.one_of(direction, DIRECTIONS, f"{where}.direction")
-        protocol = take(data, where, "protocol", str, None)
-        self.one_of(protocol, (*PROTOCOLS, NO_PROTOCOL), f"{where}.protocol")
-        decimals = take(data, where, "decimals", int, None)
-        metric = take(data, where, "metric", str, None)
-        note = take(data, where, "note", str, "")
-        if kind != "setting" and direction is None:
+    def column(self, column: Column, where: str, table_protocol: str | None) -> None:
+        kind = column.kind
+        protocol = column.protocol or table_protocol
+        if kind != "setting" and column.direction is None:
             raise self.fail(f"{where}.direction", f"missing: a {kind} column needs lower or higher")
-        if kind == "metric" and metric is None:
+        if kind == "metric" and column.metric is None:
             raise self.fail(f"{where}.metric", "missing: a metric column names its metric")
-        if kind == "metric" and (protocol or table_protocol) is None:
+        if kind == "metric" and protocol is None:
             raise self.fail(f"{where}.protocol", "missing here and at the table level")
-        if (protocol or table_protocol) == NO_PROTOCOL and kind == "metric" and not note:
+        if protocol == NO_PROTOCOL and kind == "metric" and not column.note:
             raise self.fail(f"{where}.note", "missing: say how a protocol-less value was made")
-        if (value_type == "number") != (decimals is not None):
+        if (column.type == "number") != (column.decimals is not None):
             raise self.fail(f"{where}.decimals", "required for number columns, refused for text")
-        return Column(
-            key=take(data, where, "key", str),
-            label=take(data, where, "label", str),
-            kind=kind,
-            type=value_type,
-            metric=metric,
-            direction=direction,
-            unit=take(data, where, "unit", str),
-            decimals=decimals,
-            dataset=take(data, where, "dataset", str, None),
-            protocol=protocol,
-            settings=take(data, where, "settings", dict, {}),
-            note=note,
-        )
 
-    def row(self, data: Any, where: str, columns: tuple[Column, ...]) -> Row:
-        if not isinstance(data, dict):
-            raise self.fail(where, "expected a table ([[rows]])")
-        take = self.take
-        self.no_extra(data, _ROW_KEYS, where)
+    def row(self, raw: _RowFile, where: str, columns: tuple[Column, ...]) -> Row:
         types = {c.key: c.type for c in columns}
-        raw = take(data, where, "values", dict)
-        missing = [key for key in types if key not in raw]
+        missing = [key for key in types if key not in raw.values]
         if missing:
             raise self.fail(
                 f"{where}.values.{missing[0]}", f'missing; write "{ABSENT}" for an empty cell'
             )
-        self.no_extra(raw, types, f"{where}.values")
-        values = {}
-        for key, text in raw.items():
-            name = f"{where}.values.{key}"
-            if not isinstance(text, str):
-                raise self.fail(name, f'write the printed text as a string, e.g. "{text}"')
-            try:
-                values[key] = parse_printed(text, name, types[key])
-            except ValueError as error:
-                raise BenchError(f"{self.path}: {error}") from None
-        source = take(data, where, "source", str, "paper")
-        self.one_of(source, SOURCE_STATUS, f"{where}.source")
-        settings = take(data, where, "settings", dict, {})
-        clash = sorted(set(settings) & set(types))
+        self.only_columns(raw.values, types, f"{where}.values")
+        values = {
+            key: self.printed(text, f"{where}.values.{key}", types[key])
+            for key, text in raw.values.items()
+        }
+        clash = sorted(set(raw.settings) & set(types))
         if clash:
             raise self.fail(f"{where}.settings.{clash[0]}", "also a column key; rename one")
-        marks = take(data, where, "marks", dict, {})
-        paper_text = take(data, where, "paper_text", dict, {})
-        unrounded = take(data, where, "unrounded", dict, {})
-        for name, mapping in (("marks", marks), ("paper_text", paper_text)):
-            self.no_extra(mapping, types, f"{where}.{name}")
-            self.strings(list(mapping.values()), f"{where}.{name}")
-        self.no_extra(unrounded, types, f"{where}.unrounded")
-        for key, number in unrounded.items():
-            if isinstance(number, bool) or not isinstance(number, int | float):
-                raise self.fail(f"{where}.unrounded.{key}", f"expected a number, got {number!r}")
-        unrounded_source = take(data, where, "unrounded_source", str, "")
-        if unrounded and not unrounded_source:
+        for name in ("marks", "paper_text", "unrounded"):
+            self.only_columns(getattr(raw, name), types, f"{where}.{name}")
+        if raw.unrounded and not raw.unrounded_source:
             raise self.fail(f"{where}.unrounded_source", "missing: say where the figures come from")
-        conflicts = tuple(
-            self.conflict(c, f"{where}.conflicts[{i}]", types)
-            for i, c in enumerate(take(data, where, "conflicts", list, []))
-        )
-        return Row(
-            label=take(data, where, "label", str),
-            method=take(data, where, "method", str),
-            variant=take(data, where, "variant", str, None),
-            source=source,
-            settings=settings,
-            values=values,
-            marks=marks,
-            paper_text=paper_text,
-            unrounded={k: float(v) for k, v in unrounded.items()},
-            unrounded_source=unrounded_source,
-            conflicts=conflicts,
-            note=take(data, where, "note", str, ""),
-        )
-
-    def conflict(self, data: Any, where: str, types: Mapping[str, str]) -> Conflict:
-        if not isinstance(data, dict):
-            raise self.fail(where, "expected a table {column, printed, source, note}")
-        self.no_extra(data, ("column", "printed", "source", "note"), where)
-        column = self.take(data, where, "column", str)
-        self.one_of(column, types, f"{where}.column")
-        printed = self.take(data, where, "printed", str)
-        try:
-            parse_printed(printed, f"{where}.printed", types[column])
-        except ValueError as error:
-            raise BenchError(f"{self.path}: {error}") from None
-        source = self.take(data, where, "source", str)
-        self.one_of(source, SOURCE_STATUS, f"{where}.source")
-        return Conflict(column, printed, source, self.take(data, where, "note", str))
-
-    def display(self, data: Any, where: str, keys: list[str]) -> Display:
-        if not isinstance(data, dict):
-            raise self.fail(where, "expected a table {label, template}")
-        self.no_extra(data, ("label", "template"), where)
-        display = Display(
-            self.take(data, where, "label", str), self.take(data, where, "template", str)
-        )
-        unknown = [name for name in display.fields if name not in keys]
-        if unknown or not display.fields:
-            raise self.fail(f"{where}.template", f"must name columns; unknown: {unknown}")
-        return display
-
-    def product(self, data: Any, where: str, keys: list[str]) -> Product:
-        if not isinstance(data, dict):
-            raise self.fail(where, "expected a table {per_step, steps, total}")
-        self.no_extra(data, ("per_step", "steps", "total"), where)
-        names = {k: self.take(data, where, k, str) for k in ("per_step", "steps", "total")}
-        for key, name in names.items():
-            self.one_of(name, keys, f"{where}.{key}")
-        return Product(**names)
-
-
-_TABLE_KEYS = (
-    "id", "paper", "table", "title", "source", "location", "page", "dataset", "protocol",
-    "settings", "notes", "columns", "rows", "displays", "products",
-)  # fmt: skip
-_COLUMN_KEYS = (
-    "key", "label", "kind", "type", "metric", "direction", "unit", "decimals", "dataset",
-    "protocol", "settings", "note",
-)  # fmt: skip
-_ROW_KEYS = (
-    "label", "method", "variant", "source", "settings", "values", "marks", "paper_text",
-    "unrounded", "unrounded_source", "conflicts", "note",
-)  # fmt: skip
+        for i, conflict in enumerate(raw.conflicts):
+            key = f"{where}.conflicts[{i}]"
+            self.only_columns([conflict.column], types, key + ".column")
+            self.printed(conflict.printed, f"{key}.printed", types[conflict.column])
+        return Row(**{**vars(raw), "values": values})

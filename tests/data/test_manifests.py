@@ -103,17 +103,30 @@ def test_unknown_split_names_valid_splits():
     "text, message",
     [
         (
-            'name = "bad"\nkind = "unpaired"\ntask = "dancing"\n[splits.t]\ntarget = "x"',
-            "task = 'dancing'",
+            'name = "bad"\nkind = "unpaired"\ntask = "dancing"\nprotocol = "lol"\n'
+            'test_split = "t"\n[splits.t]\ntarget = "x"',
+            "task = 'dancing' is not valid; valid choices: deblurring",
         ),
         (
-            'name = "bad"\nkind = "unpaired"\n[preprocess]\nopen = []',
-            r"unknown key\(s\) \['open'\]",
+            'name = "bad"\nkind = "unpaired"\ntask = "low-light"\nprotocol = "lol"\n'
+            'test_split = "t"\n[splits.t]\ntarget = "x"\n[preprocess]\nopen = []',
+            r"unknown key 'preprocess.open'; valid keys in preprocess: center_box_mask",
         ),
+        ('name = "bad"\nkind = "unpaired"', r"the top level is missing key\(s\) task, protocol"),
         (
             'name = "bad"\ntask = "low-light"\nprotocol = "lol"\nkind = "paired"\ntest_split = "t"\n'
             '[splits.t]\ntarget = "x"',
-            "has no 'input' folder",
+            "splits.t is a paired split and has no 'input' folder",
+        ),
+        (
+            'name = "bad"\ntask = "low-light"\nprotocol = "lol"\nkind = "paired"\ntest_split = "t"\n'
+            '[splits.t]\ntarget = "x"\ninput = "y"\ncount = "many"',
+            "splits.t.count must be an integer, got str 'many'",
+        ),
+        (
+            'name = "bad"\ntask = "low-light"\nprotocol = "lol"\nkind = "paired"\ntest_split = "u"\n'
+            '[splits.t]\ntarget = "x"\ninput = "y"',
+            "test_split = 'u' is named but not defined",
         ),
         ("name = [", "not valid TOML"),
     ],

@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from bench.conventions import HEADLINES, conventions_for
+from bench.conventions import HEADLINES, MetricKey, conventions_for
 
 REFERENCE = "the paper's script"
 
@@ -56,8 +56,8 @@ def audit_rows(
     (key ``base``) and each convention's (key: its name). A convention that only reads other
     values of the paper's result reads them from ``summaries[base]`` when it has no summary
     of its own. A convention without a summary is left out."""
-    headlines = HEADLINES[base]
-    reference = {t: _finite(summaries[base].get(k)) for t, k in headlines}
+    headlines = {spec.title: spec.key for spec in HEADLINES[base]}
+    reference = {t: _finite(summaries[base].get(k)) for t, k in headlines.items()}
     zero = dict.fromkeys(reference, 0.0)
     rows = [AuditRow(base, base, REFERENCE, reference_used_by, reference, zero)]
     for convention in conventions_for(base):
@@ -66,8 +66,8 @@ def audit_rows(
             source = summaries[base]
         if source is None:
             continue
-        reads = dict(headlines) | convention.reads
-        values = {t: _finite(source.get(reads[t])) for t, _ in headlines}
+        reads = headlines | convention.reads
+        values = {t: _finite(source.get(reads[t])) for t in headlines}
         deltas = {
             t: None if values[t] is None or reference[t] is None else values[t] - reference[t]
             for t in values
@@ -86,25 +86,33 @@ def _slug(title: str) -> str:
 def to_metrics(rows: list[AuditRow]) -> dict[str, float]:
     """``audit/<protocol>/<metric>`` for every available value (what a run logs)."""
     return {
-        f"audit/{row.protocol}/{_slug(title)}": value
+        str(_key(row.protocol, title)): value
         for row in rows
         for title, value in row.values.items()
         if value is not None
     }
 
 
+def _key(protocol: str, title: str) -> MetricKey:
+    return MetricKey(protocol, _slug(title), "audit")
+
+
 def rows_from_metrics(base: str, metrics: Mapping[str, float]) -> list[AuditRow]:
     """The rows a run logged with :func:`to_metrics`; [] when it logged no audit."""
-    if not auditable(base) or not any(k.startswith(f"audit/{base}/") for k in metrics):
+    keys = [MetricKey.parse(k) for k in metrics]
+    if not auditable(base) or not any(
+        k and k.stream == "audit" and k.protocol == base for k in keys
+    ):
         return []
     summaries: dict[str, dict[str, float]] = {}
+    headlines = {spec.title: spec.key for spec in HEADLINES[base]}
     for convention in (None, *conventions_for(base)):
         name = convention.name if convention else base
-        reads = dict(HEADLINES[base]) | (convention.reads if convention else {})
+        reads = headlines | (convention.reads if convention else {})
         logged = {
-            reads[title]: metrics[f"audit/{name}/{_slug(title)}"]
+            reads[title]: metrics[str(_key(name, title))]
             for title in reads
-            if f"audit/{name}/{_slug(title)}" in metrics
+            if str(_key(name, title)) in metrics
         }
         if logged:
             summaries[name] = logged

@@ -11,22 +11,79 @@ of outputs under each to show how far the headline numbers move.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal, TypeVar
 
-_RESTORATION = (("PSNR", "psnr"), ("SSIM", "ssim"), ("LPIPS", "lpips"))
+V = TypeVar("V")
+
+
+@dataclass(frozen=True)
+class MetricSpec:
+    """One headline metric of a protocol: the column title tables print, the key of its value
+    in the protocol's summary, its unit and which way is better."""
+
+    title: str
+    key: str
+    unit: str
+    direction: Literal["higher", "lower"]
+
+    @property
+    def lower_is_better(self) -> bool:
+        return self.direction == "lower"
+
+
+Stream = Literal["result", "audit", "curve"]
+
+
+@dataclass(frozen=True)
+class MetricKey:
+    """The name a run logs a protocol's value under, typed instead of a string built in one
+    layer and re-parsed in others: ``<protocol>/<metric>`` for a result (``istd/psnr_all``,
+    ``generation/fid``), ``audit/<protocol>/<metric>`` for the protocol audit and
+    ``curve/<protocol>/<metric>`` for a point of the learning curve."""
+
+    protocol: str
+    metric: str
+    stream: Stream = "result"
+
+    def __str__(self) -> str:
+        name = f"{self.protocol}/{self.metric}"
+        return name if self.stream == "result" else f"{self.stream}/{name}"
+
+    @classmethod
+    def parse(cls, text: str) -> MetricKey | None:
+        """The key ``text`` names, or None for a metric that is no protocol's (``train/loss``
+        is read as protocol "train": callers ask for the protocols they know)."""
+        parts = text.split("/")
+        if len(parts) == 3 and parts[0] in ("audit", "curve"):
+            return cls(parts[1], parts[2], parts[0])  # type: ignore[arg-type]
+        if len(parts) == 2 and all(parts):
+            return cls(parts[0], parts[1])
+        return None
+
+
+def logged(protocol: str, values: Mapping[str, V], stream: Stream = "result") -> dict[str, V]:
+    """``values`` (summary key -> value) under the names a run logs them with."""
+    return {str(MetricKey(protocol, key, stream)): value for key, value in values.items()}
+
+
+_PSNR = MetricSpec("PSNR", "psnr", "dB", "higher")
+_SSIM = MetricSpec("SSIM", "ssim", "", "higher")
+_LPIPS = MetricSpec("LPIPS", "lpips", "", "lower")
+_RESTORATION = (_PSNR, _SSIM, _LPIPS)
 
 #: The registry of protocol names (torch-free, for manifests and the CLI): each protocol that
-#: reproduces a paper's script -> its headline metrics, (column title, summary key); none for
-#: the set metrics of generation. A new protocol is its class file in bench/protocols/ plus
-#: one line here.
-PROTOCOL_HEADLINES: dict[str, tuple[tuple[str, str], ...]] = {
+#: reproduces a paper's script -> its headline metrics; none for the set metrics of
+#: generation. A new protocol is its class file in bench/protocols/ plus one line here.
+PROTOCOL_HEADLINES: dict[str, tuple[MetricSpec, ...]] = {
     "istd": (
-        ("PSNR", "psnr_all"),
-        ("SSIM", "ssim_all"),
-        ("MAE", "mae_all_pi"),
-        ("MAE S", "mae_s_pi"),  # the shadow region: where mask conventions show
-        ("LPIPS", "lpips"),
+        MetricSpec("PSNR", "psnr_all", "dB", "higher"),
+        MetricSpec("SSIM", "ssim_all", "", "higher"),
+        MetricSpec("MAE", "mae_all_pi", "LAB", "lower"),
+        # the shadow region: where mask conventions show
+        MetricSpec("MAE S", "mae_s_pi", "LAB", "lower"),
+        _LPIPS,
     ),
     "lol": _RESTORATION,
     "sid": _RESTORATION,

@@ -11,6 +11,7 @@ from typing import Annotated, Any
 import typer
 
 from bench import console
+from bench.conventions import MetricKey
 from bench.errors import EXIT_FAILURE, UsageError
 from bench.options import ConfigOption, JsonOption, QuietOption, setup
 
@@ -366,9 +367,10 @@ def _plan(
 def _render(config: Any, context: Any, result: Any) -> None:
     """The results table (or --json), the wall time and every warning a reader needs."""
     rows = ([result.identity] if result.identity else []) + result.records
-    measured = {key.split("/", 1)[1]: key for r in rows for key in r.metrics}
-    shown = [measured[name] for name in SHOWN if name in measured]
-    protocols = sorted({key.split("/", 1)[0] for key in shown})
+    measured = {MetricKey.parse(key): key for r in rows for key in r.metrics}
+    by_metric = {parsed.metric: key for parsed, key in measured.items() if parsed}
+    shown = [by_metric[name] for name in SHOWN if name in by_metric]
+    protocols = sorted({MetricKey.parse(key).protocol for key in shown})
     subsets = sorted({r.subset for r in rows if r.subset})
     scope = (
         f" on a subset of the test split: the first {', '.join(subsets)} images" if subsets else ""
@@ -376,7 +378,7 @@ def _render(config: Any, context: Any, result: Any) -> None:
     table = console.table(
         f"{config.run.dataset}, {config.run.profile} profile, scored by protocol "
         f"{', '.join(protocols) or '–'}{scope}",
-        ["method", "seed", "status", *(k.split("/", 1)[1] for k in shown), "seconds"],
+        ["method", "seed", "status", *(MetricKey.parse(k).metric for k in shown), "seconds"],
         [
             [
                 "identity (input)" if r is result.identity else r.cell.method,

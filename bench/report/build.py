@@ -23,6 +23,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from bench.conventions import MetricKey
 from bench.report.common import (
     by_seed,
     format_number,
@@ -65,8 +66,10 @@ def metric_key(cell: PublishedCell) -> str | None:
     if cell.protocol == "istd" and column.metric != "lpips":
         region = REGIONS[cell.settings.get("region", "all")]
         # RDDM's MAE is read as the per-image mean (PI); PP is in the footnote (docs/protocols.md §4)
-        return f"istd/{column.metric}_{region}{'_pi' if column.metric == 'mae' else ''}"
-    return f"{cell.protocol}/{column.metric}"
+        return str(
+            MetricKey("istd", f"{column.metric}_{region}{'_pi' if column.metric == 'mae' else ''}")
+        )
+    return str(MetricKey(cell.protocol, column.metric))
 
 
 def mismatch(slot: Slot, run: TrackedRun) -> str | None:

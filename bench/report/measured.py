@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from bench.conventions import MetricKey
 from bench.report.runs import Store, TrackedRun
 
 
@@ -50,7 +51,7 @@ def measured_markdown(store: Store, link: Callable[[TrackedRun], str], table) ->
         identities = [r for r in runs if r.kind == "identity" and r.finished]
         keys = _metric_keys(cells + identities)
         header = ["Run", "Method", "Seed", "Iterations", "Steps", "Precision", "Images", "Status"]
-        header += [k.split("/", 1)[1] for k in keys]
+        header += [MetricKey.parse(k).metric for k in keys]
         rows = []
         if identities:
             identity = identities[-1]

@@ -6,11 +6,13 @@ same bytes.
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import statistics
 from collections.abc import Callable
 from pathlib import Path
 
+from bench.conventions import HEADLINES, MetricKey, base_of
 from bench.files import atomic_write
 from bench.report.runs import TrackedRun
 
@@ -22,13 +24,12 @@ GENERATION = ("generation/fid", "FID", True)
 def headline(protocol: str) -> tuple[str, str, bool]:
     """(metric key, axis label, lower is better) of a protocol's headline metric: the first
     of its headlines in bench/conventions.py (PSNR for restoration), FID for generation."""
-    from bench.conventions import HEADLINES, base_of
-
     headlines = HEADLINES.get(base_of(protocol))
     if not headlines or protocol == "generation":
         return GENERATION
-    title, key = headlines[0]
-    return f"{protocol}/{key}", f"{title}{' (dB)' if title == 'PSNR' else ''}", False
+    spec = headlines[0]
+    label = f"{spec.title} ({spec.unit})" if spec.unit else spec.title
+    return str(MetricKey(protocol, spec.key)), label, spec.lower_is_better
 
 
 def primary(run: TrackedRun) -> str | None:
@@ -128,7 +129,9 @@ def curve_key(run: TrackedRun) -> str | None:
     if not run.protocol or not int(run.field("eval_every") or 0):
         return None
     key = headline(run.protocol)[0]
-    return None if key == GENERATION[0] else f"curve/{key}"
+    if key == GENERATION[0]:
+        return None
+    return str(dataclasses.replace(MetricKey.parse(key), stream="curve"))
 
 
 def learning_plot(
@@ -150,7 +153,7 @@ def learning_plot(
                 floors[(dataset, key)], color="grey", linestyle="--", label="identity (input)"
             )
         axis.set_xlabel("training iteration")
-        axis.set_ylabel(key.split("/", 1)[1])
+        axis.set_ylabel(MetricKey.parse(key).metric)
         axis.set_title(f"{dataset}: learning curve (EMA weights)")
         axis.legend(fontsize="small")
     _save(figure, path)

@@ -24,6 +24,7 @@ import numpy as np
 import torch
 
 from bench import console
+from bench.conventions import logged
 from bench.errors import BenchError
 from bench.files import atomic_write, write_image
 from bench.runner.cells import Cell
@@ -297,8 +298,8 @@ def curve_metrics(cell: Cell, summary: dict[str, float]) -> dict[str, float]:
     for generation): one point of the learning curve."""
     from bench.conventions import HEADLINES, base_of
 
-    keys = [key for _, key in HEADLINES.get(base_of(cell.protocol), ())] or list(summary)
-    return {f"curve/{cell.protocol}/{key}": summary[key] for key in keys if key in summary}
+    keys = [spec.key for spec in HEADLINES.get(base_of(cell.protocol), ())] or list(summary)
+    return logged(cell.protocol, {key: summary[key] for key in keys if key in summary}, "curve")
 
 
 def sample_grid(samples: Samples, path: Path) -> None:
@@ -420,8 +421,8 @@ def run_cell(cell: Cell, context: RunContext) -> CellRecord:
         with phase("score"):
             scores = score(cell, samples, context.weights_dir, method.kind, device)
             prefix = cell.protocol if method.kind != "generation" else "generation"
-            record.metrics = {f"{prefix}/{k}": v for k, v in scores.summary.items()}
-            record.unavailable = {f"{prefix}/{k}": v for k, v in scores.unavailable.items()}
+            record.metrics = logged(prefix, scores.summary)
+            record.unavailable = logged(prefix, scores.unavailable)
             if cell.eval_every:  # the learning curve ends at the run's own numbers
                 curve = curve_metrics(cell, scores.summary)
                 tracker.log_metrics(run_id, curve, step=cell.iterations)

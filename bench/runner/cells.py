@@ -10,7 +10,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
-from bench.config import Config
+from bench.config import Config, ProfileConfig
 from bench.errors import UsageError
 
 
@@ -52,6 +52,18 @@ class Cell:
 
     def params(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+
+#: the cell settings a profile gives as they are; the others (iterations, steps, lr and the
+#: flags the command line overrides) are resolved per method in ``expand``
+_AS_PROFILED = tuple(
+    sorted(
+        name
+        for name in {f.name for f in dataclasses.fields(Cell)}
+        & {f.name for f in dataclasses.fields(ProfileConfig)}
+        if name not in ("iterations", "steps", "lr", "precision", "compile", "eval_every")
+    )
+)
 
 
 def _settings(method: str, task: str, dataset: str) -> dict[str, Any]:
@@ -118,29 +130,18 @@ def expand(
         for seed in config.run.seeds:
             cells.append(
                 Cell(
+                    **{name: getattr(profile, name) for name in _AS_PROFILED},
                     dataset=spec.name,
                     method=method,
                     seed=seed,
                     profile=config.run.profile,
                     task=spec.task,
                     protocol=spec.protocol,
-                    image_size=profile.image_size,
-                    batch_size=profile.batch_size,
-                    grad_accumulation=profile.grad_accumulation,
                     iterations=int(resolve("iterations", method_iterations, iterations)),
                     steps=int(resolve("steps", profile.steps, steps)),
                     lr=float(resolve("lr", method_lr, None)),
-                    unet_dim=profile.unet_dim,
-                    unet_mults=profile.unet_mults,
-                    ema_decay=profile.ema_decay,
-                    ema_every=profile.ema_every,
-                    ema_start=profile.ema_start,
-                    checkpoint_every=profile.checkpoint_every,
-                    eval_images=profile.eval_images,
-                    eval_batch_size=profile.eval_batch_size,
                     precision=precision or profile.precision,
                     compile=profile.compile if compile is None else compile,
-                    audit=profile.audit,
                     eval_every=profile.eval_every if eval_every is None else eval_every,
                     options={
                         **_settings(method, spec.task, spec.name).get("options", {}),

@@ -13,6 +13,7 @@ import torch
 
 from bench import console
 from bench.config import Config
+from bench.conventions import logged
 from bench.data.verify import DataError
 from bench.envinfo import environment
 from bench.runner.cell import CellRecord, RunContext, sample_split, score
@@ -68,8 +69,8 @@ def score_identity(cell: Cell, context: RunContext) -> CellRecord:
         subset = samples.subset_tags()
         record.subset = subset["eval_images"] if subset["eval_subset"] == "yes" else None
         scores = score(cell, samples, context.weights_dir, "restoration", torch.device("cpu"))
-        record.metrics = {f"{cell.protocol}/{k}": v for k, v in scores.summary.items()}
-        record.unavailable = {f"{cell.protocol}/{k}": v for k, v in scores.unavailable.items()}
+        record.metrics = logged(cell.protocol, scores.summary)
+        record.unavailable = logged(cell.protocol, scores.unavailable)
         record.status = FINISHED
     except Exception as error:
         record.error = f"{type(error).__name__}: {error}"

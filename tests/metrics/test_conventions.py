@@ -3,6 +3,8 @@ numpy rewrite of LLFlow's GT-mean), and the protocol audit built from them."""
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 import torch
@@ -11,7 +13,7 @@ from skimage.color import rgb2lab, rgb2ycbcr, rgb2yiq
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
 from bench.audit import audit_rows, markdown, rows_from_metrics, to_metrics
-from bench.conventions import CONVENTIONS, VARIANTS, conventions_for
+from bench.conventions import CONVENTIONS, HEADLINES, VARIANTS, MetricKey, conventions_for, logged
 from bench.metrics.resize import imresize
 from bench.protocols import PROTOCOLS, get_protocol
 from bench.protocols.audit import audit_images
@@ -263,3 +265,32 @@ def test_the_audit_computes_lpips_once_per_distinct_input(alexnet_weights_dir, p
     alone = get_protocol("istd-origin", alexnet_weights_dir).evaluate(pred, photos, mask)
     origin = next(r for r in rows if r.protocol == "istd-origin")
     assert origin.values["LPIPS"] == pytest.approx(alone.summary["lpips"], abs=1e-12)
+
+
+@pytest.mark.parametrize("base", sorted(HEADLINES))
+def test_headline_specs_name_the_protocols_summary_keys_and_directions(tmp_path, pair, base):
+    """Every headline a protocol declares is a key its summary has (or reports unavailable),
+    and its direction holds: the ground truth scored against itself is better than the
+    degraded image on each available metric."""
+    pred, target = pair
+    mask = torch.zeros((3, 1, 96, 112), dtype=torch.uint8)
+    mask[..., 10:50, 20:70] = 255
+    protocol = get_protocol(base, tmp_path)
+    given = mask if protocol.uses_mask else None
+    degraded = protocol.evaluate(pred, target, given)
+    perfect = protocol.evaluate(target, target, given).summary
+    for spec in HEADLINES[base]:
+        assert spec.key in degraded.summary or spec.key in degraded.unavailable, spec
+        if spec.key in degraded.summary and math.isfinite(perfect[spec.key]):
+            better = perfect[spec.key] < degraded.summary[spec.key]
+            assert better == spec.lower_is_better, spec
+
+
+@pytest.mark.parametrize("stream", ["result", "audit", "curve"])
+def test_metric_keys_round_trip_through_their_logged_names(stream):
+    key = MetricKey("istd-origin", "mae_s_pi", stream)
+    assert MetricKey.parse(str(key)) == key
+    assert str(MetricKey("istd", "psnr_all")) == "istd/psnr_all"
+    assert str(MetricKey("lol", "ssim", "curve")) == "curve/lol/ssim"
+    assert MetricKey.parse("loss") is None and MetricKey.parse("a/b/c") is None
+    assert logged("lol", {"psnr": 1.0}, "audit") == {"audit/lol/psnr": 1.0}

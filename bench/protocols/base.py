@@ -35,8 +35,10 @@ class Protocol:
     pair_suffixes: ClassVar[tuple[str, ...]] = ()
     #: set metrics (FID...) are computed over the whole set, never per batch
     set_metrics: ClassVar[bool] = False
-    #: whether predictions and ground truth of different sizes are brought to one size
-    resizes: ClassVar[bool] = True
+    #: whether ``measure`` brings predictions and ground truth of different sizes to one size
+    #: itself, as its script does; a protocol that does not gets the prediction at the ground
+    #: truth's size from the runner, and ``evaluate`` refuses two sizes
+    resizes: ClassVar[bool] = False
     #: per-image columns whose mean over images is a summary value
     mean_columns: ClassVar[tuple[str, ...]] = ()
     #: the convention a variant protocol applies to its base (None: a paper's own protocol)
@@ -154,6 +156,11 @@ class Protocol:
             )
         if names is not None and len(names) != pred.shape[0]:
             raise UsageError(f"{len(names)} names for {pred.shape[0]} images")
+        if not (self.resizes or self.set_metrics) and pred.shape[-2:] != target.shape[-2:]:
+            raise UsageError(
+                f"protocol '{self.name}' does not resize: prediction {tuple(pred.shape[-2:])} "
+                f"and ground truth {tuple(target.shape[-2:])} differ; use a resizing protocol"
+            )
 
 
 PROTOCOLS: Registry[type[Protocol]] = Registry("protocol")

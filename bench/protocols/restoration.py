@@ -69,6 +69,8 @@ def gt_mean_corrected(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
 
 
 class _RestorationProtocol(Protocol):
+    #: the papers' scripts bring prediction and ground truth to one size (each protocol says how)
+    resizes: ClassVar[bool] = True
     #: resize both images to 256x256 before LPIPS (docs/protocols.md §2.4); False: native size
     lpips_resized: ClassVar[bool] = True
 
@@ -130,13 +132,6 @@ class _RestorationProtocol(Protocol):
                 ]
         return meta
 
-    def _require_same_size(self, pred: torch.Tensor, target: torch.Tensor) -> None:
-        if pred.shape[-2:] != target.shape[-2:]:
-            raise UsageError(
-                f"protocol '{self.name}' does not resize: prediction {tuple(pred.shape[-2:])} "
-                f"and ground truth {tuple(target.shape[-2:])} differ; use a resizing protocol"
-            )
-
     @staticmethod
     def _require_window(images: torch.Tensor, window: int, protocol: str) -> None:
         if min(images.shape[-2:]) < window:
@@ -196,8 +191,6 @@ class Istd(_RestorationProtocol):
         return images if self.size is None else imresize(images, self.size)
 
     def measure(self, pred, target, mask):
-        if not self.resizes:
-            self._require_same_size(pred, target)
         pred8, target8 = self._resized(pred), self._resized(target)
         if self.order == "double-then-resize":  # zhu_cvpr2022, the script's PSNR/SSIM branch
             pred01 = self._resized(pred.to(torch.float64) / 255)
@@ -418,7 +411,6 @@ class Rgb(_RestorationProtocol):
     }
 
     def measure(self, pred, target, mask):
-        self._require_same_size(pred, target)
         self._require_window(pred, 11, self.name)
         a, b = (pred, target) if self.channel == "rgb" else (rgb_to_y(pred), rgb_to_y(target))
         columns = {"psnr": psnr(a, b, 255.0), "ssim": ssim(a, b, 255.0, self.ssim_form)}

@@ -7,8 +7,10 @@ import pytest
 import torch
 from PIL import Image
 
+from bench.errors import UsageError
 from bench.metrics.resize import imresize
 from bench.protocols import get_protocol
+from bench.protocols.base import Protocol
 from bench.runner.cell import NativeFiles, Samples, evaluate_native
 
 
@@ -68,3 +70,31 @@ def test_resizing_protocols_get_the_files_as_they_are(tmp_path, mixed):
     )
     row = result.per_image.set_index("name").loc["b"]
     assert row["psnr_all"] == pytest.approx(direct.per_image["psnr_all"].iloc[0], abs=1e-12)
+
+
+class PlainMae(Protocol):
+    """A protocol as a user writes one: no resizing of its own, nothing but ``measure``."""
+
+    name = "plain-mae"
+    description = "mean |pred - target| on RGB"
+    table = "none"
+    mean_columns = ("mae",)
+
+    def measure(self, pred, target, mask):
+        return {"mae": (pred.double() - target.double()).abs().flatten(1).mean(dim=1)}, {}
+
+
+def test_a_protocol_that_does_not_resize_gets_predictions_at_the_files_size(tmp_path, mixed):
+    """The default of a new protocol: the runner brings each prediction back to its file's
+    size (as for rgb), and evaluate refuses two sizes with one line instead of a torch error."""
+    result = evaluate_native(PlainMae(tmp_path), mixed)
+    rgb = evaluate_native(get_protocol("rgb", tmp_path), mixed)
+    assert list(result.per_image["name"]) == list(rgb.per_image["name"])
+    for index, name in enumerate(result.per_image["name"]):
+        i = "abc".index(name)
+        target = mixed.native.targets[i]
+        pred = imresize(mixed.pred[i : i + 1], mixed.native.padded[i])[..., : target.shape[1], : target.shape[2]]  # fmt: skip
+        expected = (pred.double() - target.double()).abs().mean().item()
+        assert result.per_image["mae"].iloc[index] == pytest.approx(expected, rel=1e-12)
+    with pytest.raises(UsageError, match=r"'plain-mae' does not resize: prediction \(48, 48\)"):
+        PlainMae(tmp_path).evaluate(mixed.pred[:1], mixed.native.targets[0][None])

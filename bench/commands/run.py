@@ -11,7 +11,7 @@ from typing import Annotated, Any
 import typer
 
 from bench import console
-from bench.conventions import MetricKey
+from bench.conventions import HEADLINES, MetricKey, base_of
 from bench.errors import EXIT_FAILURE, UsageError
 from bench.options import ConfigOption, JsonOption, QuietOption, setup
 
@@ -32,7 +32,8 @@ EXAMPLE = """Examples:
   bench run --table rddm-table-10 --executor slurm   # one Slurm job per cell (bench.toml: slurm)
 """
 
-#: metrics shown in the printed table, in this order (everything is logged to MLflow)
+#: metrics shown in the printed table, in this order, after which come the headline metrics
+#: any other protocol declares (bench/conventions.py); everything is logged to MLflow
 SHOWN = (
     "psnr_all", "psnr_s", "psnr_ns", "ssim_all", "mae_all_pi", "mae_s_pi", "mae_ns_pi",
     "psnr", "ssim", "lpips", "fid", "isc", "kid",
@@ -369,7 +370,13 @@ def _render(config: Any, context: Any, result: Any) -> None:
     rows = ([result.identity] if result.identity else []) + result.records
     measured = {MetricKey.parse(key): key for r in rows for key in r.metrics}
     by_metric = {parsed.metric: key for parsed, key in measured.items() if parsed}
-    shown = [by_metric[name] for name in SHOWN if name in by_metric]
+    headlines = [
+        spec.key
+        for protocol in sorted({parsed.protocol for parsed in measured if parsed})
+        for spec in HEADLINES.get(base_of(protocol), ())
+    ]
+    wanted = list(dict.fromkeys([*SHOWN, *headlines]))
+    shown = [by_metric[name] for name in wanted if name in by_metric]
     protocols = sorted({MetricKey.parse(key).protocol for key in shown})
     subsets = sorted({r.subset for r in rows if r.subset})
     scope = (

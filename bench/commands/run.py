@@ -6,7 +6,7 @@ import dataclasses
 import math
 import tomllib
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -14,6 +14,11 @@ from bench import console
 from bench.conventions import HEADLINES, MetricKey, base_of
 from bench.errors import EXIT_FAILURE, UsageError
 from bench.options import ConfigOption, JsonOption, QuietOption, setup
+
+if TYPE_CHECKING:  # types only: importing the runner loads torch, which --help must not
+    from bench.config import Config
+    from bench.runner.cell import RunContext
+    from bench.runner.grid import GridResult
 
 EXAMPLE = """Examples:
 
@@ -365,7 +370,7 @@ def _plan(
     return cells, context
 
 
-def _render(config: Any, context: Any, result: Any) -> None:
+def _render(config: Config, context: RunContext, result: GridResult) -> None:
     """The results table (or --json), the wall time and every warning a reader needs."""
     rows = ([result.identity] if result.identity else []) + result.records
     measured = {MetricKey.parse(key): key for r in rows for key in r.metrics}
@@ -432,7 +437,7 @@ def _render(config: Any, context: Any, result: Any) -> None:
         console.error(f"{record.cell.key} {record.status}: {record.error}")
 
 
-def _warn_below_identity(result: Any, shown: list[str]) -> None:
+def _warn_below_identity(result: GridResult, shown: list[str]) -> None:
     """A method that does not beat the degraded input has learned nothing worth reading."""
     if result.identity is None:
         return

@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -33,6 +33,12 @@ from bench.runner.precision import autocast, compile_networks, native_bf16
 from bench.runner.seeding import derived_seed, seed_everything
 from bench.runner.train import NetworkClock, settings_difference, train
 from bench.tracking import FAILED, FINISHED, KILLED, Tracker
+
+if TYPE_CHECKING:  # types only: the runner builds these through their registries
+    from baselines.base import Method
+    from bench.data.loaders import _SplitDataset
+    from bench.metrics.result import MetricResult
+    from bench.protocols.base import Protocol
 
 #: images per row in the logged sample grid (input / output / ground truth columns)
 GRID_ROWS = 4
@@ -133,7 +139,7 @@ def resume_problem(results_dir: Path, cell: Cell) -> str | None:
     )
 
 
-def build(cell: Cell, has_mask: bool, checkpoint: Any = None) -> Any:
+def build(cell: Cell, has_mask: bool, checkpoint: Any = None) -> Method:
     """The cell's method; with a checkpoint, its architecture and schedule as the file says
     (``bench.checkpoints.build_options``), which win over the profile and the paper settings."""
     from baselines import build_method
@@ -158,7 +164,7 @@ def build(cell: Cell, has_mask: bool, checkpoint: Any = None) -> Any:
     return build_method(cell.method, **settings)
 
 
-def apply_precision(method: Any, cell: Cell, device: torch.device) -> dict[str, str]:
+def apply_precision(method: Method, cell: Cell, device: torch.device) -> dict[str, str]:
     """Compile the networks when the cell asks for it (eager, with the reason, if that fails);
     return the tags every run records: precision, compilation, the hardware's bf16 support."""
     native = native_bf16(device)
@@ -211,7 +217,7 @@ class Samples:
         }
 
 
-def sample_split(method: Any, split: Any, cell: Cell, device: torch.device) -> Samples:
+def sample_split(method: Method, split: _SplitDataset, cell: Cell, device: torch.device) -> Samples:
     """Sample every test image (the first ``cell.eval_images``), batched."""
     count = len(split) if cell.eval_images == 0 else min(cell.eval_images, len(split))
     generator = torch.Generator(device=device).manual_seed(derived_seed(cell.seed, "sampling"))
@@ -265,7 +271,7 @@ def score(cell: Cell, samples: Samples, weights_dir: Path, kind: str, device: to
     return evaluate_native(get_protocol(cell.protocol, weights_dir, device=str(device)), samples)
 
 
-def evaluate_native(protocol: Any, samples: Samples) -> Any:
+def evaluate_native(protocol: Protocol, samples: Samples) -> MetricResult:
     """Score the predictions against the ground truth files at their own size, as the
     papers' scripts read them, never against the loader's resized copies: each protocol
     then resizes as its script does (ISTD: both to 256x256; Y-channel and GoPro scripts:
@@ -506,7 +512,9 @@ def train_cell(
     return ema
 
 
-def log_outputs(tracker: Tracker, run_id: str, folder: Path, samples: Samples, scores: Any) -> None:
+def log_outputs(
+    tracker: Tracker, run_id: str, folder: Path, samples: Samples, scores: MetricResult
+) -> None:
     """Sample PNGs on disk (re-scorable with `bench score`); CSV, grid and scoring record logged."""
     for image, name in zip(samples.pred, samples.names, strict=True):
         write_image(folder / "samples" / f"{name}.png", image.permute(1, 2, 0).numpy())

@@ -32,6 +32,12 @@ class MetricSpec:
     def lower_is_better(self) -> bool:
         return self.direction == "lower"
 
+    @property
+    def group(self) -> str:
+        """The metric group that computes it ("psnr", "ssim", "mae", "lpips"): a summary key
+        starts with its group's name (``mae_s_pi``, ``psnr_all``)."""
+        return self.key.split("_", 1)[0]
+
 
 Stream = Literal["result", "audit", "curve"]
 
@@ -108,6 +114,10 @@ class Convention:
     used_by: str  # the paper or script that evaluates this way
     options: dict[str, Any] = field(default_factory=dict)  # the base protocol's options
     reads: dict[str, str] = field(default_factory=dict)  # headline title -> summary key
+    #: the metric groups ("psnr", "ssim", "mae", "lpips") the options can change; the audit
+    #: computes only these and takes the others from the paper's result (empty: all).
+    #: tests/metrics/test_conventions.py checks every declaration on full evaluations.
+    recomputes: tuple[str, ...] = ()
 
     @property
     def name(self) -> str:
@@ -123,7 +133,9 @@ class Convention:
 
 
 _LPIPS_V0 = ("lpips-v0", "LPIPS v0.0 linear heads (v0.1 in the papers' scripts)",
-             "lpips.LPIPS(version='0.0'), the package's first release", {"lpips_version": "0.0"})  # fmt: skip
+             "lpips.LPIPS(version='0.0'), the package's first release", {"lpips_version": "0.0"},
+             {}, ("lpips",))  # fmt: skip
+_PSNR_SSIM = ("psnr", "ssim")
 
 
 def _y_channel_family(base: str, low_light: bool) -> tuple[Convention, ...]:
@@ -136,11 +148,11 @@ def _y_channel_family(base: str, low_light: bool) -> tuple[Convention, ...]:
         Convention(base, "in-rgb", "PSNR on RGB and scikit-image SSIM per channel "
                    "(7x7 uniform window) instead of the BT.601 Y channel",
                    "Resfusion's skimage metrics (channel_axis=-1); LLFlow Measure.py PSNR",
-                   {"channel": "rgb"}),
+                   {"channel": "rgb"}, recomputes=_PSNR_SSIM),
         Convention(base, "yiq", "Y of YIQ (0.299 R + 0.587 G + 0.114 B, full range) "
                    "instead of Y of rgb2ycbcr (studio swing, rounded)",
                    "pyiqa's psnry/ssim default color_space='yiq'; MATLAB rgb2ntsc",
-                   {"channel": "yiq"}),
+                   {"channel": "yiq"}, recomputes=_PSNR_SSIM),
     ]  # fmt: skip
     if low_light:
         rows.append(
@@ -156,7 +168,7 @@ def _y_channel_family(base: str, low_light: bool) -> tuple[Convention, ...]:
 CONVENTIONS: tuple[Convention, ...] = (
     Convention("istd", "fu", "imresize on uint8, then double, for PSNR and SSIM too "
                "(the script: double, then imresize)", "fu_cvpr2021 (the script's header)",
-               {"order": "resize-then-double"}),
+               {"order": "resize-then-double"}, recomputes=_PSNR_SSIM),
     Convention("istd", "origin", "native size (ISTD: 640x480), no imresize at all (the "
                "script: 256x256)",
                "Resfusion evaluate_ISTD_results_origin.m; wang_cvpr2018, le_iccv2019",
@@ -165,14 +177,15 @@ CONVENTIONS: tuple[Convention, ...] = (
                "of the mean of per-image MAE", "the script prints both (PP-Lab, PI-Lab)",
                reads={"MAE": "mae_all_pp", "MAE S": "mae_s_pp"}),
     Convention("istd", "d65", "Lab with the D65 white instead of MATLAB makecform's D50",
-               "Python ports with scikit-image rgb2lab defaults", {"white": "d65"}),
+               "Python ports with scikit-image rgb2lab defaults", {"white": "d65"},
+               recomputes=("mae",)),
     Convention("istd", "mask-half", "shadow = resized mask >= 0.5 instead of != 0",
                "Python ports that binarise the mask at one half",
-               {"mask_threshold": "half"}),
+               {"mask_threshold": "half"}, recomputes=_PSNR_SSIM + ("mae",)),
     Convention("istd", "ssim-channels", "SSIM per RGB channel (11x11 Gaussian, 'valid'), "
                "averaged, instead of MATLAB ssim's 3-D volume",
                "BasicSR calculate_ssim; scikit-image channel_axis=-1",
-               {"ssim_form": "wang"}),
+               {"ssim_form": "wang"}, recomputes=("ssim",)),
     Convention("istd", *_LPIPS_V0),
     *_y_channel_family("lol", low_light=True),
     *_y_channel_family("sid", low_light=True),
@@ -182,14 +195,15 @@ CONVENTIONS: tuple[Convention, ...] = (
                {"size": "native"}),
     Convention("gopro", "ssim-channels", "SSIM per RGB channel (11x11 Gaussian, 'valid') "
                "instead of MATLAB ssim's 3-D volume", "BasicSR calculate_ssim",
-               {"ssim_form": "wang"}),
+               {"ssim_form": "wang"}, recomputes=("ssim",)),
     Convention("gopro", *_LPIPS_V0),
     Convention("rgb", "y", "BT.601 Y channel (rgb2ycbcr, rounded) instead of RGB",
-               "MPRNet evaluate_PSNR_SSIM.m; BasicSR test_y_channel", {"channel": "y"}),
+               "MPRNet evaluate_PSNR_SSIM.m; BasicSR test_y_channel", {"channel": "y"},
+               recomputes=_PSNR_SSIM),
     Convention("rgb", "skimage-ssim", "scikit-image SSIM defaults (7x7 uniform window, "
                "sample covariance) instead of Wang's Gaussian",
                "structural_similarity(channel_axis=-1) without gaussian_weights",
-               {"ssim_form": "skimage"}),
+               {"ssim_form": "skimage"}, recomputes=("ssim",)),
     Convention("rgb", *_LPIPS_V0),
 )  # fmt: skip
 

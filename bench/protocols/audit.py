@@ -22,7 +22,10 @@ def audit_protocols(base: str, weights_dir: Path, device: str = "cpu") -> dict[s
     protocols = {base: get_protocol(base, weights_dir, device)}
     for convention in conventions_for(base):
         if convention.is_protocol:
-            protocols[convention.name] = get_protocol(convention.name, weights_dir, device)
+            protocol = get_protocol(convention.name, weights_dir, device)
+            if convention.recomputes:  # the rest is the paper's result (audit_rows)
+                protocol.groups = frozenset(convention.recomputes)
+            protocols[convention.name] = protocol
     return protocols
 
 

@@ -90,6 +90,12 @@ class _RestorationProtocol(Protocol):
             setattr(self, option, _one_of(options.get(option, valid[0]), valid, option))
         self._lpips: Lpips | None = None
         self._lpips_missing = ""
+        #: the metric groups ``measure`` computes (None: all); the audit sets it to what a
+        #: convention can change (bench/conventions.py ``recomputes``)
+        self.groups: frozenset[str] | None = None
+
+    def _wants(self, group: str) -> bool:
+        return self.groups is None or group in self.groups
 
     def _lpips_column(
         self,
@@ -99,6 +105,8 @@ class _RestorationProtocol(Protocol):
         unavailable: dict[str, str],
     ) -> None:
         """Adds ``lpips`` to ``columns``, or the reason it is unavailable (never a 0)."""
+        if not self._wants("lpips"):
+            return
         if self._lpips is None and not self._lpips_missing:
             try:
                 self._lpips = Lpips(self.weights_dir, self.device, self.lpips_version)
@@ -192,13 +200,16 @@ class Istd(_RestorationProtocol):
 
     def measure(self, pred, target, mask):
         pred8, target8 = self._resized(pred), self._resized(target)
-        if self.order == "double-then-resize":  # zhu_cvpr2022, the script's PSNR/SSIM branch
+        if not (self._wants("psnr") or self._wants("ssim")):
+            pred01 = target01 = None
+        elif self.order == "double-then-resize":  # zhu_cvpr2022, the script's PSNR/SSIM branch
             pred01 = self._resized(pred.to(torch.float64) / 255)
             target01 = self._resized(target.to(torch.float64) / 255)
         else:  # fu_cvpr2021: the uint8 images resized, then double
             pred01, target01 = pred8.to(torch.float64) / 255, target8.to(torch.float64) / 255
-        lab_pred = rgb_to_lab(pred8.to(torch.float64) / 255, self.white)
-        lab_target = rgb_to_lab(target8.to(torch.float64) / 255, self.white)
+        if self._wants("mae"):
+            lab_pred = rgb_to_lab(pred8.to(torch.float64) / 255, self.white)
+            lab_target = rgb_to_lab(target8.to(torch.float64) / 255, self.white)
 
         regions: dict[str, torch.Tensor | None] = {"all": None}
         unavailable: dict[str, str] = {}
@@ -215,23 +226,26 @@ class Istd(_RestorationProtocol):
             shadow = resized != 0 if self.mask_threshold == "nonzero" else resized >= 127.5
             regions["s"], regions["ns"] = shadow, ~shadow
 
-        if regions.get("s") is not None:  # S and NS from one more filtering (linearity)
+        if not self._wants("ssim"):
+            ssims = {}
+        elif regions.get("s") is not None:  # S and NS from one more filtering (linearity)
             scores = ssim_inside_outside(pred01, target01, regions["s"], 1.0, self.ssim_form)
             ssims = dict(zip(("all", "s", "ns"), scores, strict=True))
         else:
             ssims = {"all": ssim(pred01, target01, 1.0, self.ssim_form)}
-        columns: dict[str, torch.Tensor] = {}
+        columns: dict[str, torch.Tensor] = {f"ssim_{r}": value for r, value in ssims.items()}
         for region, inside in regions.items():
-            if inside is None:
-                a, b = pred01, target01
-            else:
-                a, b = pred01 * inside, target01 * inside
-            columns[f"psnr_{region}"] = psnr(a, b, 1.0)
-            columns[f"ssim_{region}"] = ssims[region]
-            sums, pixels = region_abs_sums(lab_pred, lab_target, inside)
-            columns[f"mae_{region}"] = sums / pixels  # NaN for an empty region, left out of PI
-            columns[f"lab_sum_{region}"] = sums
-            columns[f"pixels_{region}"] = pixels
+            if self._wants("psnr"):
+                if inside is None:
+                    a, b = pred01, target01
+                else:
+                    a, b = pred01 * inside, target01 * inside
+                columns[f"psnr_{region}"] = psnr(a, b, 1.0)
+            if self._wants("mae"):
+                sums, pixels = region_abs_sums(lab_pred, lab_target, inside)
+                columns[f"mae_{region}"] = sums / pixels  # NaN: an empty region, left out of PI
+                columns[f"lab_sum_{region}"] = sums
+                columns[f"pixels_{region}"] = pixels
         self._lpips_column(pred8, target8, columns, unavailable)
         return columns, unavailable
 
@@ -304,6 +318,7 @@ class _YChannel(_RestorationProtocol):
             to_y = rgb_to_y if self.channel == "y" else rgb_to_yiq_luma
             y_pred, y_target = to_y(pred), to_y(target)
             columns = {"psnr": psnr(y_pred, y_target, 255.0), "ssim": ssim(y_pred, y_target, 255.0)}
+        columns = {k: v for k, v in columns.items() if self._wants(k)}
         unavailable: dict[str, str] = {}
         self._lpips_column(pred, target, columns, unavailable)
         return columns, unavailable

@@ -294,3 +294,44 @@ def test_metric_keys_round_trip_through_their_logged_names(stream):
     assert str(MetricKey("lol", "ssim", "curve")) == "curve/lol/ssim"
     assert MetricKey.parse("loss") is None and MetricKey.parse("a/b/c") is None
     assert logged("lol", {"psnr": 1.0}, "audit") == {"audit/lol/psnr": 1.0}
+
+
+@pytest.mark.parametrize("name", sorted(n for n, c in VARIANTS.items() if c.recomputes))
+def test_a_convention_leaves_alone_the_metrics_it_says_it_does_not_change(
+    alexnet_weights_dir, pair, name
+):
+    """The audit computes a convention's declared groups only and takes the rest from the
+    paper's result: scored in full, every other headline value equals the base's exactly
+    (LPIPS from a random AlexNet, so that it is computed too)."""
+    pred, target = pair
+    mask = torch.zeros((3, 1, 96, 112), dtype=torch.uint8)
+    mask[..., 10:50, 20:70] = 255
+    convention = VARIANTS[name]
+    base = get_protocol(convention.base, alexnet_weights_dir)
+    variant = get_protocol(name, alexnet_weights_dir)
+    given = mask if base.uses_mask else None
+    full, reference = variant.evaluate(pred, target, given), base.evaluate(pred, target, given)
+    kept = [s.key for s in HEADLINES[convention.base] if s.group not in convention.recomputes]
+    assert kept and "lpips" in full.summary
+    for key in kept:
+        assert full.summary[key] == reference.summary[key], key
+    moved = [s.key for s in HEADLINES[convention.base] if s.group in convention.recomputes]
+    assert any(full.summary[k] != reference.summary[k] for k in moved), "declares no change"
+
+
+@pytest.mark.parametrize("base", ["istd", "lol", "gopro", "rgb"])
+def test_the_partial_audit_equals_scoring_every_convention_in_full(alexnet_weights_dir, pair, base):
+    pred, target = pair
+    mask = torch.zeros((3, 1, 96, 112), dtype=torch.uint8)
+    mask[..., 10:50, 20:70] = 255
+    given = mask if base == "istd" else None
+    rows = audit_images(base, lambda p: p.evaluate(pred, target, given), alexnet_weights_dir)
+    summaries = {
+        base: get_protocol(base, alexnet_weights_dir).evaluate(pred, target, given).summary
+    }
+    for convention in conventions_for(base):
+        if convention.is_protocol:
+            protocol = get_protocol(convention.name, alexnet_weights_dir)
+            summaries[convention.name] = protocol.evaluate(pred, target, given).summary
+    full = audit_rows(base, summaries, get_protocol(base, alexnet_weights_dir).table)
+    assert [r.as_dict() for r in rows] == [r.as_dict() for r in full]

@@ -102,15 +102,20 @@ def _moments(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
 
 
 def _ssim_from(filtered: torch.Tensor, data_range: float, covariance_scale: float) -> torch.Tensor:
-    """SSIM map from filtered moments (Wang et al. 2004, eq. 13, with C3 = C2 / 2 folded in)."""
+    """SSIM map from filtered moments (Wang et al. 2004, eq. 13, with C3 = C2 / 2 folded in).
+
+    Written for few passes over memory (each product once, then in place); every value is
+    the same floating-point operation as the textbook order, so the map is bitwise equal to
+    (2 mu_x mu_y + C1)(2 cov + C2) / ((mu_x^2 + mu_y^2 + C1)(var_x + var_y + C2))."""
     c1, c2 = (K1 * data_range) ** 2, (K2 * data_range) ** 2
     mu_x, mu_y, xx, yy, xy = filtered
-    var_x = covariance_scale * (xx - mu_x * mu_x)
-    var_y = covariance_scale * (yy - mu_y * mu_y)
-    cov = covariance_scale * (xy - mu_x * mu_y)
-    numerator = (2 * mu_x * mu_y + c1) * (2 * cov + c2)
-    denominator = (mu_x * mu_x + mu_y * mu_y + c1) * (var_x + var_y + c2)
-    return numerator / denominator
+    mx2, my2, mxy = mu_x * mu_x, mu_y * mu_y, mu_x * mu_y
+    var_x, var_y, cov = xx - mx2, yy - my2, xy - mxy
+    if covariance_scale != 1.0:  # a factor of 1 changes nothing
+        var_x.mul_(covariance_scale), var_y.mul_(covariance_scale), cov.mul_(covariance_scale)
+    numerator = mxy.mul_(2).add_(c1).mul_(cov.mul_(2).add_(c2))  # 2 (mu_x mu_y) = (2 mu_x) mu_y
+    denominator = mx2.add_(my2).add_(c1).mul_(var_x.add_(var_y).add_(c2))
+    return numerator.div_(denominator)
 
 
 def _window(form: SsimForm) -> tuple[Callable[[torch.Tensor], torch.Tensor], float, int]:

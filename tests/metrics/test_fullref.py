@@ -166,3 +166,22 @@ def test_inside_outside_ssim_equals_scoring_each_masked_pair(form):
     )
     for ours, reference in zip(found, expected, strict=True):
         assert torch.allclose(ours, reference, rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize(("data_range", "scale"), [(1.0, 1.0), (255.0, 49 / 48)])
+def test_ssim_map_is_bitwise_the_textbook_order(data_range, scale):
+    """The in-place SSIM map computes each value by the same floating-point operations as
+    Wang et al.'s eq. 13 written out, so it is equal to the last bit, not just close."""
+    from bench.metrics.fullref import K1, K2, _moments, _ssim_from, _window
+
+    g = torch.Generator().manual_seed(3)
+    x = torch.rand(2, 3, 40, 48, generator=g, dtype=torch.float64) * data_range
+    y = (x + torch.randn(x.shape, generator=g, dtype=torch.float64) * 0.1 * data_range).clamp(0, data_range)  # fmt: skip
+    mu_x, mu_y, xx, yy, xy = filtered = _window("matlab-volume")[0](_moments(x, y))
+    c1, c2 = (K1 * data_range) ** 2, (K2 * data_range) ** 2
+    var_x, var_y = scale * (xx - mu_x * mu_x), scale * (yy - mu_y * mu_y)
+    cov = scale * (xy - mu_x * mu_y)
+    textbook = ((2 * mu_x * mu_y + c1) * (2 * cov + c2)) / (
+        (mu_x * mu_x + mu_y * mu_y + c1) * (var_x + var_y + c2)
+    )
+    assert torch.equal(_ssim_from(filtered, data_range, scale), textbook)

@@ -106,13 +106,12 @@ def _key(protocol: str, title: str) -> MetricKey:
 
 def rows_from_metrics(base: str, metrics: Mapping[str, float]) -> list[AuditRow]:
     """The rows a run logged with :func:`to_metrics`; [] when it logged no audit."""
-    keys = [MetricKey.parse(k) for k in metrics]
-    if not auditable(base) or not any(
-        k and k.stream == "audit" and k.protocol == base for k in keys
-    ):
+    if not auditable(base):
+        return []
+    headlines = {spec.title: spec.key for spec in HEADLINES[base]}
+    if not any(str(_key(base, title)) in metrics for title in headlines):
         return []
     summaries: dict[str, dict[str, float]] = {}
-    headlines = {spec.title: spec.key for spec in HEADLINES[base]}
     for convention in (None, *conventions_for(base)):
         name = convention.name if convention else base
         reads = headlines | (convention.reads if convention else {})

@@ -85,7 +85,7 @@ class ProfileConfig:
     steps: int | Paper = field(metadata=at_least(1))
     unet_dim: int = field(metadata=at_least(1))
     unet_mults: tuple[int, ...] = field(metadata=at_least(1))
-    lr: float | Paper = field()
+    lr: float | Paper
     ema_decay: float = field(metadata=between(0, 1))
     ema_every: int = field(metadata=at_least(1))
     ema_start: int = field(metadata=at_least(0))

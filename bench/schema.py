@@ -200,8 +200,9 @@ def _name(hint: Any) -> str:
         return "a list"
     if typing.get_origin(hint) in (dict, Mapping) or dataclasses.is_dataclass(hint):
         return "a table"
-    names = {int: "an integer", float: "a number", str: "a string", bool: "true or false"}
-    return (names | {Path: "a path string"}).get(hint, getattr(hint, "__name__", str(hint)))
+    names = {int: "an integer", float: "a number", str: "a string", bool: "true or false",
+             Path: "a path string"}  # fmt: skip
+    return names.get(hint, getattr(hint, "__name__", str(hint)))
 
 
 def _describe(value: Any) -> str:

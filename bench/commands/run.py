@@ -373,16 +373,17 @@ def _plan(
 def _render(config: Config, context: RunContext, result: GridResult) -> None:
     """The results table (or --json), the wall time and every warning a reader needs."""
     rows = ([result.identity] if result.identity else []) + result.records
-    measured = {MetricKey.parse(key): key for r in rows for key in r.metrics}
-    by_metric = {parsed.metric: key for parsed, key in measured.items() if parsed}
+    parsed = {key: MetricKey.parse(key) for r in rows for key in r.metrics}
+    parsed = {key: name for key, name in parsed.items() if name is not None}
+    by_metric = {name.metric: key for key, name in parsed.items()}
     headlines = [
         spec.key
-        for protocol in sorted({parsed.protocol for parsed in measured if parsed})
+        for protocol in sorted({name.protocol for name in parsed.values()})
         for spec in HEADLINES.get(base_of(protocol), ())
     ]
     wanted = list(dict.fromkeys([*SHOWN, *headlines]))
     shown = [by_metric[name] for name in wanted if name in by_metric]
-    protocols = sorted({MetricKey.parse(key).protocol for key in shown})
+    protocols = sorted({parsed[key].protocol for key in shown})
     subsets = sorted({r.subset for r in rows if r.subset})
     scope = (
         f" on a subset of the test split: the first {', '.join(subsets)} images" if subsets else ""
@@ -390,7 +391,7 @@ def _render(config: Config, context: RunContext, result: GridResult) -> None:
     table = console.table(
         f"{config.run.dataset}, {config.run.profile} profile, scored by protocol "
         f"{', '.join(protocols) or '–'}{scope}",
-        ["method", "seed", "status", *(MetricKey.parse(k).metric for k in shown), "seconds"],
+        ["method", "seed", "status", *(parsed[k].metric for k in shown), "seconds"],
         [
             [
                 "identity (input)" if r is result.identity else r.cell.method,

@@ -97,6 +97,15 @@ class _RestorationProtocol(Protocol):
     def _wants(self, group: str) -> bool:
         return self.groups is None or group in self.groups
 
+    def _psnr_ssim(self, a: torch.Tensor, b: torch.Tensor, form: str) -> dict[str, torch.Tensor]:
+        """PSNR and SSIM (data range 255) of the groups this protocol computes."""
+        columns = {}
+        if self._wants("psnr"):
+            columns["psnr"] = psnr(a, b, 255.0)
+        if self._wants("ssim"):
+            columns["ssim"] = ssim(a, b, 255.0, form)
+        return columns
+
     def _lpips_column(
         self,
         pred: torch.Tensor,
@@ -310,15 +319,10 @@ class _YChannel(_RestorationProtocol):
             pred = gt_mean_corrected(pred, target)
         self._require_window(pred, 11, self.name)
         if self.channel == "rgb":
-            columns = {
-                "psnr": psnr(pred, target, 255.0),
-                "ssim": ssim(pred, target, 255.0, "skimage"),
-            }
+            columns = self._psnr_ssim(pred, target, "skimage")
         else:
             to_y = rgb_to_y if self.channel == "y" else rgb_to_yiq_luma
-            y_pred, y_target = to_y(pred), to_y(target)
-            columns = {"psnr": psnr(y_pred, y_target, 255.0), "ssim": ssim(y_pred, y_target, 255.0)}
-        columns = {k: v for k, v in columns.items() if self._wants(k)}
+            columns = self._psnr_ssim(to_y(pred), to_y(target), "wang")
         unavailable: dict[str, str] = {}
         self._lpips_column(pred, target, columns, unavailable)
         return columns, unavailable
@@ -384,10 +388,7 @@ class Gopro(_RestorationProtocol):
 
     def measure(self, pred, target, mask):
         pred, target = _same_size(pred, target, self.size)
-        columns = {
-            "psnr": psnr(pred, target, 255.0),
-            "ssim": ssim(pred, target, 255.0, self.ssim_form),
-        }
+        columns = self._psnr_ssim(pred, target, self.ssim_form)
         unavailable: dict[str, str] = {}
         self._lpips_column(pred, target, columns, unavailable)
         return columns, unavailable
@@ -428,7 +429,7 @@ class Rgb(_RestorationProtocol):
     def measure(self, pred, target, mask):
         self._require_window(pred, 11, self.name)
         a, b = (pred, target) if self.channel == "rgb" else (rgb_to_y(pred), rgb_to_y(target))
-        columns = {"psnr": psnr(a, b, 255.0), "ssim": ssim(a, b, 255.0, self.ssim_form)}
+        columns = self._psnr_ssim(a, b, self.ssim_form)
         unavailable: dict[str, str] = {}
         self._lpips_column(pred, target, columns, unavailable)
         return columns, unavailable

@@ -51,8 +51,12 @@ def rgb_to_y(rgb255: torch.Tensor, rounded: bool = True) -> torch.Tensor:
     ``rounded=True`` reproduces MATLAB ``rgb2ycbcr`` on uint8 input, which rounds Y to
     uint8; ``rounded=False`` is BasicSR's unrounded float Y (docs/protocols.md §4).
     """
-    weights = torch.tensor(_Y_WEIGHTS, dtype=torch.float64, device=rgb255.device) / 255.0
-    y = torch.einsum("c,nchw->nhw", weights, rgb255.to(torch.float64)).unsqueeze(1) + _Y_OFFSET
+    r, g, b = rgb255.to(torch.float64).unbind(1)
+    # term by term, left to right, as MATLAB's imlincomb sums them: a matrix product or einsum
+    # may sum in another order (or fuse multiply-adds) by CPU, which moves a value at a
+    # rounding boundary to the next integer
+    y = r * (_Y_WEIGHTS[0] / 255.0) + g * (_Y_WEIGHTS[1] / 255.0) + b * (_Y_WEIGHTS[2] / 255.0)
+    y = (y + _Y_OFFSET).unsqueeze(1)
     return to_uint8_matlab(y) if rounded else y
 
 

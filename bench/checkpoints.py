@@ -28,6 +28,7 @@ import torch
 from torch import Tensor, nn
 
 from bench.errors import UsageError
+from bench.torch_files import UntrustedFileError, load_torch_file
 
 FORMATS = ("bench", "rddm-trainer", "resfusion-lightning", "sr3-generator")
 WEIGHTS = ("ema", "online")
@@ -131,24 +132,26 @@ class Checkpoint:
         }
 
 
-def _load_file(path: Path) -> Any:
+def _load_file(path: Path, trust: bool) -> Any:
     if not path.is_file():
         raise CheckpointError(f"checkpoint {path} does not exist")
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except Exception:  # Lightning hyper-parameters or optimizer states may need full unpickling
-        try:
-            return torch.load(path, map_location="cpu", weights_only=False)
-        except Exception as error:
-            raise CheckpointError(
-                f"{path} is not a torch checkpoint bench can read ({type(error).__name__}: {error})"
-            ) from error
+        return load_torch_file(path, trust=trust)
+    except UntrustedFileError:
+        raise
+    except Exception as error:
+        raise CheckpointError(
+            f"{path} is not a torch checkpoint bench can read ({type(error).__name__}: {error})"
+        ) from error
 
 
-def read_checkpoint(path: str | Path) -> Checkpoint:
-    """Recognise ``path`` and infer what its tensors say; one clear error otherwise."""
+def read_checkpoint(path: str | Path, trust: bool = False) -> Checkpoint:
+    """Recognise ``path`` and infer what its tensors say; one clear error otherwise.
+
+    The file is read by the weights-only unpickler (``bench.torch_files``); ``trust`` unpickles
+    it fully, for a file from a source you trust that holds more than weights."""
     path = Path(path)
-    state = _load_file(path)
+    state = _load_file(path, trust)
     if not isinstance(state, dict):
         raise CheckpointError(f"{path} holds a {type(state).__name__}, not a state dict")
     keys = set(state)
@@ -520,13 +523,18 @@ def build_options(checkpoint: Checkpoint, image_size: int | None = None) -> dict
 
 
 def load_method(
-    path: str | Path, method: str | None = None, weights: str = "ema", **options: Any
+    path: str | Path,
+    method: str | None = None,
+    weights: str = "ema",
+    trust: bool = False,
+    **options: Any,
 ) -> nn.Module:
     """Build the method ``path`` holds (its configuration inferred, ``options`` winning) and
-    load its weights: ``bench.checkpoints.load_method("model-80.pt")``."""
+    load its weights: ``bench.checkpoints.load_method("model-80.pt")``. ``trust=True`` reads a
+    file that holds more than weights by unpickling it fully (it can run code)."""
     from baselines import build_method
 
-    checkpoint = read_checkpoint(path)
+    checkpoint = read_checkpoint(path, trust)
     name = method or checkpoint.method
     if name is None:
         raise CheckpointError(

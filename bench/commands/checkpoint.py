@@ -26,15 +26,25 @@ EXAMPLE = (
 @app.command(epilog=EXAMPLE)
 def inspect(
     path: Annotated[Path, typer.Argument(help="A .pt, .pth or .ckpt file.", dir_okay=False)],
+    trust_checkpoint: Annotated[
+        bool,
+        typer.Option(
+            "--trust-checkpoint",
+            help="Unpickle PATH fully, for a file from a source you trust that holds more "
+            "than weights (unpickling can run any code the file names); without it the file "
+            "is read weights-only.",
+        ),
+    ] = False,
     config_path: ConfigOption = None,
     quiet: QuietOption = False,
     as_json: JsonOption = False,
 ) -> None:
-    """Recognise PATH by its keys and shapes; print the method and configuration it fits."""
+    """Recognise PATH by its keys and shapes; print the method and configuration it fits.
+    PATH is read weights-only: nothing in it runs."""
     from bench.checkpoints import read_checkpoint
 
     setup(config_path, quiet, as_json)
-    record = read_checkpoint(path).describe()
+    record = read_checkpoint(path, trust_checkpoint).describe()
     rows = [
         ("format", record["format"]),
         ("method", record["method"] or f"one of {', '.join(record['candidates'])}"),

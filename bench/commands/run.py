@@ -124,6 +124,15 @@ def run(
     resume: Annotated[
         bool, typer.Option(help="Resume each cell from its last checkpoint.")
     ] = False,
+    trust_checkpoint: Annotated[
+        bool,
+        typer.Option(
+            "--trust-checkpoint",
+            help="Unpickle the --checkpoint and --resume files fully, for files from a source "
+            "you trust that hold more than weights. Unpickling can run any code the file "
+            "names; without this flag files are read weights-only. Recorded on the run.",
+        ),
+    ] = False,
     precision: Annotated[
         str | None,
         typer.Option(
@@ -199,7 +208,7 @@ def run(
     }
     invocation = {"resume": resume, "checkpoint": checkpoint, "log_checkpoint": log_checkpoint}
     invocation |= {"weights": weights, "precision": precision, "compile": compile}
-    invocation |= {"eval_every": eval_every, "methods_from": plugins}
+    invocation |= {"eval_every": eval_every, "methods_from": plugins, "trust": trust_checkpoint}
     if precision not in (None, "fp32", "bf16"):
         raise UsageError(f"--precision '{precision}' is not known; valid choices: bf16, fp32")
     invocation |= {"executor": executor, "jobs": jobs, "nproc": nproc}
@@ -328,6 +337,7 @@ def _plan(
     eval_every: int | None,
     methods_from: tuple[Path, ...],
     log_checkpoint: bool,
+    trust: bool,
 ) -> tuple[list[Any], Any]:
     """The cells and the context they share, once everything that could stop them after
     training started has been checked (writable results, --resume, --checkpoint)."""
@@ -338,17 +348,21 @@ def _plan(
     cells = expand(config, iters, steps, options, precision, compile, eval_every)
     ensure_writable(config.paths.results_dir, f"[paths] results_dir in {config.source}")
     if resume:  # before any work: a checkpoint of other settings is never continued
-        from bench.runner.cell import resume_problem
+        from bench.runner.cell import checkpoint_path, resume_problem
+        from bench.torch_files import check_torch_file
 
         for cell in cells:
-            problem = resume_problem(config.paths.results_dir, cell)
+            problem = resume_problem(config.paths.results_dir, cell, trust)
             if problem:
                 raise UsageError(problem)
+            existing = checkpoint_path(config.paths.results_dir, cell)
+            if existing.is_file():  # a file in a shared results folder can run code
+                check_torch_file(existing, trust)
     if checkpoint is not None:  # a file that fits no cell stops here, before any work
         from bench.checkpoints import check_method, check_weights, read_checkpoint
 
         check_weights(weights)
-        found = read_checkpoint(checkpoint)
+        found = read_checkpoint(checkpoint, trust)
         for method in dict.fromkeys(cell.method for cell in cells):
             check_method(found, method)
     context = RunContext(
@@ -365,6 +379,7 @@ def _plan(
         checkpoint=checkpoint,
         weights=weights,
         log_checkpoint=log_checkpoint,
+        trust_checkpoint=trust,
         config=config.to_dict(),
     )
     return cells, context

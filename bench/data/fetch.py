@@ -43,7 +43,7 @@ class UnsafeArchiveError(BenchError):
     pass
 
 
-def _digest(path: Path, algorithm: str) -> str:
+def file_digest(path: Path, algorithm: str) -> str:
     digest = hashlib.new(algorithm)
     with path.open("rb") as handle:
         for block in iter(lambda: handle.read(CHUNK), b""):
@@ -56,7 +56,7 @@ def check_file(path: Path, item: Download, quarantine: Path) -> None:
     for algorithm, expected in (("sha256", item.sha256), ("md5", item.md5)):
         if expected is None:
             continue
-        actual = _digest(path, algorithm)
+        actual = file_digest(path, algorithm)
         if actual != expected.lower():
             quarantine.mkdir(parents=True, exist_ok=True)
             kept = quarantine / f"{item.file}.{actual[:12]}.bad"

@@ -11,12 +11,13 @@ import os
 import pickle
 import shutil
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 
+from bench.data.fetch import file_digest
 from bench.data.spec import DatasetSpec
 from bench.data.verify import list_images
 from bench.errors import BenchError
@@ -66,7 +67,7 @@ def unwrap(root: Path, folder: str) -> None:
     inner.rmdir()
 
 
-def gopro_sequences(root: Path) -> None:
+def gopro_sequences(root: Path, checksums: Mapping[str, str]) -> None:
     """GOPRO_Large/{train,test}/<sequence>/{blur,sharp}/<frame>.png ->
     {train,test}/{input,target}/<sequence>_<frame>.png."""
     source = _need(root / "GOPRO_Large", "place the original GOPRO_Large folder here")
@@ -83,7 +84,7 @@ def gopro_sequences(root: Path) -> None:
                         _link(frame, staging / split / role / f"{sequence.name}_{frame.name}")
 
 
-def celeba_partition(root: Path) -> None:
+def celeba_partition(root: Path, checksums: Mapping[str, str]) -> None:
     """Split img_align_celeba/ by list_eval_partition.txt (0 train, 1 valid, 2 test)."""
     images = _need(root / "img_align_celeba", "the aligned CelebA images")
     listing = _need(root / "list_eval_partition.txt", "the official partition list")
@@ -103,8 +104,11 @@ def celeba_partition(root: Path) -> None:
             )
 
 
-def cifar10_batches(root: Path) -> None:
-    """The python pickles (data_batch_1..5, test_batch) -> train/00000.png ..., test/00000.png ..."""
+def cifar10_batches(root: Path, checksums: Mapping[str, str]) -> None:
+    """The python pickles (data_batch_1..5, test_batch) -> train/00000.png ..., test/00000.png ...
+
+    A pickle can run code when read, so a batch is read only when ``checksums`` lists it
+    (``prepare`` has checked every listed file's MD5 before calling this)."""
     batches = _need(root / "cifar-10-batches-py", "extract cifar-10-python.tar.gz here")
     with _staged(root, ("train", "test")) as staging:
         for split, names in (
@@ -113,8 +117,13 @@ def cifar10_batches(root: Path) -> None:
         ):
             index = 0
             for name in names:
-                with _need(batches / name, "a CIFAR-10 batch").open("rb") as handle:
-                    # The file's checksum was verified at download (trusted input for pickle).
+                path = _need(batches / name, "a CIFAR-10 batch")
+                if path.relative_to(root).as_posix() not in checksums:
+                    raise BenchError(
+                        f"{path}: the manifest lists no MD5 for it under [prepare.md5]; bench "
+                        "unpickles only files whose checksum it has checked"
+                    )
+                with path.open("rb") as handle:
                     batch = pickle.load(handle, encoding="bytes")
                 images = (
                     np.asarray(batch[b"data"], np.uint8)
@@ -126,7 +135,20 @@ def cifar10_batches(root: Path) -> None:
                     index += 1
 
 
-CONVERSIONS: dict[str, Callable[[Path], None]] = {
+def _check_checksums(root: Path, checksums: Mapping[str, str]) -> None:
+    """Every file the manifest lists under [prepare.md5] has its MD5, before any is read."""
+    for name, expected in checksums.items():
+        path = _need(root / name, "a file the manifest lists under [prepare.md5]")
+        actual = file_digest(path, "md5")
+        if actual != expected:
+            raise BenchError(
+                f"{path}: MD5 {actual}, the manifest's is {expected}; the file is damaged or not "
+                "the published one and is not read; fetch it again (`bench data fetch`)"
+            )
+
+
+#: conversion name -> function(dataset folder, the manifest's [prepare.md5])
+CONVERSIONS: dict[str, Callable[[Path, Mapping[str, str]], None]] = {
     "gopro-sequences": gopro_sequences,
     "celeba-partition": celeba_partition,
     "cifar10-batches": cifar10_batches,
@@ -142,5 +164,6 @@ def prepare(spec: DatasetSpec, root: Path) -> str:
     if spec.prepare.startswith("unwrap:"):
         unwrap(root, spec.prepare.partition(":")[2])
     else:
-        CONVERSIONS[spec.prepare](root)
+        _check_checksums(root, spec.prepare_md5)
+        CONVERSIONS[spec.prepare](root, spec.prepare_md5)
     return f"{spec.name}: converted to the canonical layout ({spec.prepare})"

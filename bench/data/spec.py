@@ -102,6 +102,8 @@ class _SourcesFile:
 @dataclass(frozen=True)
 class _PrepareFile:
     conversion: str
+    #: file (relative to the dataset folder) -> MD5, checked before the conversion reads it
+    md5: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -161,6 +163,8 @@ class DatasetSpec:
     downloads: tuple[Download, ...] = ()
     manual: str = ""  # what to download by hand, and where to put it
     prepare: str | None = None  # name of the conversion `bench data prepare` runs
+    #: file (relative to the dataset folder) -> MD5, checked before the conversion reads it
+    prepare_md5: dict[str, str] = field(default_factory=dict)
     preprocess: dict[str, Any] = field(default_factory=dict)
     synth: dict[str, Any] = field(default_factory=dict)
     open_points: tuple[str, ...] = ()
@@ -279,6 +283,7 @@ def parse_manifest(path: Path) -> DatasetSpec:
         downloads=manifest.sources.download,
         manual=manifest.sources.manual,
         prepare=manifest.prepare.conversion if manifest.prepare else None,
+        prepare_md5=manifest.prepare.md5 if manifest.prepare else {},
         preprocess=preprocess,
         synth=manifest.synth,
         open_points=manifest.open,

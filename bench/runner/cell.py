@@ -32,6 +32,7 @@ from bench.runner.distributed import World, open_tracker
 from bench.runner.precision import autocast, compile_networks, native_bf16
 from bench.runner.seeding import derived_seed, seed_everything
 from bench.runner.train import NetworkClock, settings_difference, train
+from bench.torch_files import load_torch_file
 from bench.tracking import FAILED, FINISHED, KILLED, Tracker
 
 if TYPE_CHECKING:  # types only: the runner builds these through their registries
@@ -63,6 +64,8 @@ class RunContext:
     checkpoint: Path | None = None  # load these weights instead of training
     weights: str = "ema"  # which weight set of the checkpoint: "ema" or "online"
     log_checkpoint: bool = False
+    #: --trust-checkpoint: unpickle --checkpoint and --resume files fully (they can run code)
+    trust_checkpoint: bool = False
     tags: dict[str, str] = field(default_factory=dict)
     config: dict[str, Any] = field(default_factory=dict)
 
@@ -120,16 +123,17 @@ def checkpoint_path(results_dir: Path, cell: Cell) -> Path:
     return folder / f"seed{cell.seed}-{cell.profile}-{digest}.pt"
 
 
-def resume_problem(results_dir: Path, cell: Cell) -> str | None:
+def resume_problem(results_dir: Path, cell: Cell, trust: bool = False) -> str | None:
     """Why --resume cannot continue ``cell``: only checkpoints trained under other settings
-    exist for its dataset, method, seed and profile. None when it can (or nothing exists)."""
+    exist for its dataset, method, seed and profile. None when it can (or nothing exists).
+    The checkpoints are read weights-only unless ``trust`` (results folders may be shared)."""
     path = checkpoint_path(results_dir, cell)
     if path.is_file():
         return None
     others = sorted(path.parent.glob(f"seed{cell.seed}-{cell.profile}-*.pt"))
     if not others:
         return None
-    saved = torch.load(others[-1], map_location="cpu", weights_only=False).get("settings") or {}
+    saved = load_torch_file(others[-1], trust=trust).get("settings") or {}
     # the data fingerprint is compared when the checkpoint is opened, after the data check
     current = training_settings(cell) | {"dataset_fingerprint": saved.get("dataset_fingerprint")}
     difference = settings_difference(saved, current) or "an older format"
@@ -378,6 +382,8 @@ def run_cell(cell: Cell, context: RunContext) -> CellRecord:
             root = ensure_dataset(cell.dataset, context.data_root)
             data_fingerprint = check_lock(spec, root)
             tracker.set_tags(run_id, {"dataset_fingerprint": data_fingerprint})
+            if context.trust_checkpoint:  # a reader must know this run unpickled fully
+                tracker.set_tags(run_id, {"trust_checkpoint": "true"})
             if spec.split_rule is not None:
                 tracker.set_tags(run_id, {"dataset_split_rule": spec.split_rule})
             tracker.log_params(run_id, {"cell": cell.params(), "config": context.config})
@@ -385,7 +391,7 @@ def run_cell(cell: Cell, context: RunContext) -> CellRecord:
             if context.checkpoint is not None:
                 from bench.checkpoints import read_checkpoint
 
-                loaded = read_checkpoint(context.checkpoint)
+                loaded = read_checkpoint(context.checkpoint, context.trust_checkpoint)
             method = build(cell, spec.has_mask, loaded)
             if loaded is not None:
                 from bench.checkpoints import build_options, load_weights
@@ -498,7 +504,7 @@ def train_cell(
         result, ema = train(
             method, train_split, cell, device, checkpoint, context.resume, clock,
             on_step=lambda iteration, parts: advance(loss=float(parts["loss"])),
-            settings=settings, on_eval=on_eval,
+            settings=settings, on_eval=on_eval, trust=context.trust_checkpoint,
         )  # fmt: skip
     for name in result.losses[0][1] if result.losses else ():
         tracker.log_history(run_id, f"train/{name}", [(i, p[name]) for i, p in result.losses])

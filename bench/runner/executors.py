@@ -163,6 +163,15 @@ class Submitit:
                 "locks are unreliable on network filesystems: set tracking.uri to a tracking "
                 "server (README, 'Running on a Slurm cluster')"
             )
+        # submitit passes each job and its result as pickles in this folder: writable by
+        # others, a planted pickle would run as this user. Created private; a shared one warned.
+        self.folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+        if self.folder.stat().st_mode & 0o022:
+            console.warn(
+                f"{self.folder} is writable by other users; submitit reads job pickles from it, "
+                "which can run code: make it private (chmod go-w) or set folder in the slurm "
+                "table of bench.toml to a folder of your own"
+            )
         executor = submitit.AutoExecutor(folder=self.folder / "%j", cluster=self.settings.cluster)
         gpus = self.settings.gpus_per_cell
         parameters: dict[str, Any] = {

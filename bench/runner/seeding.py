@@ -19,9 +19,12 @@ def seed_everything(seed: int) -> None:
 
 
 def rng_state() -> dict[str, Any]:
+    """Every global random stream, as tensors and primitive values only, so a checkpoint that
+    holds it is read by torch's weights-only unpickler (bench.torch_files)."""
+    kind, keys, position, has_gauss, cached = np.random.get_state()  # noqa: NPY002
     state = {
         "python": random.getstate(),
-        "numpy": np.random.get_state(),  # noqa: NPY002
+        "numpy": (kind, keys.tolist(), position, has_gauss, cached),
         "torch": torch.get_rng_state(),
     }
     if torch.cuda.is_available():
@@ -31,7 +34,8 @@ def rng_state() -> dict[str, Any]:
 
 def set_rng_state(state: dict[str, Any]) -> None:
     random.setstate(state["python"])
-    np.random.set_state(state["numpy"])  # noqa: NPY002
+    kind, keys, *rest = state["numpy"]  # keys: a list, or an array in older checkpoints
+    np.random.set_state((kind, np.asarray(keys, np.uint32), *rest))  # noqa: NPY002
     torch.set_rng_state(state["torch"])
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])

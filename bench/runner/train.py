@@ -35,6 +35,7 @@ from bench.runner.distributed import (
 from bench.runner.ema import EMA
 from bench.runner.precision import autocast
 from bench.runner.seeding import derived_seed, rng_state, seed_everything, set_rng_state
+from bench.torch_files import load_torch_file
 
 GRAD_CLIP = 1.0
 ADAM_BETAS = (0.9, 0.99)
@@ -182,6 +183,7 @@ def train(
     world: World | None = None,
     settings: dict[str, Any] | None = None,
     on_eval: Callable[[int, EMA], None] | None = None,
+    trust: bool = False,
 ) -> tuple[TrainResult, EMA]:
     """Train ``method`` for ``cell.iterations``; return the loss history and the EMA.
 
@@ -190,6 +192,7 @@ def train(
     (what the weights depend on) is saved in each checkpoint; resuming from one saved under
     other settings is refused with the differences named. ``on_eval(iteration, ema)`` is
     called every ``cell.eval_every`` iterations before the last (the learning curve).
+    The checkpoint resumed from is read weights-only unless ``trust`` (``bench.torch_files``).
     """
     world = world or World.current()
     method.to(device).train()
@@ -208,7 +211,7 @@ def train(
         shard([0] * cell.batch_size, world)  # refuse a batch that does not split, up front
 
     if resume and checkpoint is not None and checkpoint.is_file():
-        state = torch.load(checkpoint, map_location=device, weights_only=False)
+        state = load_torch_file(checkpoint, trust=trust, map_location=device)
         if settings is not None and state.get("settings") != settings:
             raise BenchError(
                 f"--resume: {checkpoint} was trained under other settings: "

@@ -1,5 +1,6 @@
 """Conversions to the canonical layout, and the `bench data` commands end to end."""
 
+import hashlib
 import io
 import json
 import pickle
@@ -74,30 +75,71 @@ def test_unwrap_lifts_the_archive_folder(tmp_path):
     assert not (tmp_path / "ISTD_Dataset").exists()
 
 
-def fake_cifar_archive(path: Path) -> tuple[Path, np.ndarray]:
-    """A CIFAR-10-shaped archive (python pickles) with 2 images per batch."""
+CIFAR_BATCHES = [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]
+
+
+def fake_cifar_batches(images: np.ndarray) -> dict[str, bytes]:
+    """CIFAR-10-shaped python pickles with 2 images per batch, by member name."""
+    out = {}
+    for number, name in enumerate(CIFAR_BATCHES):
+        batch = {b"data": images[2 * number : 2 * number + 2].reshape(2, -1), b"labels": [0, 1]}
+        out[f"cifar-10-batches-py/{name}"] = pickle.dumps(batch)
+    return out
+
+
+def fake_cifar_archive(path: Path) -> tuple[Path, np.ndarray, dict[str, str]]:
+    """The archive, its images and the MD5 of each batch (what [prepare.md5] lists)."""
     images = np.random.default_rng(0).integers(0, 256, (12, 3, 32, 32), dtype=np.uint8)
+    batches = fake_cifar_batches(images)
     with tarfile.open(path, "w:gz") as bundle:
-        names = [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]
-        for number, name in enumerate(names):
-            batch = {b"data": images[2 * number : 2 * number + 2].reshape(2, -1), b"labels": [0, 1]}
-            payload = pickle.dumps(batch)
-            info = tarfile.TarInfo(f"cifar-10-batches-py/{name}")
+        for name, payload in batches.items():
+            info = tarfile.TarInfo(name)
             info.size = len(payload)
             bundle.addfile(info, io.BytesIO(payload))
-    return path, images
+    md5 = {name: hashlib.md5(payload).hexdigest() for name, payload in batches.items()}
+    return path, images, md5
+
+
+class Payload:
+    """Unpickled, creates a marker file."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return (Path.touch, (self.marker,))
+
+
+def test_cifar_pickles_are_read_only_after_their_checksum(tmp_path):
+    """A folder unpacked by hand: a batch replaced by a pickle that runs code is refused by
+    its MD5 before it is read; a batch the manifest lists no MD5 for is refused too."""
+    spec = get_dataset("cifar10")
+    assert set(spec.prepare_md5) == {f"cifar-10-batches-py/{n}" for n in CIFAR_BATCHES}
+    images = np.zeros((12, 3, 32, 32), np.uint8)
+    batches = fake_cifar_batches(images)
+    marker = tmp_path / "ran"
+    batches["cifar-10-batches-py/test_batch"] = pickle.dumps({b"data": Payload(marker)})
+    for name, payload in batches.items():
+        (tmp_path / name).parent.mkdir(exist_ok=True)
+        (tmp_path / name).write_bytes(payload)
+    md5 = {name: hashlib.md5(payload).hexdigest() for name, payload in batches.items()}
+    md5["cifar-10-batches-py/test_batch"] = spec.prepare_md5["cifar-10-batches-py/test_batch"]
+    with pytest.raises(BenchError, match=r"test_batch: MD5 [0-9a-f]{32}, the manifest's is 4035"):
+        prepare(replace(spec, prepare_md5=md5), tmp_path)
+    del md5["cifar-10-batches-py/test_batch"]
+    with pytest.raises(BenchError, match="test_batch: the manifest lists no MD5"):
+        prepare(replace(spec, prepare_md5=md5), tmp_path)
+    assert not marker.exists()
+    assert not (tmp_path / "train").exists()  # nothing half-written
 
 
 def test_fetch_downloads_extracts_and_prepares(tmp_path, config_file, monkeypatch):
-    import hashlib
-
-    archive, images = fake_cifar_archive(tmp_path / "cifar-10-python.tar.gz")
+    archive, images, batch_md5 = fake_cifar_archive(tmp_path / "cifar-10-python.tar.gz")
     item = Download(
         url=archive.as_uri(), file=archive.name, md5=hashlib.md5(archive.read_bytes()).hexdigest()
     )
-    monkeypatch.setitem(
-        DATASETS._items, "cifar10", replace(get_dataset("cifar10"), downloads=(item,))
-    )
+    stand_in = replace(get_dataset("cifar10"), downloads=(item,), prepare_md5=batch_md5)
+    monkeypatch.setitem(DATASETS._items, "cifar10", stand_in)
     result = run(config_file, "fetch", "cifar10")
     assert result.exit_code == 0, result.output
     root = config_file.parent / "data" / "cifar10"

@@ -67,6 +67,8 @@ def test_submitit_local_executor_runs_the_same_grid_through_the_slurm_path(tmp_p
     assert parent.info.status == FINISHED
     assert len(cells) == 4 and {r.info.status for r in cells.values()} == {FINISHED}
     assert len(list((tmp_path / "results" / "slurm").glob("*/*_submitted.pkl"))) == 4
+    # job pickles live there: private to this user
+    assert (tmp_path / "results" / "slurm").stat().st_mode & 0o077 == 0
     # the same cells as the local processes computed, to float tolerance
     _, local_cells, _ = cells_by_key(local_grid)
     for key, run in cells.items():

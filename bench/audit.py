@@ -137,14 +137,40 @@ def format_value(value: float | None, delta: float | None, first: bool) -> str:
     return f"{value:.{digits}f} ({delta:+.{digits}f})"
 
 
-def markdown(rows: list[AuditRow]) -> str:
-    """The audit as a Markdown table: each value with its move from the first row."""
+@dataclass(frozen=True)
+class Yardstick:
+    """An interval the audit's moves are measured against, in the unit of the headline
+    ``title``: the 95% interval of the method's gap to the input (a run), or of the value
+    itself over images (a folder). The audit's claim, that conventions move a number more
+    than methods differ, is then a ratio per row (docs/statistics.md)."""
+
+    title: str
+    label: str  # what the interval is, with its endpoints
+    half_width: float
+
+    @property
+    def header(self) -> str:
+        return f"{self.title} move ÷ interval half-width"
+
+    def ratio(self, row: AuditRow, first: bool) -> str:
+        delta = row.deltas.get(self.title)
+        if first or delta is None or self.half_width <= 0:
+            return "–"
+        return f"{abs(delta) / self.half_width:.2f}×"
+
+
+def markdown(rows: list[AuditRow], yardstick: Yardstick | None = None) -> str:
+    """The audit as a Markdown table: each value with its move from the first row, and with a
+    ``yardstick`` the first headline's move in units of its half-width."""
     titles = list(rows[0].values)
+    extra = [yardstick.header] if yardstick else []
     lines = [
-        "| Convention | Protocol | Used by | " + " | ".join(titles) + " |",
-        "|---|---|---|" + "---|" * len(titles),
+        "| Convention | Protocol | Used by | " + " | ".join(titles + extra) + " |",
+        "|---|---|---|" + "---|" * (len(titles) + len(extra)),
     ]
     for index, row in enumerate(rows):
         cells = [format_value(row.values[t], row.deltas[t], index == 0) for t in titles]
+        if yardstick:
+            cells.append(yardstick.ratio(row, index == 0))
         lines.append(f"| {row.change} | `{row.pick}` | {row.used_by} | " + " | ".join(cells) + " |")
     return "\n".join(lines)

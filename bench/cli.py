@@ -14,6 +14,7 @@ import typer.core
 
 from bench import console
 from bench.commands import checkpoint as checkpoint_command
+from bench.commands import compare as compare_command
 from bench.commands import data as data_command
 from bench.commands import profile as profile_command
 from bench.commands import report as report_command
@@ -103,6 +104,7 @@ def env(
 app.command(epilog=run_command.EXAMPLE)(run_command.run)
 app.command(epilog=report_command.EXAMPLE)(report_command.report)
 app.command(epilog=score_command.EPILOG)(score_command.score)
+app.command(epilog=compare_command.EPILOG)(compare_command.compare)
 app.add_typer(data_command.app, name="data")
 app.command(epilog=profile_command.EXAMPLE)(profile_command.profile)
 app.add_typer(weights_command.app, name="weights")

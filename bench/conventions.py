@@ -39,7 +39,7 @@ class MetricSpec:
         return self.key.split("_", 1)[0]
 
 
-Stream = Literal["result", "audit", "curve"]
+Stream = Literal["result", "audit", "curve", "interval"]
 
 
 @dataclass(frozen=True)
@@ -47,7 +47,9 @@ class MetricKey:
     """The name a run logs a protocol's value under, typed instead of a string built in one
     layer and re-parsed in others: ``<protocol>/<metric>`` for a result (``istd/psnr_all``,
     ``generation/fid``), ``audit/<protocol>/<metric>`` for the protocol audit and
-    ``curve/<protocol>/<metric>`` for a point of the learning curve."""
+    ``curve/<protocol>/<metric>`` for a point of the learning curve and
+    ``interval/<protocol>/<metric>_<what>`` for the intervals and tests of a value
+    (docs/statistics.md: ``psnr_all_ci_low``, ``psnr_all_vs_identity_ci_high``, ...)."""
 
     protocol: str
     metric: str
@@ -62,7 +64,7 @@ class MetricKey:
         """The key ``text`` names, or None for a metric that is no protocol's (``train/loss``
         is read as protocol "train": callers ask for the protocols they know)."""
         parts = text.split("/")
-        if len(parts) == 3 and parts[0] in ("audit", "curve"):
+        if len(parts) == 3 and parts[0] in ("audit", "curve", "interval"):
             return cls(parts[1], parts[2], parts[0])  # type: ignore[arg-type]
         if len(parts) == 2 and all(parts):
             return cls(parts[0], parts[1])
@@ -99,6 +101,20 @@ PROTOCOL_HEADLINES: dict[str, tuple[MetricSpec, ...]] = {
     "celeba": (),
     "cifar10": (),
 }
+#: summary values compared beside the headlines (`bench compare`): ISTD's per-pixel MAE, which
+#: RDDM's and Resfusion's scripts print beside the per-image one
+PROTOCOL_SECONDARY: dict[str, tuple[MetricSpec, ...]] = {
+    "istd": (
+        MetricSpec("MAE pp", "mae_all_pp", "LAB", "lower"),
+        MetricSpec("MAE S pp", "mae_s_pp", "LAB", "lower"),
+    ),
+}
+#: what generation protocols report instead of per-image values: set metrics
+SET_METRICS = (
+    MetricSpec("FID", "fid", "", "lower"),
+    MetricSpec("KID", "kid", "", "lower"),
+    MetricSpec("IS", "isc", "", "higher"),
+)
 BASE_PROTOCOLS = tuple(PROTOCOL_HEADLINES)
 #: the protocols with headline metrics (those the audit and the learning curves follow)
 HEADLINES = {name: metrics for name, metrics in PROTOCOL_HEADLINES.items() if metrics}

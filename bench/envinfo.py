@@ -84,6 +84,50 @@ def gpus() -> list[dict[str, Any]]:
     ]
 
 
+#: CPU features that change which kernels torch runs, so the floating-point results
+_CPU_FLAGS = (
+    "fma", "avx", "avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_tile", "amx_bf16",
+    "amx_int8", "asimd", "sve",
+)  # fmt: skip
+
+
+def cpu_flags() -> list[str]:
+    """The CPU's flags among those that select torch's kernels (Linux; empty elsewhere)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith(("flags", "Features")):
+                present = set(line.split(":", 1)[1].split())
+                return [flag for flag in _CPU_FLAGS if flag in present]
+    except OSError:
+        pass
+    return []
+
+
+def onednn_version() -> str | None:
+    """oneDNN (MKL-DNN) as torch was built with it: its convolutions on CPU."""
+    for line in torch.__config__.show().splitlines():
+        if "MKL-DNN" in line or "oneDNN" in line:
+            return line.strip(" -")
+    return None
+
+
+def hardware() -> dict[str, Any]:
+    """What decides the floating-point results of one seed: the same seed gives other numbers
+    on another CPU (kernels chosen by its features) or another library build."""
+    cudnn = torch.backends.cudnn.version() if torch.backends.cudnn.is_available() else None
+    return {
+        "cpu": cpu_model(),
+        "cpu_flags": " ".join(cpu_flags()),
+        "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+        "torch_threads": torch.get_num_threads(),
+        "torch": torch.__version__,
+        "onednn": onednn_version(),
+        "cuda": torch.version.cuda,
+        "cudnn": cudnn,
+        "gpu": ", ".join(g["name"] for g in gpus()) or None,
+    }
+
+
 def environment() -> dict[str, Any]:
     """Everything needed to say where a number was measured."""
     return {
@@ -96,6 +140,7 @@ def environment() -> dict[str, Any]:
         "cuda": torch.version.cuda,
         "cuda_available": torch.cuda.is_available(),
         "gpus": gpus(),
+        "hardware": hardware(),
         "torchvision_shim": _tvcompat.REASON if _tvcompat.APPLIED else None,
         "packages": package_versions(),
         "git": git_state(),

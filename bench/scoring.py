@@ -229,9 +229,10 @@ def audit_folders(
     mask_dir: Path | None = None,
     batch: int = 16,
     match: str | None = None,
-) -> list[AuditRow]:
+) -> tuple[list[AuditRow], MetricResult]:
     """The protocol audit of a folder of results: :func:`score_folders` under the paper's
-    protocol ``base`` and under every convention of its task, each image read once."""
+    protocol ``base`` and under every convention of its task, each image read once; the rows
+    and the paper protocol's result."""
     protocols = audit_protocols(base, weights_dir, device)
     reference = protocols[base]
     if mask_dir is not None and not reference.uses_mask:
@@ -245,4 +246,4 @@ def audit_folders(
             del protocols[name]
     results = score_pairs_under(list(protocols.values()), sized, batch)
     summaries = {name: result.summary for name, result in zip(protocols, results, strict=True)}
-    return audit_rows(base, summaries, reference.table)
+    return audit_rows(base, summaries, reference.table), results[0]

@@ -17,7 +17,7 @@ from bench.options import ConfigOption, JsonOption, QuietOption, setup
 
 if TYPE_CHECKING:  # types only: importing the runner loads torch, which --help must not
     from bench.config import Config
-    from bench.runner.cell import RunContext
+    from bench.runner.cell import CellRecord, RunContext
     from bench.runner.grid import GridResult
 
 EXAMPLE = """Examples:
@@ -403,16 +403,31 @@ def _render(config: Config, context: RunContext, result: GridResult) -> None:
     scope = (
         f" on a subset of the test split: the first {', '.join(subsets)} images" if subsets else ""
     )
+    primary = _primary_metric(result)
+    extra_columns = [] if primary is None else ["Δ input [95% CI]", "flags"]
+    smoke = (
+        f"; a pipeline check ({_iterations(result)} training iterations), not a reproduction"
+        if config.run.profile == "smoke"
+        else ""
+    )
     table = console.table(
         f"{config.run.dataset}, {config.run.profile} profile, scored by protocol "
-        f"{', '.join(protocols) or '–'}{scope}",
-        ["method", "seed", "status", *(parsed[k].metric for k in shown), "seconds"],
+        f"{', '.join(protocols) or '–'}{scope}{smoke}",
+        [
+            "method",
+            "seed",
+            "status",
+            *(parsed[k].metric for k in shown),
+            *extra_columns,
+            "seconds",
+        ],  # fmt: skip
         [
             [
                 "identity (input)" if r is result.identity else r.cell.method,
                 "" if r is result.identity else r.cell.seed,
                 r.status,
                 *(_fmt(r.metrics.get(k)) for k in shown),
+                *(_interval_cells(result, r, primary) if primary else []),
                 f"{r.seconds:.1f}",
             ]
             for r in rows
@@ -435,9 +450,26 @@ def _render(config: Config, context: RunContext, result: GridResult) -> None:
                 "error": r.error,
                 "seconds": r.seconds,
                 "subset": r.subset,
+                "comparisons": {
+                    key: {
+                        "value": c.estimate.value,
+                        "ci_low": c.estimate.ci_low,
+                        "ci_high": c.estimate.ci_high,
+                        "vs_identity": c.vs_identity and c.vs_identity.as_dict(),
+                        "vs_identity_p_holm": c.vs_identity_p_holm,
+                        "vs_best": c.vs_best and c.vs_best.as_dict(),
+                        "vs_best_p_holm": c.vs_best_p_holm,
+                        "flags": c.flags,
+                    }
+                    for key, c in result.comparisons.get(index, {}).items()
+                },
             }
-            for r in result.records
+            for index, r in enumerate(result.records)
         ],
+        "seed_spreads": {
+            method: {key: spread.as_dict() for key, spread in spreads.items()}
+            for method, spreads in result.seed_spreads.items()
+        },
     }
     console.emit(data, table)
     console.info(
@@ -445,7 +477,16 @@ def _render(config: Config, context: RunContext, result: GridResult) -> None:
         f"(time outside network forward/backward)\n"
         f"next: [bold]bench report[/bold] for the paper tables, [bold]bench ui[/bold] to compare runs"
     )
-    _warn_below_identity(result, shown)
+    if primary is not None:
+        console.info(
+            f"Δ input: {primary} of the method minus the input's, 95% paired bootstrap interval "
+            "over images (BCa, 10,000 resamples); flags: 'worse than the input' when the whole "
+            "interval is on the worse side; 'not significant' when the paired permutation "
+            "p-value, Holm-adjusted across the methods of one seed, is 0.05 or more "
+            "(docs/statistics.md; every metric's intervals: bench compare RUN_A RUN_B)"
+        )
+    _report_seed_spreads(result, primary)
+    _warn_below_identity(result, primary)
     unavailable = {k: v for r in rows for k, v in r.unavailable.items()}
     for name, reason in sorted(unavailable.items()):
         console.warn(f"{name} unavailable: {reason}")
@@ -453,18 +494,69 @@ def _render(config: Config, context: RunContext, result: GridResult) -> None:
         console.error(f"{record.cell.key} {record.status}: {record.error}")
 
 
-def _warn_below_identity(result: GridResult, shown: list[str]) -> None:
+def _primary_metric(result: GridResult) -> str | None:
+    """The first headline metric with intervals: the one the table's interval columns show."""
+    for comparisons in result.comparisons.values():
+        return next(iter(comparisons), None)
+    return None
+
+
+def _iterations(result: GridResult) -> str:
+    counts = sorted({r.cell.iterations for r in result.records})
+    return ", ".join(map(str, counts)) or "0"
+
+
+def _interval_cells(result: GridResult, record: CellRecord, primary: str) -> list[str]:
+    index = next((i for i, r in enumerate(result.records) if r is record), None)
+    comparison = result.comparisons.get(index, {}).get(primary) if index is not None else None
+    if comparison is None or comparison.vs_identity is None:
+        return ["", ""]
+    difference = comparison.vs_identity
+    values = [difference.mean_diff, difference.ci_low, difference.ci_high]
+    # one precision for the three numbers of a cell: dB differences in hundredths
+    digits = 2 if max(abs(v) for v in values if v is not None) >= 1 else 4
+    mean, low, high = (None if v is None else f"{v:+.{digits}f}" for v in values)
+    interval = f" [{low}, {high}]" if low is not None else ""
+    return [f"{mean}{interval}", ", ".join(comparison.flags)]
+
+
+def _report_seed_spreads(result: GridResult, primary: str | None) -> None:
+    """The primary metric's spread over seeds (every metric's: --json and the runs)."""
+    for method, spreads in sorted(result.seed_spreads.items()):
+        for key, spread in spreads.items():
+            if key != primary:
+                continue
+            interval = (
+                f"; 95% interval over seeds and images [{_fmt(spread.ci_low)}, "
+                f"{_fmt(spread.ci_high)}]"
+                if spread.ci_low is not None
+                else ""
+            )
+            console.info(
+                f"{method} {key} over {spread.n_seeds} seeds: {_fmt(spread.mean)} ± "
+                f"{_fmt(spread.std)} (std of the seeds' means){interval}"
+            )
+
+
+def _warn_below_identity(result: GridResult, primary: str | None) -> None:
     """A method that does not beat the degraded input has learned nothing worth reading."""
-    if result.identity is None:
-        return
-    floor = result.identity.metrics
-    for record in result.records:
-        key = next((k for k in shown if k in record.metrics and "psnr" in k), None)
-        if key and key in floor and record.metrics[key] <= floor[key]:
+    for index, record in enumerate(result.records):
+        comparison = result.comparisons.get(index, {}).get(primary) if primary else None
+        if comparison is None or comparison.vs_identity is None:
+            continue
+        difference = comparison.vs_identity
+        if comparison.worse_than_input:
             console.warn(
-                f"{record.cell.method} does not beat the identity baseline ({key} "
-                f"{record.metrics[key]:.2f} vs {floor[key]:.2f} for the input): "
-                "train longer (--iters) before reading anything into its numbers"
+                f"{record.cell.method} (seed {record.cell.seed}) is worse than the input: "
+                f"{primary} {difference.mean_diff:+.2f} [{difference.ci_low:.2f}, "
+                f"{difference.ci_high:.2f}] over {difference.n_images} images; train longer "
+                "(--iters) before reading anything into its numbers"
+            )
+        elif "not significant vs input" in comparison.flags:
+            console.warn(
+                f"{record.cell.method} (seed {record.cell.seed}) is not distinguishable from "
+                f"the input on {primary} ({difference.mean_diff:+.2f}, Holm-adjusted p "
+                f"{comparison.vs_identity_p_holm:.2f}): train longer (--iters)"
             )
 
 

@@ -130,13 +130,28 @@ def _audit(pred_dir, gt_dir, base, mask_dir, csv, match, device, batch, config) 
     """`bench score --audit`: the audit table, its CSV, and --json."""
     import pandas as pd
 
-    from bench.audit import format_value
+    from bench.audit import Yardstick, format_value
+    from bench.conventions import HEADLINES
+    from bench.protocols import get_protocol
     from bench.scoring import audit_folders
+    from bench.statistics import estimate
 
-    rows = audit_folders(
+    rows, reference = audit_folders(
         pred_dir, gt_dir, base, config.paths.weights_dir, device, mask_dir, batch, match
     )
     titles = list(rows[0].values)
+    # a folder has no input to measure a method's gap against: the value's own interval
+    spec = HEADLINES[base][0]
+    aggregate = get_protocol(base, config.paths.weights_dir).aggregate(spec.key)
+    yardstick = None
+    if aggregate is not None and aggregate.column in reference.per_image:
+        found = estimate(reference.per_image, aggregate)
+        if found.ci_low is not None:
+            label = (
+                f"the 95% interval of the paper protocol's value over these images is "
+                f"[{found.ci_low:.4g}, {found.ci_high:.4g}]"
+            )
+            yardstick = Yardstick(spec.title, label, (found.ci_high - found.ci_low) / 2)
     csv = csv or default_csv(config.paths.results_dir, pred_dir, f"{base}-audit")
     frame = pd.DataFrame(
         [
@@ -150,12 +165,20 @@ def _audit(pred_dir, gt_dir, base, mask_dir, csv, match, device, batch, config) 
         frame.to_csv(handle, index=False)
     table = console.table(
         f"protocol audit: {base}, each value with its move from the paper's script",
-        ["convention", "protocol", "used by", *titles],
+        ["convention", "protocol", "used by", *titles, *([yardstick.header] if yardstick else [])],
         [
             (r.change, r.pick, r.used_by)
             + tuple(format_value(r.values[t], r.deltas[t], i == 0) for t in titles)
+            + ((yardstick.ratio(r, i == 0),) if yardstick else ())
             for i, r in enumerate(rows)
         ],
     )
-    console.emit({"protocol": base, "csv": str(csv), "rows": [r.as_dict() for r in rows]}, table)
+    record = {"protocol": base, "csv": str(csv), "rows": [r.as_dict() for r in rows]}
+    if yardstick:
+        record["yardstick"] = {"metric": spec.key, "interval": yardstick.label,
+                               "half_width": yardstick.half_width}  # fmt: skip
+    console.emit(record, table)
+    if yardstick:
+        console.info(f"{spec.title}: {yardstick.label}; the last column divides each move by "
+                     "its half-width (docs/statistics.md)")  # fmt: skip
     console.info(f"audit table: {csv}")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 import pandas as pd
@@ -13,6 +13,9 @@ from bench.conventions import Convention
 from bench.errors import UsageError
 from bench.metrics.result import MetricResult
 from bench.registry import Registry
+
+if TYPE_CHECKING:
+    from bench.statistics import Aggregate
 
 #: images per ``measure`` call on CPU (see Protocol._measure_in_chunks)
 CPU_MEASURE_IMAGES = 1
@@ -127,6 +130,14 @@ class Protocol:
             for column in self.mean_columns
             if column in per_image
         }
+
+    def aggregate(self, key: str) -> Aggregate | None:
+        """How the summary value ``key`` comes from the per-image table, for resampling over
+        images (bench.statistics); None for a value that is not an aggregate of per-image
+        values (a set metric)."""
+        from bench.statistics import Aggregate
+
+        return Aggregate(key) if key in self.mean_columns else None
 
     def conventions(self) -> dict[str, Any]:
         return {}

@@ -6,7 +6,7 @@ Metric names in ``summary``: ``psnr``/``ssim``/``lpips`` (one region), or for IS
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 import pandas as pd
@@ -19,6 +19,9 @@ from bench.metrics.fullref import SSIM_FORMS, psnr, region_abs_sums, ssim, ssim_
 from bench.metrics.perceptual import Lpips
 from bench.metrics.resize import imresize
 from bench.protocols.base import PROTOCOLS, Protocol
+
+if TYPE_CHECKING:
+    from bench.statistics import Aggregate
 
 LPIPS_SIZE = (256, 256)
 LPIPS_CHUNK = 16  # images per LPIPS forward pass: bounds memory at 256x256 and above
@@ -257,6 +260,18 @@ class Istd(_RestorationProtocol):
                 columns[f"pixels_{region}"] = pixels
         self._lpips_column(pred8, target8, columns, unavailable)
         return columns, unavailable
+
+    def aggregate(self, key: str) -> Aggregate | None:
+        """``mae_<region>_pi``: the mean of per-image MAE (images with an empty region left
+        out); ``mae_<region>_pp``: all absolute Lab errors over all pixels, a ratio of sums."""
+        from bench.statistics import Aggregate
+
+        for region in self.regions:
+            if key == f"mae_{region}_pi":
+                return Aggregate(f"mae_{region}")
+            if key == f"mae_{region}_pp":
+                return Aggregate(f"lab_sum_{region}", f"pixels_{region}")
+        return super().aggregate(key)
 
     def summarize(self, per_image: pd.DataFrame) -> dict[str, float]:
         summary = super().summarize(per_image)

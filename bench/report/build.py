@@ -72,6 +72,39 @@ def metric_key(cell: PublishedCell) -> str | None:
     return str(MetricKey(cell.protocol, column.metric))
 
 
+VERDICT_NOTE = (
+    "Reproduction verdict: the published value against the 95% interval of the measured one: "
+    "a bootstrap over the test images for one seed, over seeds and images together for "
+    "several (docs/statistics.md). The paper prints no interval, so the verdict treats its "
+    "number as exact and as scored by the same protocol on the same test images; "
+    '"consistent" means the paper\'s number lies within what this measurement could give on '
+    "another draw of test images (and seeds), not that the two runs agree in anything else."
+)
+
+
+def measured_interval(runs: list[TrackedRun], metric: str) -> tuple[float, float] | None:
+    """The interval of a measured cell: over images for one run; over seeds and images when it
+    averages several runs of one grid (whose runs log that grid's seed interval); None when
+    not logged."""
+    name = MetricKey.parse(metric)
+    if name is None or name.stream != "result":
+        return None
+
+    def key(suffix: str) -> str:
+        return str(MetricKey(name.protocol, f"{name.metric}_{suffix}", "interval"))
+
+    if len(runs) == 1:
+        low, high = key("ci_low"), key("ci_high")
+        values = runs[0].metrics
+        return (values[low], values[high]) if low in values and high in values else None
+    # the seed interval of a grid that ran exactly these seeds (one of its runs says so)
+    for run in runs:
+        values = run.metrics
+        if values.get(key("seeds_n")) == len(runs) and key("seeds_ci_low") in values:
+            return values[key("seeds_ci_low")], values[key("seeds_ci_high")]
+    return None
+
+
 def mismatch(slot: Slot, run: TrackedRun) -> str | None:
     """Why ``run`` does not fill ``slot`` (None: it does)."""
     wanted = [("method", slot.method, run.method), ("dataset", slot.dataset, run.dataset)]
@@ -278,6 +311,7 @@ class ReportBuilder:
         for profile in profiles:
             texts: dict[str, str] = {}
             means: dict[str, float | None] = {}
+            intervals: dict[str, tuple[float, float]] = {}
             steps: dict[str, str] = {}
             for slot in slots:
                 groups = self.groups(slot, profile)
@@ -300,6 +334,9 @@ class ReportBuilder:
                         column.decimals or 0,
                         significant=column.kind == "resource",
                     )
+                    found = measured_interval(runs, metric)
+                    if found is not None:
+                        intervals[key] = found
                 for column in table.columns:
                     if column.kind == "setting" and column.key == "steps":
                         steps[column.key] = str(runs[0].steps) if runs else str(slot.steps or "")
@@ -310,7 +347,7 @@ class ReportBuilder:
                 lines.append(
                     [
                         f"{row.label}: Δ bench − paper",
-                        *(self.delta(table, row, entry, means) for _, entry in layout),
+                        *(self.delta(table, row, entry, means, intervals) for _, entry in layout),
                     ]
                 )
         return lines
@@ -330,6 +367,7 @@ class ReportBuilder:
         row: Row,
         entry: str | Display,
         means: Mapping[str, float | None],
+        intervals: Mapping[str, tuple[float, float]],
     ) -> str:
         def one(key: str) -> str:
             column = table.column(key)
@@ -337,12 +375,27 @@ class ReportBuilder:
             mean = means.get(key)
             if column.kind != "metric" or mean is None or published is None:
                 return ""
-            return f"{mean - float(published):+.{column.decimals}f}"
+            text = f"{mean - float(published):+.{column.decimals}f}"
+            if key in intervals:
+                text += " " + self.verdict(float(published), intervals[key], column.decimals)
+            return text
 
         if isinstance(entry, str):
             return one(entry)
         parts = {name: one(name) for name in entry.fields}
         return entry.template.format(**parts) if all(parts.values()) else ""
+
+    def verdict(self, published: float, interval: tuple[float, float], decimals: int) -> str:
+        """Whether ``published`` lies in the measured value's interval, and how far outside."""
+        low, high = interval
+        note = self.notes(VERDICT_NOTE)
+        if low <= published <= high:
+            return f"(consistent{note})"
+        side, gap = ("above", low - published) if published < low else ("below", published - high)
+        return (
+            f"(measured {side}: the paper's value is {gap:.{decimals}f} outside "
+            f"[{low:.{decimals}f}, {high:.{decimals}f}]{note})"
+        )
 
     # --- the document ---------------------------------------------------------------------
 
@@ -363,7 +416,9 @@ class ReportBuilder:
             "the mean over seeds of bench's finished runs with the table's method, dataset, "
             "sampling steps and method options (± sample standard deviation and n when there "
             "are several seeds); its footnote names the protocol, settings, hardware and links "
-            'every run. "Δ bench − paper" is measured minus published. A dash with a footnote '
+            'every run. "Δ bench − paper" is measured minus published, with a reproduction '
+            "verdict where the run logged an interval (consistent, measured above, or measured "
+            "below, and by how much; its footnote says what it assumes). A dash with a footnote "
             'was not run; the footnote is the command that fills it. "unavailable" is a '
             "metric that could not be computed, with the reason in its footnote. ISTD MAE is "
             "the per-image mean (PI) with the per-pixel value (PP) in the footnote: which one "

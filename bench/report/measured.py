@@ -27,6 +27,48 @@ def _metric_keys(runs: list[TrackedRun]) -> list[str]:
     return sorted({k for r in runs for k in r.metrics if k.startswith(prefixes)})
 
 
+def _gap_metric(runs: list[TrackedRun]) -> str | None:
+    """The first headline metric whose gap to the input the runs logged (``istd/psnr_all``)."""
+    from bench.conventions import HEADLINES, base_of
+
+    for run in runs:
+        for spec in HEADLINES.get(base_of(run.protocol or ""), ()):
+            name = MetricKey(run.protocol, f"{spec.key}_vs_identity_ci_low", "interval")
+            if str(name) in run.metrics:
+                return str(MetricKey(run.protocol, spec.key))
+    return None
+
+
+def _gap_cells(run: TrackedRun, metric: str) -> list[str]:
+    """The gap to the input with its interval, and the flags bench run printed."""
+    name = MetricKey.parse(metric)
+
+    def value(suffix: str) -> float | None:
+        return run.metrics.get(str(MetricKey(name.protocol, f"{name.metric}_{suffix}", "interval")))
+
+    diff, low, high = (
+        value("vs_identity_diff"),
+        value("vs_identity_ci_low"),
+        value("vs_identity_ci_high"),
+    )
+    if diff is None or low is None or high is None:
+        return ["", ""]
+    from bench.conventions import HEADLINES, base_of
+    from bench.statistics import ALPHA
+
+    lower = next(
+        s.lower_is_better for s in HEADLINES[base_of(name.protocol)] if s.key == name.metric
+    )
+    worse = low > 0 if lower else high < 0
+    p_holm = value("vs_identity_p_holm")
+    flags = (
+        "worse than the input"
+        if worse
+        else ("not significant vs input" if p_holm is not None and p_holm >= ALPHA else "")
+    )
+    return [f"{diff:+.4g} [{low:+.4g}, {high:+.4g}]", flags]
+
+
 def measured_markdown(store: Store, link: Callable[[TrackedRun], str], table) -> list[str]:
     """``## Measured runs``: one table per (dataset, profile), newest identity first."""
     measured = [r for r in store.runs if r.kind in ("cell", "identity") and r.dataset]
@@ -41,7 +83,9 @@ def measured_markdown(store: Store, link: Callable[[TrackedRun], str], table) ->
         "Every run in the store, grouped by dataset and profile, beside the identity baseline "
         "(the degraded input scored as the output: the floor a method must beat). Smoke runs "
         "are far from the papers' budgets, and a run marked (subset) scored only the first "
-        "images of the test split; the paper tables below hold whole-split runs only.",
+        "images of the test split; the paper tables below hold whole-split runs only. Where "
+        "a run logged it, the gap to the input comes with its 95% paired bootstrap interval "
+        "over images and the flags of `bench run` (docs/statistics.md).",
         "",
     ]
     for (dataset, profile), runs in sorted(groups.items()):
@@ -52,6 +96,9 @@ def measured_markdown(store: Store, link: Callable[[TrackedRun], str], table) ->
         keys = _metric_keys(cells + identities)
         header = ["Run", "Method", "Seed", "Iterations", "Steps", "Precision", "Images", "Status"]
         header += [MetricKey.parse(k).metric for k in keys]
+        gap = _gap_metric(cells)
+        if gap is not None:
+            header += [f"Δ input {MetricKey.parse(gap).metric} [95% CI]", "flags"]
         rows = []
         if identities:
             identity = identities[-1]
@@ -60,6 +107,7 @@ def measured_markdown(store: Store, link: Callable[[TrackedRun], str], table) ->
                 [f"[{identity.run_id[:8]}]({link(identity)})", "identity (input)", *blank]
                 + [_images(identity), identity.status]
                 + [_value(identity.metrics.get(k)) for k in keys]
+                + (["", ""] if gap else [])
             )
         for run in cells:
             settings = [str(run.seed or 0), str(run.iterations or "?"), str(run.steps or "?")]
@@ -67,6 +115,7 @@ def measured_markdown(store: Store, link: Callable[[TrackedRun], str], table) ->
                 [f"[{run.run_id[:8]}]({link(run)})", run.method or "?", *settings]
                 + [run.tags.get("precision", "fp32"), _images(run), run.status]
                 + [_value(run.metrics.get(k)) for k in keys]
+                + (_gap_cells(run, gap) if gap else [])
             )
         protocols = ", ".join(sorted({r.protocol for r in cells if r.protocol})) or "–"
         parts += [f"### {dataset}, {profile} profile (protocol {protocols})", "", table(header, rows), ""]  # fmt: skip
@@ -77,7 +126,7 @@ def audit_markdown(store: Store, link: Callable[[TrackedRun], str]) -> list[str]
     """``## Protocol audit``: for every finished run that logged one, its outputs scored
     under each convention of the task, with the move from the paper's script."""
     from bench.audit import markdown, rows_from_metrics
-    from bench.conventions import base_of
+    from bench.conventions import HEADLINES, base_of
 
     audited = []
     for run in store.runs:
@@ -94,12 +143,36 @@ def audit_markdown(store: Store, link: Callable[[TrackedRun], str]) -> list[str]
         "task, beside the paper's script (the first row): the number in brackets is how far "
         "the headline value moves. A gap between two papers smaller than these moves may be "
         "convention, not method. Each row's protocol can be picked with `--protocol` "
-        "(docs/protocols.md).",
+        "(docs/protocols.md). The last column, where the run logged it, divides the first "
+        "headline's move by the half-width of the 95% interval of the method's gap to the "
+        "input: above 1, the convention moves the number more than that interval is wide "
+        "(docs/statistics.md).",
         "",
     ]
     audited.sort(key=lambda item: (item[0].dataset or "", item[0].profile or "", item[0].method or "", item[0].seed or 0))  # fmt: skip
     for run, rows in audited:
         title = f"{run.dataset}, {run.method} seed {run.seed or 0}, {run.profile} profile"
         parts += [f"### {title} ([{run.run_id[:8]}]({link(run)}), {_images(run)} images)", ""]
-        parts += [markdown(rows), ""]
+        spec = HEADLINES[base_of(run.protocol)][0]
+        yardstick = gap_yardstick(run, spec.title, spec.key)
+        if yardstick is not None:
+            parts += [f"{spec.title}: {yardstick.label}.", ""]
+        parts += [markdown(rows, yardstick), ""]
     return parts
+
+
+def gap_yardstick(run: TrackedRun, title: str, key: str):
+    """The interval of the run's gap to the input on headline ``key``, as a
+    :class:`bench.audit.Yardstick`; None when the run logged no interval."""
+    from bench.audit import Yardstick
+
+    def value(suffix: str) -> float | None:
+        return run.metrics.get(
+            str(MetricKey(run.protocol, f"{key}_vs_identity_{suffix}", "interval"))
+        )
+
+    diff, low, high = value("diff"), value("ci_low"), value("ci_high")
+    if diff is None or low is None or high is None:
+        return None
+    label = f"the method's gap to the input is {diff:+.4g}, 95% interval [{low:+.4g}, {high:+.4g}]"
+    return Yardstick(title, label, (high - low) / 2)

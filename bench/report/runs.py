@@ -134,15 +134,17 @@ class Store:
         return run_url(self.uri, run.experiment_id, run.run_id)
 
 
-def _client(uri: str) -> Any:
+def open_client(uri: str) -> Any:
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "10")
+    # artifact downloads (per-image scores) would draw progress bars over the output
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     from mlflow.tracking import MlflowClient
 
     return MlflowClient(tracking_uri=uri)
 
 
-def _unreachable(uri: str, error: Exception) -> BenchError:
+def unreachable(uri: str, error: Exception) -> BenchError:
     return BenchError(
         f"tracking store {uri} cannot be read ({type(error).__name__}: "
         f"{str(error).splitlines()[0][:200] if str(error) else ''}); check tracking.uri in "
@@ -160,7 +162,7 @@ def read_store(uri: str, experiment: str) -> Store:
                 f"no tracking store at {path}: nothing has been run with this config; "
                 "run `bench run` first, or pass --config/--tracking-uri for another store"
             )
-    client = _client(uri)
+    client = open_client(uri)
     try:
         found = client.get_experiment_by_name(experiment)
         if found is None:
@@ -180,7 +182,7 @@ def read_store(uri: str, experiment: str) -> Store:
     except BenchError:
         raise
     except Exception as error:  # MLflow raises many types; all mean the store is unusable
-        raise _unreachable(uri, error) from None
+        raise unreachable(uri, error) from None
     hardware = _HardwareLookup(client)
     runs = [
         TrackedRun(
@@ -230,7 +232,7 @@ class _HardwareLookup:
 def metric_history(uri: str, run_id: str, key: str) -> list[tuple[int, float]]:
     """``(step, value)`` of a logged curve, sorted by step; empty if never logged."""
     try:
-        history = _client(uri).get_metric_history(run_id, key)
+        history = open_client(uri).get_metric_history(run_id, key)
     except Exception as error:
-        raise _unreachable(uri, error) from None
+        raise unreachable(uri, error) from None
     return sorted((m.step, m.value) for m in history)

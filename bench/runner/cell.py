@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import pandas as pd
 import torch
 
 from bench import console
@@ -82,6 +83,8 @@ class CellRecord:
     network_seconds: float = 0.0
     #: "64/540" when a subset of the test split was scored, else None
     subset: str | None = None
+    #: the protocol's per-image scores (restoration), for the intervals of the grid's table
+    per_image: pd.DataFrame | None = None
 
 
 def to_uint8(images: torch.Tensor) -> torch.Tensor:
@@ -435,6 +438,8 @@ def run_cell(cell: Cell, context: RunContext) -> CellRecord:
             prefix = cell.protocol if method.kind != "generation" else "generation"
             record.metrics = logged(prefix, scores.summary)
             record.unavailable = logged(prefix, scores.unavailable)
+            if method.kind != "generation":
+                record.per_image = scores.per_image
             if cell.eval_every:  # the learning curve ends at the run's own numbers
                 curve = curve_metrics(cell, scores.summary)
                 tracker.log_metrics(run_id, curve, step=cell.iterations)

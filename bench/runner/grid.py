@@ -7,7 +7,7 @@ import dataclasses
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
@@ -16,11 +16,16 @@ from bench.config import Config
 from bench.conventions import logged
 from bench.data.verify import DataError
 from bench.envinfo import environment
+from bench.files import atomic_write
 from bench.runner.cell import CellRecord, RunContext, sample_split, score
 from bench.runner.cells import Cell
 from bench.runner.distributed import World, barrier, join, leave, open_tracker
 from bench.runner.executors import Executor, InProcess, settle_lost
 from bench.tracking import FAILED, FINISHED, KILLED, Tracker
+
+if TYPE_CHECKING:
+    from bench.comparisons import CellComparison
+    from bench.statistics import SeedSpread
 
 IDENTITY = "identity"
 
@@ -46,6 +51,11 @@ class GridResult:
     seconds: float
     network_seconds: float = 0.0
     failed: list[CellRecord] = field(default_factory=list)
+    #: per record (its index in ``records``), per headline metric: its intervals and its
+    #: differences from the input and from the best cell of its seed
+    comparisons: dict[int, dict[str, CellComparison]] = field(default_factory=dict)
+    #: per method run with two seeds or more, per headline metric: the spread over seeds
+    seed_spreads: dict[str, dict[str, SeedSpread]] = field(default_factory=dict)
 
     @property
     def overhead(self) -> float:
@@ -71,6 +81,7 @@ def score_identity(cell: Cell, context: RunContext) -> CellRecord:
         scores = score(cell, samples, context.weights_dir, "restoration", torch.device("cpu"))
         record.metrics = logged(cell.protocol, scores.summary)
         record.unavailable = logged(cell.protocol, scores.unavailable)
+        record.per_image = scores.per_image
         record.status = FINISHED
     except Exception as error:
         record.error = f"{type(error).__name__}: {error}"
@@ -86,6 +97,12 @@ def log_identity(record: CellRecord, context: RunContext, tracker: Tracker) -> N
         tags |= {"eval_images": record.subset, "eval_subset": "yes"}
     record.run_id = tracker.start(IDENTITY, tags, parent=context.parent_run_id)
     tracker.log_metrics(record.run_id, record.metrics)
+    if record.per_image is not None:  # what `bench compare` pairs a cell's scores with
+        path = context.results_dir / "runs" / record.run_id / "per_image.csv"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_write(path, "w") as handle:
+            record.per_image.to_csv(handle, index=False)
+        tracker.log_file(record.run_id, path)
     if record.error:
         tracker.set_tags(record.run_id, {"error": record.error[:5000]})
     tracker.end(record.run_id, record.status)
@@ -128,6 +145,7 @@ def run_grid(
         "run_kind": "grid",
         "world_size": world.size,
         **{f"version.{name}": version for name, version in env["packages"].items()},
+        **{f"hardware.{key}": value for key, value in env["hardware"].items()},
     }
     parent = tracker.start(f"{config.run.dataset} {config.run.profile}", tags)
     tracker.log_params(parent, context.config)
@@ -153,6 +171,8 @@ def run_grid(
     result = GridResult(parent, records, identity, seconds)
     result.network_seconds = sum(r.network_seconds for r in records)
     result.failed = [r for r in records if r.status != FINISHED]
+    if world.is_main:
+        compare_cells(result, context, tracker)
     tracker.log_metrics(
         parent,
         {
@@ -163,6 +183,40 @@ def run_grid(
     )
     tracker.end(parent, FAILED if result.failed else FINISHED)
     return result
+
+
+def compare_cells(result: GridResult, context: RunContext, tracker: Tracker) -> None:
+    """Each finished cell against the identity baseline and the best cell of its seed, and
+    each method's spread over seeds (bench.comparisons, docs/statistics.md); the intervals
+    are logged on the cells' runs as ``interval/<protocol>/<metric>_vs_identity_ci_low`` and
+    so on."""
+    from bench.comparisons import compare_grid, seed_spreads
+    from bench.protocols import get_protocol
+
+    finished = {
+        index: record
+        for index, record in enumerate(result.records)
+        if record.status == FINISHED and record.per_image is not None
+    }
+    if not finished:
+        return
+    protocol_name = next(iter(finished.values())).cell.protocol
+    protocol = get_protocol(protocol_name, context.weights_dir)
+    identity = result.identity.per_image if result.identity else None
+    tables = {index: record.per_image for index, record in finished.items()}
+    seeds = {index: record.cell.seed for index, record in finished.items()}
+    console.info(f"intervals: {len(tables)} cell(s) against the input and their table's best")
+    result.comparisons = compare_grid(tables, seeds, identity, protocol)
+    methods = {index: record.cell.method for index, record in finished.items()}
+    result.seed_spreads = seed_spreads(tables, methods, protocol)
+    for index, record in finished.items():
+        values = {}
+        for comparison in result.comparisons.get(index, {}).values():
+            values |= comparison.logged()
+        for key, spread in result.seed_spreads.get(record.cell.method, {}).items():
+            values |= spread.logged(key)
+        if record.run_id and values:
+            tracker.log_metrics(record.run_id, logged(protocol_name, values, "interval"))
 
 
 def run_as_rank(

@@ -183,5 +183,16 @@ def test_audit_scores_every_convention_and_agrees_with_each_variant(folders, cli
         assert rows[name]["values"]["MAE"] == pytest.approx(alone["summary"]["mae_all_pi"])
     assert rows["istd"]["deltas"]["PSNR"] == 0
     assert pd.read_csv(record["csv"]).shape[0] == len(rows)
+    # the moves measured against the paper value's interval over these images, recomputed
+    # here from `bench score`'s own per-image CSV with scipy
+    from scipy import stats
+
+    alone = json.loads(_score(config, pred, gt, "--mask-dir", mask, "-p", "istd", "--json").stdout)
+    psnr = pd.read_csv(alone["csv"])["psnr_all"].to_numpy()
+    interval = stats.bootstrap((psnr,), np.mean, n_resamples=10_000, rng=np.random.default_rng(0))
+    low, high = interval.confidence_interval
+    assert record["yardstick"]["half_width"] == pytest.approx((high - low) / 2, rel=1e-9)
+    text = _score(config, pred, gt, "--mask-dir", mask, "-p", "istd", "--audit").output
+    assert "the last column divides each move by its half-width" in " ".join(text.split())
     generation = _score(config, pred, gt, "-p", "celeba", "--audit")
     assert generation.exit_code == 2 and "has no audit" in generation.output

@@ -22,6 +22,32 @@ PSNR_ALL = [30.0, 30.5, 31.25]  # three seeds of RDDM on ISTD
 MAE_PI, MAE_PP = [4.8, 4.9, 5.0], [4.7, 4.75, 4.8]
 LPIPS_REASON = "LPIPS weights missing from weights/ (run bench weights fetch)"
 RDDM_ISTD = {"sum_scale": 0.01, "objective": "res_noise", "loss": "l1"}
+#: what a grid of these three seeds logs (bench.runner.grid): intervals over seeds and images
+RDDM_SEED_INTERVALS = {
+    "interval/istd/psnr_all_seeds_n": 3,
+    "interval/istd/psnr_all_seeds_ci_low": 30.2,
+    "interval/istd/psnr_all_seeds_ci_high": 31.2,
+    "interval/istd/mae_all_pi_seeds_n": 3,
+    "interval/istd/mae_all_pi_seeds_ci_low": 4.75,
+    "interval/istd/mae_all_pi_seeds_ci_high": 5.05,
+}
+#: the gaps to the input `bench run` logs (bench.comparisons): one clear, one below the input
+SMOKE_GAPS = {
+    "rddm": {
+        "interval/istd/psnr_all_vs_identity_diff": 4.4,
+        "interval/istd/psnr_all_vs_identity_ci_low": 3.9,
+        "interval/istd/psnr_all_vs_identity_ci_high": 4.9,
+        "interval/istd/psnr_all_vs_identity_p_holm": 0.001,
+    },
+    "resfusion": {
+        "interval/istd/psnr_all_vs_identity_diff": -1.5,
+        "interval/istd/psnr_all_vs_identity_ci_low": -2.0,
+        "interval/istd/psnr_all_vs_identity_ci_high": -1.0,
+        "interval/istd/psnr_all_vs_identity_p_holm": 0.001,
+    },
+}
+#: one run's interval over images
+LOL_INTERVAL = {"interval/lol/psnr_ci_low": 17.5, "interval/lol/psnr_ci_high": 18.7}
 
 
 @pytest.fixture(scope="module")
@@ -37,7 +63,7 @@ def store(tmp_path_factory):
             metrics={
                 "istd/psnr_all": psnr, "istd/psnr_s": psnr + 6, "istd/ssim_all": 0.95,
                 "istd/mae_all_pi": pi, "istd/mae_all_pp": pp,
-                **profile_metrics("rddm", 5, 0.25),
+                **profile_metrics("rddm", 5, 0.25), **RDDM_SEED_INTERVALS,
             },
             unavailable={"istd/lpips": LPIPS_REASON},
             loss=[(1, 0.5 - 0.1 * seed), (2, 0.3), (3, 0.2)],
@@ -56,17 +82,19 @@ def store(tmp_path_factory):
                 tags={"run_kind": "identity"})  # fmt: skip
     smoke = writer.grid("synth-shadow", "smoke")
     for method, steps in (("rddm", 5), ("resfusion", 5), ("sr3", 100)):
+        gap = SMOKE_GAPS.get(method, {})
         writer.cell(
             smoke, method, "synth-shadow", "istd", profile="smoke", steps=steps,
             iterations=400, image_size=64, unet_dim=16,
-            metrics={"istd/psnr_all": 22.0, **profile_metrics(method, steps, 0.01)},
+            metrics={"istd/psnr_all": 22.0, **profile_metrics(method, steps, 0.01), **gap},
             loss=[(i, 1.0 / i) for i in range(1, 6)],
         )  # fmt: skip
     writer.cell(smoke, "identity", "synth-shadow", "istd", profile="smoke",
                 metrics={"istd/psnr_all": 17.6}, tags={"run_kind": "identity"})  # fmt: skip
     ids["lol"] = writer.cell(
         None, "rddm-sm-res", "lol", "lol", profile="smoke", steps=2, iterations=400,
-        options={"sum_scale": 1.0}, metrics={"lol/psnr": 18.123, "lol/ssim": 0.7},
+        options={"sum_scale": 1.0},
+        metrics={"lol/psnr": 18.123, "lol/ssim": 0.7, **LOL_INTERVAL},
     )  # fmt: skip
     ids["old"] = writer.bare({"method": "rddm", "dataset": "istd"}, {"istd/psnr_all": 29.0})
     ids["failed"] = writer.cell(
@@ -147,8 +175,31 @@ def test_seeds_are_averaged_with_std_n_and_every_run_linked(report, store):
     assert f"per-pixel (PP): ALL {statistics.fmean(MAE_PP):.2f}" in footnote(text, mae)
     # Δ = measured − published, at the paper's precision
     delta = row(table, "RDDM: Δ bench − paper")
-    assert delta[header.index("PSNR ALL")] == f"{mean - 30.91:+.2f}"
-    assert delta[header.index("MAE ALL")] == f"{statistics.fmean(MAE_PI) - 4.67:+.2f}"
+    assert delta[header.index("PSNR ALL")].startswith(f"{mean - 30.91:+.2f} (")
+    assert delta[header.index("MAE ALL")].startswith(f"{statistics.fmean(MAE_PI) - 4.67:+.2f} (")
+
+
+def test_reproduction_verdicts_place_the_paper_in_the_measured_interval(report):
+    """Published RDDM ISTD values: PSNR 30.91 inside [30.2, 31.2], MAE 4.67 below [4.75,
+    5.05] (so the measurement is above it); LOL's published PSNR against [17.5, 18.7]."""
+    _, text, _ = report
+    table = section(text, "RDDM, CVPR 2024 Table 3(b)")
+    header, delta = row(table, "Method"), row(table, "RDDM: Δ bench − paper")
+    psnr = delta[header.index("PSNR ALL")]
+    assert psnr.startswith(f"{statistics.fmean(PSNR_ALL) - 30.91:+.2f} (consistent[^")
+    assert "treats its number as exact" in footnote(text, psnr.rstrip(")"))
+    mae = delta[header.index("MAE ALL")]
+    assert f"(measured above: the paper's value is {4.75 - 4.67:.2f} outside [4.75, 5.05]" in mae
+    # one seed: its interval over images
+    lol = section(text, "RDDM, CVPR 2024 Table 3(c)")
+    header, lol_delta = row(lol, "Method"), row(lol, "RDDM: Δ bench − paper")
+    cell = lol_delta[header.index("PSNR")]
+    published = 18.123 - float(cell.split()[0])
+    if 17.5 <= published <= 18.7:
+        assert "(consistent" in cell
+    else:
+        side = "above" if published < 17.5 else "below"
+        assert f"(measured {side}: the paper's value is" in cell
 
 
 def test_one_seed_links_the_cell_to_its_run(report):
@@ -323,3 +374,50 @@ def test_a_subset_run_is_marked_and_never_fills_a_paper_cell(report):
     tables = text[text.index("## Tables") : text.index("## Runs in no table")]
     assert "64/540 (subset)" in measured and "| 99 |" in measured
     assert ids["subset"] not in tables and "| 99.0" not in tables  # the seeds 0-2 mean only
+
+
+def test_measured_runs_show_the_gap_to_the_input_with_its_interval(report):
+    _, text, _ = report
+    measured = section(text, "Measured runs")
+    smoke = measured[measured.index("### synth-shadow, smoke profile") :]
+    header = row(smoke, "Run")
+    column = header.index("Δ input psnr_all [95% CI]")
+    cells = {line[1]: line for line in (row_cells(smoke, m) for m in ("rddm", "resfusion", "sr3"))}
+    assert cells["rddm"][column] == "+4.4 [+3.9, +4.9]" and cells["rddm"][column + 1] == ""
+    assert cells["resfusion"][column + 1] == "worse than the input"
+    assert cells["sr3"][column] == ""  # logged no interval: left blank, not invented
+
+
+def row_cells(text: str, method: str) -> list[str]:
+    """The first table row whose second cell is ``method``."""
+    for line in text.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split(" | ")]
+        if len(cells) > 1 and cells[1] == method:
+            return cells
+    raise AssertionError(f"no row for {method}")
+
+
+def test_audit_moves_are_measured_against_the_gap_interval():
+    """A run's audit rows with its logged gap to the input: each convention's PSNR move over
+    the half-width of that interval, worked by hand."""
+    from bench.audit import audit_rows, markdown
+    from bench.report.measured import gap_yardstick
+    from bench.report.runs import TrackedRun
+
+    summaries = {"istd": {"psnr_all": 30.0}, "istd-origin": {"psnr_all": 30.9}}
+    rows = audit_rows("istd", summaries)
+    metrics = {
+        "interval/istd/psnr_all_vs_identity_diff": 1.3,
+        "interval/istd/psnr_all_vs_identity_ci_low": 0.8,
+        "interval/istd/psnr_all_vs_identity_ci_high": 1.8,
+    }
+    run = TrackedRun("r", "0", "FINISHED", {"protocol": "istd"}, {}, metrics)
+    yardstick = gap_yardstick(run, "PSNR", "psnr_all")
+    assert yardstick.half_width == pytest.approx(0.5)
+    assert "gap to the input is +1.3, 95% interval [+0.8, +1.8]" in yardstick.label
+    table = markdown(rows, yardstick)
+    assert "PSNR move ÷ interval half-width" in table.splitlines()[0]
+    origin = next(line for line in table.splitlines() if "`istd-origin`" in line)
+    assert origin.rstrip(" |").endswith(f"{0.9 / 0.5:.2f}×")
+    missing = TrackedRun("r", "0", "FINISHED", {"protocol": "istd"}, {}, {})
+    assert gap_yardstick(missing, "PSNR", "psnr_all") is None

@@ -53,8 +53,11 @@ def register(
     _ENTRIES[name] = (factory, fixed, settings)
 
 
-def registered_names() -> list[str]:
-    load_entry_points()
+def registered_names(plugins: bool = True) -> list[str]:
+    """Every registered method; ``plugins=False``: without loading the installed plugins'
+    entry points (the names bench ships, for help texts)."""
+    if plugins:
+        load_entry_points()
     return sorted(_ENTRIES)
 
 

@@ -101,6 +101,8 @@ class Checkpoint:
     notes: tuple[str, ...]
     states: dict[str, dict[str, dict[str, Tensor]]] = field(repr=False)
     extras: dict[str, dict[str, Tensor]] = field(default_factory=dict, repr=False)
+    #: what a bench checkpoint says of its training (iteration, dataset, seed, profile, ...)
+    stored: dict[str, Any] = field(default_factory=dict)
 
     @property
     def method(self) -> str | None:
@@ -128,6 +130,7 @@ class Checkpoint:
                 }
                 for slot, tensors in any_weights.items()
             },
+            "stored": self.stored,
             "notes": list(self.notes),
         }
 
@@ -236,7 +239,22 @@ def _read_bench(path: Path, state: dict) -> Checkpoint:
         options = _infer_unet(first)[0]
     else:
         options = {}
-    return Checkpoint(path, "bench", candidates, options, (), states, extras)
+    return Checkpoint(
+        path, "bench", candidates, options, (), states, extras, _bench_training(state)
+    )
+
+
+#: a bench checkpoint's training settings that `bench checkpoint inspect` shows, in order
+_STORED = ("dataset", "method", "seed", "profile", "iterations", "lr", "batch_size",
+           "image_size", "options", "dataset_fingerprint", "bench_version")  # fmt: skip
+
+
+def _bench_training(state: dict) -> dict[str, Any]:
+    """The iteration reached and the settings the weights were trained under."""
+    settings = state.get("settings") if isinstance(state.get("settings"), dict) else {}
+    stored = {"iteration": state.get("iteration")}
+    stored |= {key: settings[key] for key in _STORED if key in settings}
+    return {key: value for key, value in stored.items() if value is not None}
 
 
 def _read_rddm(path: Path, state: dict) -> Checkpoint:

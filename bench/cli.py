@@ -7,6 +7,8 @@ values, and exit codes 0 ok, 1 failure, 2 bad usage or config.
 
 from __future__ import annotations
 
+import os
+import sys
 from typing import Annotated, Any
 
 import typer
@@ -23,11 +25,15 @@ from bench.commands import score as score_command
 from bench.commands import ui as ui_command
 from bench.commands import weights as weights_command
 from bench.errors import EXIT_FAILURE, BenchError
-from bench.options import ConfigOption, JsonOption, QuietOption, setup
+from bench.options import ARGV_KEY, ConfigOption, JsonOption, QuietOption, examples, setup
 
 
 class _Group(typer.core.TyperGroup):
     """Turns :class:`BenchError` into one red line and its exit code, for every command."""
+
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
+        ctx.meta[ARGV_KEY] = list(args)  # as typed after `bench`, for "run this next" lines
+        return super().parse_args(ctx, args)
 
     def invoke(self, ctx: Any) -> Any:
         try:
@@ -38,6 +44,9 @@ class _Group(typer.core.TyperGroup):
         except KeyboardInterrupt:
             console.error("interrupted")
             ctx.exit(130)
+        except BrokenPipeError:  # `bench ... | head` stopped reading: not an error of ours
+            _quiet_stdout()
+            ctx.exit(0)
         except OSError as failure:  # the file system said no: one line, not a traceback
             where = f"{failure.filename}: " if failure.filename else ""
             console.error(f"{where}{failure.strerror or failure}; check the path and its permissions")  # fmt: skip
@@ -49,7 +58,8 @@ app = typer.Typer(
     help="Benchmark and reproducibility harness for residual diffusion models "
     "(RDDM, Resfusion, SR3, DDIM) in image restoration.",
     no_args_is_help=True,
-    rich_markup_mode="rich",
+    # click's plain help: rich's option tables cut words with "…" at 80 columns
+    rich_markup_mode=None,
     pretty_exceptions_show_locals=False,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
@@ -74,7 +84,7 @@ def _root(
 
 
 @app.command(
-    epilog="Example: [bold]bench env --json > env.json[/bold]",
+    epilog=examples("bench env", "bench env --json > env.json"),
 )
 def env(
     config_path: ConfigOption = None, quiet: QuietOption = False, as_json: JsonOption = False
@@ -112,9 +122,19 @@ app.add_typer(checkpoint_command.app, name="checkpoint")
 app.command(epilog=ui_command.EXAMPLE)(ui_command.ui)
 
 
+def _quiet_stdout() -> None:
+    """Point standard output at /dev/null, so flushing at exit into the closed pipe does not
+    raise again."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+
+
 def main() -> None:
     try:
         app()
+    except BrokenPipeError:  # raised while printing --help, before a command runs
+        _quiet_stdout()
+        raise SystemExit(0) from None
     except BenchError as failure:  # raised outside a command (e.g. during completion)
         console.error(str(failure))
         raise SystemExit(EXIT_FAILURE) from None

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from bench import schema
-from bench.errors import ConfigError, choices
+from bench.errors import ConfigError, choices, did_you_mean
 from bench.schema import at_least, between
 
 PACKAGED_DEFAULTS = Path(__file__).with_name("defaults.toml")
@@ -294,13 +294,14 @@ def _check_names(config: Config) -> None:
             )
         raise ConfigError(
             f"{where}.dataset = '{config.run.dataset}' is not a dataset; "
+            f"{did_you_mean(config.run.dataset, dataset_names())}"
             f"valid choices: {choices(dataset_names())}"
         )
     for method in config.run.methods:
         if method not in METHODS:
             raise ConfigError(
                 f"{where}.methods has '{method}', which is not a method; "
-                f"valid choices: {choices(METHODS)}"
+                f"{did_you_mean(method, METHODS)}valid choices: {choices(METHODS)}"
             )
     for name, profile in config.profiles.items():
         for method, budget in profile.methods.items():

@@ -5,6 +5,7 @@ Exit codes are the same for every command: 0 ok, 1 failure, 2 bad usage or confi
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Iterable
 
 EXIT_OK = 0
@@ -34,10 +35,19 @@ def choices(values: Iterable[str]) -> str:
     return ", ".join(values) if values else "(none registered)"
 
 
+def did_you_mean(value: str, valid: Iterable[str]) -> str:
+    """``"did you mean 'rddm'? "`` for a near miss of one of ``valid``, else ``""``."""
+    close = difflib.get_close_matches(value, list(valid), n=1, cutoff=0.6)
+    return f"did you mean '{close[0]}'? " if close else ""
+
+
 def require_one_of(value: str, valid: tuple[str, ...], subject: str) -> str:
     """``value`` if it is one of ``valid``, else a UsageError: "<subject> is not one of ..."."""
     if value not in valid:
-        raise UsageError(f"{subject} is not one of {choices(valid)}")
+        hint = did_you_mean(value, valid).strip()
+        raise UsageError(
+            f"{subject} is not one of {choices(valid)}" + (f"; {hint}" if hint else "")
+        )
     return value
 
 

@@ -17,7 +17,7 @@ from typing import IO
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from bench.errors import BenchError
+from bench.errors import BenchError, UsageError
 
 CHUNK = 1 << 20
 
@@ -46,13 +46,14 @@ def atomic_write(path: Path, mode: str = "wb") -> Iterator[IO]:
 
 def ensure_writable(folder: Path, what: str) -> Path:
     """Create ``folder`` if needed and prove a file can be written there; otherwise one
-    BenchError naming the folder, the reason and ``what`` sets it."""
+    UsageError (a setting to change: exit 2) naming the folder, the reason and ``what``
+    sets it."""
     try:
         folder.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryFile(dir=folder):
             pass
     except OSError as error:
-        raise BenchError(
+        raise UsageError(
             f"{folder} cannot be written ({error.strerror or error}); set {what} to a "
             "writable folder"
         ) from None

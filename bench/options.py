@@ -10,6 +10,10 @@ import typer
 from bench import console
 from bench.config import Config, load_config
 
+#: the command line as typed after ``bench`` (click's context meta, set by bench.cli), for
+#: messages that print a command to run next
+ARGV_KEY = "bench.argv"
+
 ConfigOption = Annotated[
     Path | None,
     typer.Option(
@@ -21,6 +25,12 @@ ConfigOption = Annotated[
 ]
 QuietOption = Annotated[bool, typer.Option("--quiet", "-q", help="Print only results and errors.")]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print the result as one JSON document.")]
+
+
+def examples(*lines: str) -> str:
+    """A command's epilog: its example command lines, kept as written (click rewraps every
+    other paragraph to the terminal width; ``\\b`` marks one it must not)."""
+    return "Examples:\n\n\b\n" + "\n".join(lines)
 
 
 def setup(

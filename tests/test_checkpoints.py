@@ -199,3 +199,21 @@ def test_inspect_command_prints_the_format(tmp_path):
     assert record["options"]["mask_channels"] == 1 and record["weights"] == ["ema", "online"]
     bad = CliRunner().invoke(app, ["checkpoint", "inspect", str(tmp_path / "missing.pt")])
     assert bad.exit_code == 2 and "does not exist" in bad.output
+
+
+def test_inspect_shows_what_a_bench_checkpoint_was_trained_under(tmp_path):
+    """bench's own file stores the iteration and the training settings: inspect shows them."""
+    method = build_method("rddm", unet_dim=DIM, unet_mults=MULTS)
+    settings = {"dataset": "synth-shadow", "method": "rddm", "seed": 3, "profile": "smoke",
+                "iterations": 250, "lr": 5e-4, "options": {"sum_scale": 0.01},
+                "dataset_fingerprint": "ab" * 32, "bench_version": "0.1.0"}  # fmt: skip
+    path = tmp_path / "seed3-smoke-0123456789.pt"
+    torch.save({"iteration": 120, "model": method.state_dict(), "settings": settings}, path)
+    result = CliRunner().invoke(app, ["checkpoint", "inspect", str(path), "--json"])
+    assert result.exit_code == 0, result.output
+    stored = json.loads(result.output)["stored"]
+    assert stored["iteration"] == 120 and stored["seed"] == 3 and stored["lr"] == 5e-4
+    assert stored["dataset"] == "synth-shadow" and stored["profile"] == "smoke"
+    assert stored["options"] == {"sum_scale": 0.01}
+    table = CliRunner().invoke(app, ["checkpoint", "inspect", str(path)], terminal_width=200)
+    assert "trained iteration" in table.output and "synth-shadow" in table.output

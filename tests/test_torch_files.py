@@ -141,7 +141,7 @@ def test_resume_refuses_a_crafted_checkpoint_in_the_results_folder(tmp_path):
     )
     (cell,) = expand(config, None, None, {}, None, None, None)
     marker = tmp_path / "ran"
-    target = checkpoint_path(config.paths.results_dir, cell)
+    target = checkpoint_path(config.paths.results_dir, cell, config.tracking.experiment)
     target.parent.mkdir(parents=True)
     crafted("bench", target, marker)
     result = CliRunner().invoke(

@@ -9,17 +9,17 @@ from typing import Annotated
 import typer
 
 from bench import console
-from bench.options import ConfigOption, JsonOption, QuietOption, setup
+from bench.options import ConfigOption, JsonOption, QuietOption, examples, setup
 
 app = typer.Typer(
     help="Checkpoints from bench or the official RDDM, Resfusion and SR3 code.",
     no_args_is_help=True,
 )
 
-EXAMPLE = (
-    "Examples: [bold]bench checkpoint inspect results/model-80.pt[/bold] · "
-    "[bold]bench checkpoint inspect epoch=4999.ckpt --json[/bold] · then "
-    "[bold]bench run istd --methods rddm --checkpoint results/model-80.pt[/bold]"
+EXAMPLE = examples(
+    "bench checkpoint inspect results/model-80.pt",
+    "bench checkpoint inspect epoch=4999.ckpt --json",
+    "bench run istd --methods rddm --checkpoint results/model-80.pt   # then run it",
 )
 
 
@@ -49,6 +49,7 @@ def inspect(
         ("format", record["format"]),
         ("method", record["method"] or f"one of {', '.join(record['candidates'])}"),
         ("weights", ", ".join(record["weights"])),
+        *((f"trained {k}", v) for k, v in record["stored"].items()),
         *((f"option {k}", v) for k, v in record["options"].items()),
         *(
             (f"network {slot}", f"{net['params'] / 1e6:.3f}M params, {net['tensors']} tensors")

@@ -17,13 +17,13 @@ import typer
 
 from bench import console
 from bench.errors import UsageError
-from bench.options import ConfigOption, JsonOption, QuietOption, setup
+from bench.options import ConfigOption, JsonOption, QuietOption, examples, setup
 
-EPILOG = (
-    "Examples: two runs of one store: [bold]bench compare 3f2a... 9c1b...[/bold] · two "
-    "folders of outputs: [bold]bench compare out/rddm out/sr3 --gt data/istd/test/test_C "
-    "--mask-dir data/istd/test/test_B --protocol istd[/bold] · [bold]--json[/bold] for "
-    "scripts"
+EPILOG = examples(
+    "bench compare 3f2a... 9c1b...             # two runs of one store (bench ui)",
+    "bench compare out/rddm out/sr3 --gt data/istd/test/test_C \\",
+    "    --mask-dir data/istd/test/test_B --protocol istd   # two folders of outputs",
+    "bench compare RUN_A RUN_B --json          # for scripts",
 )
 
 

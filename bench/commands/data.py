@@ -20,7 +20,7 @@ from bench.data.verify import (
     synth_info,
 )
 from bench.errors import BenchError
-from bench.options import ConfigOption, JsonOption, QuietOption, setup
+from bench.options import ConfigOption, JsonOption, QuietOption, examples, setup
 
 app = typer.Typer(
     help="Datasets: list, add your own, fetch, verify, prepare, and generate the offline "
@@ -63,12 +63,12 @@ def _report_problems(error: DataError) -> None:
         console.warn(f"... {len(error.problems) - 21} more")
 
 
-@app.command("list", epilog="Example: [bold]bench data list --json[/bold]")
+@app.command("list", epilog=examples("bench data list", "bench data list --json"))
 def list_datasets(
     config_path: ConfigOption = None, quiet: QuietOption = False, as_json: JsonOption = False
 ) -> None:
-    """Known datasets, yours beside the built-in ones: task, splits, status (missing /
-    present / verified) and size on disk."""
+    """Known datasets, yours beside the built-in ones: task, splits, status (missing, not
+    generated for the offline suites, present, verified), size on disk and what to do next."""
     config = setup(config_path, quiet, as_json)
     records = []
     for name in dataset_names():
@@ -76,6 +76,13 @@ def list_datasets(
         root = spec.folder(config.paths.data_root)
         status, size = _status(root)
         info = synth_info(root) if spec.synthetic and status != "missing" else None
+        if spec.synthetic and status == "missing":  # made offline on first use, not fetched
+            status = "not generated"
+        next_step = {
+            "not generated": f"bench data synth {name} (or any bench run on it)",
+            "missing": f"bench data fetch {name}",
+            "present": f"bench data verify {name}",
+        }.get(status, "")
         if info is None and status == "verified":  # the counts the lock recorded
             info = read_lock(root)
         records.append(
@@ -90,6 +97,7 @@ def list_datasets(
                 "size_bytes": size,
                 "path": str(root),
                 "fingerprint": fingerprint(root) if status == "verified" else None,
+                "next": next_step,
             }
         )
     rows = [
@@ -98,17 +106,20 @@ def list_datasets(
             r["task"],
             ", ".join(f"{s} {'?' if n is None else n}" for s, n in r["splits"].items()),
             r["status"],
-            _human(r["size_bytes"]) if r["status"] != "missing" else "-",
+            _human(r["size_bytes"]) if r["size_bytes"] else "-",
+            r["next"],
         )
         for r in records
     ]
     table = console.table(
-        f"datasets in {config.paths.data_root}", ["name", "task", "splits", "status", "size"], rows
+        f"datasets in {config.paths.data_root}",
+        ["name", "task", "splits", "status", "size", "next"],
+        rows,
     )
     console.emit(records, table)
 
 
-@app.command(epilog="Example: [bold]bench data fetch cifar10[/bold]")
+@app.command(epilog=examples("bench data fetch cifar10"))
 def fetch(
     name: NameArgument,
     path: PathOption = None,
@@ -142,7 +153,7 @@ def fetch(
     console.info(f"done; now run `bench data verify {name}`")
 
 
-@app.command(epilog="Example: [bold]bench data verify istd --path /data/ISTD[/bold]")
+@app.command(epilog=examples("bench data verify istd --path /data/ISTD"))
 def verify(
     name: NameArgument,
     path: PathOption = None,
@@ -182,7 +193,7 @@ def verify(
     console.emit(record, console.table(f"{name}: verified", ["item", "value"], rows))
 
 
-@app.command(epilog="Example: [bold]bench data prepare gopro[/bold]")
+@app.command(epilog=examples("bench data prepare gopro"))
 def prepare(
     name: NameArgument,
     path: PathOption = None,
@@ -197,9 +208,7 @@ def prepare(
     typer.echo(run_prepare(spec, _root(spec, config.paths.data_root, path)))
 
 
-@app.command(
-    epilog="Example: [bold]bench data synth synth-shadow --seed 1 --out /tmp/shadow[/bold]"
-)
+@app.command(epilog=examples("bench data synth synth-shadow --seed 1 --out /tmp/shadow"))
 def synth(
     name: NameArgument,
     out: Annotated[
@@ -231,10 +240,11 @@ LAYOUT_HELP = (
 
 
 @app.command(
-    epilog="Examples:\n\n"
-    "[bold]bench data add mypairs --path ~/pairs --task deraining[/bold]\n\n"
-    "[bold]bench data add myistd --path ~/ISTD_Dataset[/bold]  (train/train_A ... test/test_C)\n\n"
-    "[bold]bench data add lab --path ~/lab --task low-light --test-fraction 0.1[/bold]"
+    epilog=examples(
+        "bench data add mypairs --path ~/pairs --task deraining",
+        "bench data add myistd --path ~/ISTD_Dataset   # train/train_A ... test/test_C",
+        "bench data add lab --path ~/lab --task low-light --test-fraction 0.1",
+    )
 )
 def add(
     name: NameArgument,
@@ -300,7 +310,7 @@ def add(
     console.info(f"next: `bench run {name}`")
 
 
-@app.command(epilog="Example: [bold]bench data remove mypairs[/bold]")
+@app.command(epilog=examples("bench data remove mypairs"))
 def remove(
     name: NameArgument, config_path: ConfigOption = None, quiet: QuietOption = False
 ) -> None:

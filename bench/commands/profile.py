@@ -7,9 +7,9 @@ from typing import Annotated
 import typer
 
 from bench import console
-from bench.options import ConfigOption, JsonOption, QuietOption, setup
+from bench.options import ConfigOption, JsonOption, QuietOption, examples, setup
 
-EXAMPLE = "Example: bench profile rddm --size 256 --json"
+EXAMPLE = examples("bench profile rddm --size 256 --json")
 
 
 def profile(

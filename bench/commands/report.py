@@ -22,16 +22,13 @@ import typer
 from bench import console
 from bench.errors import BenchError
 from bench.files import atomic_write
-from bench.options import ConfigOption, JsonOption, QuietOption, setup
+from bench.options import ConfigOption, JsonOption, QuietOption, examples, setup
 
-EXAMPLE = """Examples:
-
-  bench report                                  # reports/<experiment>/report.md and plots/
-
-  bench report --experiment quick --out /tmp/quick-report
-
-  bench report --list                           # the tables and how complete each is
-"""
+EXAMPLE = examples(
+    "bench report                         # reports/<experiment>/report.md and plots/",
+    "bench report --experiment quick --out /tmp/quick-report",
+    "bench report --list                  # the tables and how complete each is",
+)
 
 PLOTS = {
     "learning.png": "Learning curves: the headline metric of the EMA against iterations",

@@ -4,38 +4,33 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import shlex
 import tomllib
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from baselines.registry import registered_names
 from bench import console
 from bench.conventions import HEADLINES, MetricKey, base_of
-from bench.errors import EXIT_FAILURE, UsageError
-from bench.options import ConfigOption, JsonOption, QuietOption, setup
+from bench.errors import EXIT_FAILURE, BenchError, UsageError
+from bench.options import ARGV_KEY, ConfigOption, JsonOption, QuietOption, examples, setup
 
 if TYPE_CHECKING:  # types only: importing the runner loads torch, which --help must not
     from bench.config import Config
     from bench.runner.cell import CellRecord, RunContext
     from bench.runner.grid import GridResult
 
-EXAMPLE = """Examples:
-
-  bench run                                   # embedded offline default: synth-shadow, smoke profile
-
-  bench run istd --methods rddm,resfusion,sr3 --profile paper --seeds 0,1,2
-
-  bench run synth-shadow --methods rddm,sr3 --iters 50 --steps 2 --experiment quick
-
-  bench run --table rddm-table-10 --seeds 0,1,2   # every cell of RDDM Table 10
-
-  bench run istd --profile paper --nproc 8        # each cell on 8 GPUs (DDP)
-
-  bench run istd --seeds 0,1,2 --jobs 3           # three cells at once on this machine
-
-  bench run --table rddm-table-10 --executor slurm   # one Slurm job per cell (bench.toml: slurm)
-"""
+EXAMPLE = examples(
+    "bench run                             # offline default: synth-shadow, smoke",
+    "bench run istd -m rddm,resfusion,sr3 --profile paper --seeds 0,1,2",
+    "bench run synth-shadow -m rddm,sr3 --iters 50 --steps 2 --experiment quick",
+    "bench run --table rddm-table-10 --seeds 0,1,2     # every cell of Table 10",
+    "bench run istd --profile paper --nproc 8          # each cell on 8 GPUs",
+    "bench run istd --seeds 0,1,2 --jobs 3             # three cells at once",
+    "bench run --table rddm-table-10 --executor slurm  # a Slurm job per cell",
+)
 
 #: metrics shown in the printed table, in this order, after which come the headline metrics
 #: any other protocol declares (bench/conventions.py); everything is logged to MLflow
@@ -45,13 +40,18 @@ SHOWN = (
 )  # fmt: skip
 
 
-def _split(value: str | None, kind: type = str) -> list | None:
+def _split(value: str | None, option: str, kind: type = str) -> list | None:
+    """``--seeds 0,1,2`` -> [0, 1, 2]; a bad item names the option and an example."""
     if value is None:
         return None
     try:
         return [kind(item.strip()) for item in value.split(",") if item.strip()]
     except ValueError:
-        raise UsageError(f"'{value}' is not a comma-separated list of {kind.__name__}s") from None
+        example = "0,1,2" if kind is int else "a,b"
+        raise UsageError(
+            f"{option} '{value}' is not a comma-separated list of {kind.__name__}s, e.g. "
+            f"{option} {example}"
+        ) from None
 
 
 def parse_options(items: list[str]) -> dict[str, Any]:
@@ -73,11 +73,19 @@ def parse_options(items: list[str]) -> dict[str, Any]:
 
 
 def run(
+    ctx: typer.Context,
     dataset: Annotated[
         str | None, typer.Argument(help="Dataset name (`bench data list`) [default: run.dataset].")
     ] = None,
     methods: Annotated[
-        str | None, typer.Option("--methods", "-m", help="Comma-separated method names.")
+        str | None,
+        typer.Option(
+            "--methods",
+            "-m",
+            help="Comma-separated method names [default: run.methods of the config]: "
+            f"{', '.join(registered_names(plugins=False))}, and those of --methods-from and "
+            "installed plugins.",
+        ),
     ] = None,
     methods_from: Annotated[
         list[Path] | None,
@@ -199,9 +207,9 @@ def run(
     overrides = {
         "run": {
             "dataset": dataset,
-            "methods": _split(methods),
+            "methods": _split(methods, "--methods"),
             "profile": profile,
-            "seeds": _split(seeds, int),
+            "seeds": _split(seeds, "--seeds", int),
             "device": device,
         },
         "tracking": {"uri": tracking_uri, "experiment": experiment},
@@ -212,6 +220,7 @@ def run(
     if precision not in (None, "fp32", "bf16"):
         raise UsageError(f"--precision '{precision}' is not known; valid choices: bf16, fp32")
     invocation |= {"executor": executor, "jobs": jobs, "nproc": nproc}
+    invocation["argv"] = ctx.meta.get(ARGV_KEY, ["run"])
     if table is None:
         config = setup(config_path, quiet, as_json, overrides)
         failed = _run_grid(config, iters, steps, parse_options(option or []), **invocation)
@@ -296,9 +305,11 @@ def _run_grid(
     executor: str,
     jobs: int,
     nproc: int,
+    argv: list[str],
     **invocation: Any,
 ) -> bool:
     """One grid (dataset x methods x seeds) under one parent run; True if a cell failed.
+    ``argv``: the command as typed, for the --resume line printed after Ctrl-C.
     The command plans and renders; bench.runner executes."""
     from bench.runner import distributed
     from bench.runner.executors import make_executor
@@ -311,17 +322,49 @@ def _run_grid(
         f"tracking {context.tracking_uri}"
     )
     output = (console.state.quiet, console.state.json)
-    if nproc > 1:
-        result = distributed.launch(nproc, grid_worker, config, cells, context, output)
-    else:
-        engine = make_executor(
-            executor, jobs, config.slurm, config.paths.results_dir, config.source.parent
-        )
-        result = run_as_rank(config, cells, context, output, engine)
+    try:
+        if nproc > 1:
+            result = distributed.launch(nproc, grid_worker, config, cells, context, output)
+        else:
+            engine = make_executor(
+                executor, jobs, config.slurm, config.paths.results_dir, config.source.parent
+            )
+            result = run_as_rank(config, cells, context, output, engine)
+    except KeyboardInterrupt:
+        raise Interrupted(_interrupted(context, cells, argv)) from None
     if result is None:  # a rank other than 0: rank 0 reports
         return False
     _render(config, context, result)
     return bool(result.failed)
+
+
+class Interrupted(BenchError):
+    """Ctrl-C during a grid: what was kept and the command that continues it."""
+
+    exit_code = 130
+
+
+def _interrupted(context: RunContext, cells: list, argv: list[str]) -> str:
+    """What Ctrl-C left behind, and the ``--resume`` command that continues the grid."""
+    from bench.runner.cell import checkpoint_path
+
+    kept = [
+        c for c in cells if checkpoint_path(context.results_dir, c, context.experiment).is_file()
+    ]
+    argv = list(argv)
+    if "--resume" not in argv:
+        argv.append("--resume")
+    command = "bench " + " ".join(shlex.quote(arg) for arg in argv)
+    where = (
+        f"checkpoints are kept for {', '.join(c.key for c in kept)} "
+        f"(under {context.results_dir / 'checkpoints'})"
+        if kept
+        else "no cell had reached a checkpoint"
+    )
+    return (
+        f"interrupted: the unfinished runs are marked KILLED in {context.tracking_uri}; "
+        f"{where}; continue the grid with: {command}"
+    )
 
 
 def _plan(
@@ -351,13 +394,19 @@ def _plan(
         from bench.runner.cell import checkpoint_path, resume_problem
         from bench.torch_files import check_torch_file
 
+        experiment = config.tracking.experiment
         for cell in cells:
-            problem = resume_problem(config.paths.results_dir, cell, trust)
+            problem = resume_problem(config.paths.results_dir, cell, experiment, trust)
             if problem:
                 raise UsageError(problem)
-            existing = checkpoint_path(config.paths.results_dir, cell)
+            existing = checkpoint_path(config.paths.results_dir, cell, experiment)
             if existing.is_file():  # a file in a shared results folder can run code
                 check_torch_file(existing, trust)
+            else:
+                console.info(
+                    f"{cell.key}: --resume found no checkpoint of these settings in experiment "
+                    f"'{experiment}': it trains from the start"
+                )
     if checkpoint is not None:  # a file that fits no cell stops here, before any work
         from bench.checkpoints import check_method, check_weights, read_checkpoint
 

@@ -16,13 +16,12 @@ import typer
 
 from bench import console
 from bench.files import atomic_write
-from bench.options import ConfigOption, JsonOption, QuietOption, setup
+from bench.options import ConfigOption, JsonOption, QuietOption, examples, setup
 
-EPILOG = (
-    "Example: [bold]bench score results/istd data/istd/test/test_C "
-    "--mask-dir data/istd/test/test_B --protocol istd[/bold] · released outputs named "
-    "95-1_free.png: [bold]--match '(?P<id>.+)_free'[/bold] · how much is convention: "
-    "[bold]--audit[/bold]"
+EPILOG = examples(
+    "bench score results/istd data/istd/test/test_C --mask-dir data/istd/test/test_B -p istd",
+    "bench score released/ data/istd/test/test_C -p istd --match '(?P<id>.+)_free'  # 95-1_free.png",
+    "bench score results/istd data/istd/test/test_C -p istd --audit   # how much is convention",
 )
 
 
@@ -42,14 +41,15 @@ def score(
     pred_dir: Annotated[Path, typer.Argument(help="Folder of result images.")],
     gt_dir: Annotated[Path, typer.Argument(help="Folder of ground-truth (or reference) images.")],
     protocol_name: Annotated[
-        str,
+        str | None,
         typer.Option(
             "--protocol",
             "-p",
             help="Evaluation protocol, e.g. istd, lol, raindrop, gopro, sid, rgb, generation "
-            "(an unknown name lists every registered one).",
+            "(an unknown name lists every registered one) [default: the paper protocol of the "
+            "dataset GT belongs to, else rgb].",
         ),
-    ],
+    ] = None,
     mask_dir: Annotated[
         Path | None, typer.Option(help="Folder of shadow masks (istd: test_B).")
     ] = None,
@@ -91,6 +91,9 @@ def score(
 
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
+    if protocol_name is None:
+        protocol_name, why = default_protocol(gt_dir, config.paths.data_root)
+        console.info(f"protocol {protocol_name}: {why}; pass --protocol to choose another")
     if audit:
         _audit(pred_dir, gt_dir, protocol_name, mask_dir, csv, match, device, batch, config)
         return
@@ -107,7 +110,7 @@ def score(
     for warning in result.warnings:
         console.warn(warning)
     rows = [(name, _fmt(value)) for name, value in result.summary.items()]
-    rows += [(name, f"unavailable: {reason}") for name, reason in result.unavailable.items()]
+    rows += [(name, "unavailable (below)") for name in result.unavailable]
     title = f"protocol {protocol.name} — {protocol.table} — {result.meta['n_images']} images"
     console.emit(
         {
@@ -123,7 +126,26 @@ def score(
         },
         console.table(title, ["metric", "value"], rows),
     )
+    # one line per reason (ISTD without masks: eight region metrics, one reason)
+    reasons: dict[str, list[str]] = {}
+    for name, reason in result.unavailable.items():
+        reasons.setdefault(reason, []).append(name)
+    for reason, names in reasons.items():
+        console.warn(f"{', '.join(names)} unavailable: {reason}")
     console.info(f"per-image scores: {csv}")
+
+
+def default_protocol(gt_dir: Path, data_root: Path) -> tuple[str, str]:
+    """The paper protocol of the registered dataset whose folder holds ``gt_dir``, else
+    ``rgb``; with the reason, for the line that says which was taken."""
+    from bench.data import dataset_names, get_dataset
+
+    inside = gt_dir.resolve()
+    for name in dataset_names():
+        spec = get_dataset(name)
+        if spec.kind != "unpaired" and inside.is_relative_to(spec.folder(data_root).resolve()):
+            return spec.protocol, f"{gt_dir} is in dataset {name}'s folder"
+    return "rgb", f"{gt_dir} is in no registered dataset's folder: a plain pair of folders"
 
 
 def _audit(pred_dir, gt_dir, base, mask_dir, csv, match, device, batch, config) -> None:

@@ -15,9 +15,9 @@ import typer
 
 from bench import console
 from bench.errors import BenchError
-from bench.options import ConfigOption, QuietOption, setup
+from bench.options import ConfigOption, QuietOption, examples, setup
 
-EXAMPLE = "Example: bench ui --port 5001   (then open http://127.0.0.1:5001)"
+EXAMPLE = examples("bench ui --port 5001   # then open http://127.0.0.1:5001")
 HOST = "127.0.0.1"  # never another interface: the store holds unpublished results
 
 

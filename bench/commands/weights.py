@@ -10,7 +10,7 @@ import typer
 from bench import console
 from bench import weights as weight_files
 from bench.errors import BenchError
-from bench.options import ConfigOption, JsonOption, QuietOption, setup
+from bench.options import ConfigOption, JsonOption, QuietOption, examples, setup
 
 app = typer.Typer(
     help="Weights the metrics need (LPIPS AlexNet, torch-fidelity Inception).",
@@ -18,7 +18,7 @@ app = typer.Typer(
 )
 
 
-@app.command(epilog="Example: [bold]bench weights status --json[/bold]")
+@app.command(epilog=examples("bench weights status", "bench weights status --json"))
 def status(
     config_path: ConfigOption = None, quiet: QuietOption = False, as_json: JsonOption = False
 ) -> None:
@@ -38,7 +38,7 @@ def status(
         console.info(f"missing weights: {weight_files.FIX_HINT}")
 
 
-@app.command(epilog="Example: [bold]bench weights fetch alexnet[/bold]")
+@app.command(epilog=examples("bench weights fetch alexnet"))
 def fetch(
     keys: Annotated[
         list[str] | None,
@@ -70,9 +70,7 @@ def fetch(
         raise BenchError(f"{len(failures)} of {len(specs)} downloads failed: {failures[0]}")
 
 
-@app.command(
-    "import", epilog="Example: [bold]bench weights import ~/alexnet-owt-7be5be79.pth[/bold]"
-)
+@app.command("import", epilog=examples("bench weights import ~/alexnet-owt-7be5be79.pth"))
 def import_(
     file: Annotated[Path, typer.Argument(help="The weights file obtained elsewhere.")],
     key: Annotated[

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import time
 import traceback
 from collections.abc import Iterator
@@ -118,19 +119,28 @@ def training_settings(cell: Cell) -> dict[str, Any]:
     return json.loads(json.dumps(settings | {"bench_version": __version__}, default=str))
 
 
-def checkpoint_path(results_dir: Path, cell: Cell) -> Path:
-    """``checkpoints/<dataset>/<method>/seed<seed>-<profile>-<settings hash>.pt``."""
+def checkpoint_path(results_dir: Path, cell: Cell, experiment: str) -> Path:
+    """``checkpoints/<experiment>/<dataset>/<method>/seed<seed>-<profile>-<settings hash>.pt``:
+    --resume continues this experiment's grid, never a checkpoint another experiment left."""
     text = json.dumps(training_settings(cell), sort_keys=True)
     digest = hashlib.sha256(text.encode()).hexdigest()[:10]
-    folder = results_dir / "checkpoints" / cell.dataset / cell.method
+    folder = results_dir / "checkpoints" / _folder_name(experiment) / cell.dataset / cell.method
     return folder / f"seed{cell.seed}-{cell.profile}-{digest}.pt"
 
 
-def resume_problem(results_dir: Path, cell: Cell, trust: bool = False) -> str | None:
+def _folder_name(name: str) -> str:
+    """An experiment name as one folder name (MLflow allows '/' and spaces in names)."""
+    return re.sub(r"[^A-Za-z0-9._-]", "_", name) or "_"
+
+
+def resume_problem(
+    results_dir: Path, cell: Cell, experiment: str, trust: bool = False
+) -> str | None:
     """Why --resume cannot continue ``cell``: only checkpoints trained under other settings
-    exist for its dataset, method, seed and profile. None when it can (or nothing exists).
-    The checkpoints are read weights-only unless ``trust`` (results folders may be shared)."""
-    path = checkpoint_path(results_dir, cell)
+    exist for its dataset, method, seed and profile in this experiment. None when it can (or
+    nothing exists). The checkpoints are read weights-only unless ``trust`` (results folders
+    may be shared)."""
+    path = checkpoint_path(results_dir, cell, experiment)
     if path.is_file():
         return None
     others = sorted(path.parent.glob(f"seed{cell.seed}-{cell.profile}-*.pt"))
@@ -494,7 +504,7 @@ def train_cell(
     train_split = open_split(
         cell.dataset, root, spec.train_split, image_size=cell.image_size, train=True
     )
-    checkpoint = checkpoint_path(context.results_dir, cell)
+    checkpoint = checkpoint_path(context.results_dir, cell, context.experiment)
     settings = training_settings(cell) | {"dataset_fingerprint": data_fingerprint}
     on_eval = None
     if cell.eval_every and World.current().is_main:

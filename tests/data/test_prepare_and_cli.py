@@ -163,6 +163,11 @@ def test_fetch_manual_source_prints_where_to_put_files(config_file):
 
 
 def test_list_verify_and_synth_commands(config_file):
+    before = {r["name"]: r for r in json.loads(run(config_file, "list", "--json").stdout)}
+    # an offline suite is generated, not fetched: said so, with the command
+    assert before["synth-rain"]["status"] == "not generated"
+    assert before["synth-rain"]["next"].startswith("bench data synth synth-rain")
+    assert before["istd"]["next"] == "bench data fetch istd"
     result = run(
         config_file, "synth", "synth-shadow", "--train-count", "4", "--test-count", "2", "--json"
     )
@@ -192,6 +197,7 @@ def test_verify_path_option_and_present_status(config_file, small_shadow):
     (config_file.parent / "data" / "lol").mkdir(parents=True)
     listing = {r["name"]: r for r in json.loads(run(config_file, "list", "--json").stdout)}
     assert listing["lol"]["status"] == "present"
+    assert listing["lol"]["next"] == "bench data verify lol"
 
 
 def test_synth_output_is_identical_across_processes(tmp_path, config_file):

@@ -196,3 +196,33 @@ def test_audit_scores_every_convention_and_agrees_with_each_variant(folders, cli
     assert "the last column divides each move by its half-width" in " ".join(text.split())
     generation = _score(config, pred, gt, "-p", "celeba", "--audit")
     assert generation.exit_code == 2 and "has no audit" in generation.output
+
+
+def test_the_protocol_defaults_to_the_datasets_or_rgb(folders, cli_config):
+    pred, gt, _ = folders
+    config, _ = cli_config
+    plain = _score(config, pred, gt)
+    assert plain.exit_code == 0, plain.output
+    text = " ".join(plain.output.split())
+    assert "protocol rgb:" in text and "a plain pair of folders" in text
+    # ground truth inside a registered dataset's folder: that dataset's paper protocol
+    inside = config.parent / "data" / "synth-shadow" / "test" / "test_C"
+    inside.parent.mkdir(parents=True)
+    gt.rename(inside)
+    shadow = _score(config, pred, inside)
+    assert "protocol istd: " in " ".join(shadow.output.split())
+
+
+def test_metrics_unavailable_for_one_reason_are_said_once(folders, cli_config):
+    """ISTD without masks: the region metrics share one reason, said in one line; LPIPS's
+    long reason stays out of the table."""
+    pred, gt, _ = folders
+    config, _ = cli_config
+    result = _score(config, pred, gt, "-p", "istd")
+    assert result.exit_code == 0, result.output
+    lines = [line for line in result.output.splitlines() if "unavailable:" in line]
+    reasons = [line.split("unavailable:", 1)[1] for line in lines]
+    assert len(reasons) == len(set(reasons)) and len(lines) <= 2
+    assert any("psnr_s" in line and "psnr_ns" in line for line in lines)
+    table = [line for line in result.output.splitlines() if line.startswith("│")]
+    assert max(len(line) for line in table) < 100

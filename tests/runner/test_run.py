@@ -425,7 +425,10 @@ def test_resume_refuses_a_checkpoint_trained_under_other_settings(reference):
     from bench.runner.cell import checkpoint_path
 
     other = dataclasses.replace(cell, lr=cell.lr * 2)
-    checkpoint_path(context.results_dir, cell).rename(checkpoint_path(context.results_dir, other))
+    here, there = (
+        checkpoint_path(context.results_dir, c, context.experiment) for c in (cell, other)
+    )
+    here.rename(there)
     record = run_cell(other, dataclasses.replace(context, resume=True))
     assert record.status == FAILED and "lr=" in record.error and "drop --resume" in record.error
 
@@ -477,9 +480,60 @@ def test_bf16_sampling_of_the_same_weights_stays_within_0_05_db(reference):
     from bench.runner.cell import checkpoint_path
 
     _, cell, context, trained = reference
-    weights = dataclasses.replace(context, checkpoint=checkpoint_path(context.results_dir, cell))
+    saved = checkpoint_path(context.results_dir, cell, context.experiment)
+    weights = dataclasses.replace(context, checkpoint=saved)
     fp32 = run_cell(cell, weights)
     bf16 = run_cell(dataclasses.replace(cell, precision="bf16"), weights)
     assert fp32.status == bf16.status == FINISHED
     assert fp32.metrics["istd/psnr_all"] == trained.metrics["istd/psnr_all"]  # same weights
     assert abs(bf16.metrics["istd/psnr_all"] - fp32.metrics["istd/psnr_all"]) < 0.05
+
+
+def test_ctrl_c_says_what_was_kept_and_the_command_that_continues(tmp_path, monkeypatch):
+    """Interrupted mid-training: exit 130, the runs KILLED, the checkpoint kept, and the exact
+    --resume command, which then continues the cell from its checkpoint."""
+    config = short_config(tmp_path)
+    calls = {"n": 0}
+    original = train_module.NetworkClock.backward
+
+    def interrupt_at_fifth(self, loss):
+        calls["n"] += 1
+        if calls["n"] == 5:
+            raise KeyboardInterrupt
+        original(self, loss)
+
+    monkeypatch.setattr(train_module.NetworkClock, "backward", interrupt_at_fifth)
+    args = ["run", "-c", str(config), "-m", "rddm-sm-res", "--seeds", "0"]
+    result = CliRunner().invoke(app, args, terminal_width=300)
+    monkeypatch.setattr(train_module.NetworkClock, "backward", original)
+    assert result.exit_code == 130, result.output
+    text = " ".join(result.output.split())
+    assert "interrupted: the unfinished runs are marked KILLED" in text
+    assert "checkpoints are kept for synth-shadow/rddm-sm-res/seed0/smoke" in text
+    command = f"bench run -c {config} -m rddm-sm-res --seeds 0 --resume"
+    assert f"continue the grid with: {command}" in text
+    resumed = CliRunner().invoke(app, command.split()[1:], terminal_width=300)
+    assert resumed.exit_code == 0, resumed.output
+    assert "resuming from" in " ".join(resumed.output.split())
+
+
+def test_resume_continues_this_experiment_and_says_what_each_cell_does(reference):
+    """A checkpoint of other settings left by another experiment is not this grid's: --resume
+    in a new experiment trains afresh and says so, instead of refusing."""
+    tmp_path, _, _, _ = reference
+    config = ["-c", str(short_config(tmp_path)), "-m", "rddm-sm-res", "--seeds", "0"]
+    result = CliRunner().invoke(
+        app, ["run", *config, "--iters", "3", "--experiment", "other", "--resume"],
+        terminal_width=300,
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    text = " ".join(result.output.split())
+    assert (
+        "synth-shadow/rddm-sm-res/seed0/smoke: --resume found no checkpoint of these settings "
+        "in experiment 'other': it trains from the start"
+    ) in text
+    again = CliRunner().invoke(
+        app, ["run", *config, "--iters", "3", "--experiment", "other", "--resume"],
+        terminal_width=300,
+    )  # fmt: skip
+    assert again.exit_code == 0 and "resuming from" in " ".join(again.output.split())

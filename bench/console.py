@@ -143,20 +143,26 @@ def _progress_lines(description: str, total: float | None):
 
     started = last = time.monotonic()
     done = 0.0
+    first: tuple[float, float] | None = None  # (time, count) at the first step's end
 
     def advance(n: float = 1, **fields: Any) -> None:
-        nonlocal done, last
+        nonlocal done, last, first
         done += n
         now = time.monotonic()
+        if first is None:
+            # the first step carries the warm-up (allocation, caches, lazy imports): the rate
+            # is measured from its end, or the first estimate is many times too long
+            first = (now, done)
         finished = total is not None and done >= total
         if now - last < LOG_EVERY_SECONDS and not finished:
             return
         last = now
         elapsed = now - started
         count = f"{done:g}/{total:g}" if total else f"{done:g}"
+        since, counted = now - first[0], done - first[1]
         eta = (
-            f", about {elapsed / done * (total - done):.0f} s left"
-            if total and 0 < done < total
+            f", about {since / counted * (total - done):.0f} s left"
+            if total and counted > 0 and done < total
             else ""
         )
         status = f" {_fields(fields)}" if fields else ""

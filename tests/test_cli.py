@@ -98,7 +98,23 @@ def test_progress_without_a_terminal_prints_lines_with_loss(capsys, monkeypatch)
             advance(loss=0.5 / (i + 1))
     lines = capsys.readouterr().err.strip().splitlines()
     assert lines[-1].startswith("training rddm: 3/3 loss 0.1667")
-    assert "s left" in lines[0]
+    assert "s left" in lines[1]
+
+
+def test_the_time_left_leaves_out_the_first_steps_warm_up(capsys, monkeypatch):
+    """A 100 s first step (warm-up), then 1 s per step: after 11 of 50 steps, 39 s are left,
+    not the ~390 s the average since the start would say."""
+    from bench import console
+
+    clock = iter([0.0, 100.0, *(100.0 + k for k in range(1, 60))])
+    monkeypatch.setattr("time.monotonic", lambda: next(clock))
+    monkeypatch.setattr(console, "LOG_EVERY_SECONDS", 0.0)
+    with console.progress_bar("training", 50) as advance:
+        for _ in range(11):
+            advance()
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert "s left" not in lines[0]  # one step: no rate yet
+    assert lines[-1] == "training: 11/50 (110 s, about 39 s left)"
 
 
 def test_cli_start_up_imports_no_heavy_library():

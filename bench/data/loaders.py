@@ -278,8 +278,10 @@ class PairedDataset(_SplitDataset):
 
 
 class UnpairedDataset(_SplitDataset):
-    """Single images (generation, inpainting); with an input folder (translation) an input
-    from the other domain is drawn by index, without any pairing."""
+    """Single images (generation, inpainting); with an input folder (translation) every
+    input image is one item, with a target of the other domain drawn by index, without any
+    pairing: RDDM's translation dataset is as long as its input list and names each output
+    after its input (docs/datasets.md, "AFHQ")."""
 
     def __init__(self, spec: DatasetSpec, files: SplitFiles, options: Preprocess) -> None:
         super().__init__(spec, files, options)
@@ -287,12 +289,14 @@ class UnpairedDataset(_SplitDataset):
         self.inputs = files.singles.get("input", [])
 
     def __len__(self) -> int:
-        return len(self.targets)
+        return len(self.inputs) if self.inputs else len(self.targets)
 
     def __getitem__(self, index: int) -> dict[str, Any]:
-        item = self._single(self.targets[index])
-        if self.inputs:
-            item["input"] = self._single(self.inputs[index % len(self.inputs)])["target"]
+        if not self.inputs:
+            return self._single(self.targets[index])
+        item = self._single(self.inputs[index])  # named after the input
+        item["input"] = item["target"]
+        item["target"] = self._single(self.targets[index % len(self.targets)])["target"]
         return item
 
     def _single(self, path: Path) -> dict[str, Any]:

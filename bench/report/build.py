@@ -293,7 +293,11 @@ class ReportBuilder:
             shown.add(identity)
             lines += self.measured_rows(table, row, row_slots, layout)
         parts = [f"## {heading(table)}: {table.title}", ""]
-        parts += [f"Source: {table.location}. Reproduce: `bench run --table {table.id}`.", ""]
+        page = f"page {table.page}" if table.page is not None else "page not known"
+        parts += [
+            f"Source: {table.location} ({page}). Reproduce: `bench run --table {table.id}`.",
+            "",
+        ]
         parts += [md_table(header, lines), ""]
         if table.notes:
             parts += ["Notes from the published data:", ""]

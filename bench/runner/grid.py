@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import hashlib
+import json
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -64,7 +67,12 @@ class GridResult:
 
 
 def score_identity(cell: Cell, context: RunContext) -> CellRecord:
-    """Score the degraded input as the output; the record is logged by :func:`log_identity`."""
+    """Score the degraded input as the output; the record is logged by :func:`log_identity`.
+    The scores are kept under ``<results>/identity/``, keyed by everything they depend on
+    (:func:`identity_key`): a second run on the same data reads them instead of scoring
+    again."""
+    import pandas as pd
+
     from bench.data import ensure_dataset, get_dataset, open_split
 
     started = time.perf_counter()
@@ -72,6 +80,17 @@ def score_identity(cell: Cell, context: RunContext) -> CellRecord:
     try:
         spec = get_dataset(cell.dataset)
         root = ensure_dataset(cell.dataset, context.data_root)
+        key = identity_key(cell, spec, root, context)
+        cached = context.results_dir / "identity" / f"{key}.json" if key else None
+        if cached is not None and cached.is_file():
+            kept = json.loads(cached.read_text())
+            record.metrics, record.unavailable = kept["metrics"], kept["unavailable"]
+            record.subset, record.per_image = kept["subset"], pd.DataFrame(kept["per_image"])
+            record.status = FINISHED
+            console.info(f"identity baseline: the scores kept in {cached}")
+            record.seconds = time.perf_counter() - started
+            return record
+        console.info(f"scoring the identity baseline on {cell.dataset}")
         split = open_split(
             cell.dataset, root, spec.test_split, image_size=cell.image_size, train=False
         )
@@ -83,10 +102,46 @@ def score_identity(cell: Cell, context: RunContext) -> CellRecord:
         record.unavailable = logged(cell.protocol, scores.unavailable)
         record.per_image = scores.per_image
         record.status = FINISHED
+        if cached is not None:
+            kept = {"metrics": record.metrics, "unavailable": record.unavailable,
+                    "subset": record.subset, "per_image": scores.per_image.to_dict("list")}  # fmt: skip
+            with atomic_write(cached, "w") as handle:
+                json.dump(kept, handle)
     except Exception as error:
         record.error = f"{type(error).__name__}: {error}"
     record.seconds = time.perf_counter() - started
     return record
+
+
+def identity_key(cell: Cell, spec: Any, root: Any, context: RunContext) -> str | None:
+    """What the identity's scores depend on, hashed: the data (its lock's fingerprint) and
+    manifest, the protocol, the size and number of images scored, the metric weights present
+    and bench's own code. None for data never verified (nothing to key it by)."""
+    from bench.data.verify import fingerprint
+
+    data = fingerprint(root)
+    if data is None:
+        return None
+    package = Path(__file__).resolve().parents[1]
+    code = hashlib.sha256()
+    for path in sorted(package.rglob("*.py")):
+        code.update(path.read_bytes())
+    weights = context.weights_dir
+    present = (
+        sorted((p.name, p.stat().st_size) for p in weights.iterdir()) if weights.is_dir() else []
+    )
+    parts = {
+        "dataset": cell.dataset,
+        "fingerprint": data,
+        "manifest": hashlib.sha256(spec.manifest.read_bytes()).hexdigest() if spec.manifest else "",
+        "protocol": cell.protocol,
+        "image_size": cell.image_size,
+        "eval_images": cell.eval_images,
+        "weights": present,
+        "code": code.hexdigest(),
+    }
+    digest = hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:16]
+    return f"{cell.dataset}-{cell.protocol}-{digest}"
 
 
 def log_identity(record: CellRecord, context: RunContext, tracker: Tracker) -> None:
@@ -124,7 +179,6 @@ def run_grid(
             prepare_data(cells, context, world)
             identity = None
             if world.is_main and cells and _is_restoration(cells[0]):
-                console.info(f"scoring the identity baseline on {cells[0].dataset}")
                 identity = score_identity(cells[0], context)
         finally:
             tracker = opening.result()  # the store's error, if any, wins

@@ -259,15 +259,18 @@ def test_inpainting_centre_box(tmp_path):
     assert torch.equal(item["input"] * (1 - box), item["target"] * (1 - box))
 
 
-def test_translation_draws_input_from_the_other_domain(tmp_path):
+def test_translation_runs_dog_to_cat_over_every_input(tmp_path):
+    """RDDM's experiment 5: folder = [cat.flist, dog.flist, dog_test.flist], read as ground
+    truth = cat and input = dog; the dataset is as long as its input list."""
     write_png(tmp_path / "val" / "cat" / "c1.png", np.zeros((16, 16, 3), np.uint8))
     write_png(tmp_path / "val" / "dog" / "d1.png", np.full((16, 16, 3), 255, np.uint8))
     write_png(tmp_path / "val" / "dog" / "d2.png", np.full((16, 16, 3), 255, np.uint8))
     ds = open_spec_split(
         unpaired_spec("afhq", ["val"]), tmp_path, "val", image_size=16, train=False
     )
-    assert len(ds) == 2
-    assert (ds[1]["input"] == -1).all() and (ds[1]["target"] == 1).all()
+    assert len(ds) == 2  # every dog
+    assert (ds[1]["input"] == 1).all() and (ds[1]["target"] == -1).all()  # dog in, cat out
+    assert ds[1]["name"] == "d2"  # the output is named after its input
 
 
 def test_random_crop_option(small_shadow):

@@ -421,3 +421,11 @@ def test_audit_moves_are_measured_against_the_gap_interval():
     assert origin.rstrip(" |").endswith(f"{0.9 / 0.5:.2f}×")
     missing = TrackedRun("r", "0", "FINISHED", {"protocol": "istd"}, {}, {})
     assert gap_yardstick(missing, "PSNR", "psnr_all") is None
+
+
+def test_the_report_carries_no_notes_meant_for_developers(report):
+    _, text, _ = report
+    for leak in ("find_cells", "include_unverified", "Do not hard-code", "published-tables.md",
+                 "Page unknown: the paper text"):  # fmt: skip
+        assert leak not in text, leak
+    assert "Source: main text, Section 6 (experiments) (page not known)." in text

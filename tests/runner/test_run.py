@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import os
@@ -171,6 +172,25 @@ def cell_and_context(tmp_path: Path, method: str = "rddm-sm-res"):
     return cell, context
 
 
+@contextlib.contextmanager
+def interrupted_at(backward: int, monkeypatch):
+    """Ctrl-C during training's ``backward``-th backward pass, inside the block."""
+    calls = {"n": 0}
+    original = train_module.NetworkClock.backward
+
+    def interrupt(self, loss):
+        calls["n"] += 1
+        if calls["n"] == backward:
+            raise KeyboardInterrupt
+        original(self, loss)
+
+    monkeypatch.setattr(train_module.NetworkClock, "backward", interrupt)
+    try:
+        yield
+    finally:
+        monkeypatch.setattr(train_module.NetworkClock, "backward", original)
+
+
 @pytest.fixture(scope="module")
 def reference(tmp_path_factory):
     """One uninterrupted single-cell run, shared by the determinism and resume tests."""
@@ -204,19 +224,8 @@ def test_learning_curve_is_logged_and_leaves_training_unchanged(reference):
 
 def test_interrupted_run_is_killed_and_resumes_to_the_same_metrics(reference, monkeypatch):
     tmp_path, cell, context, uninterrupted = reference
-    calls = {"n": 0}
-    original = train_module.NetworkClock.backward
-
-    def interrupt_at_fifth(self, loss):
-        calls["n"] += 1
-        if calls["n"] == 5:
-            raise KeyboardInterrupt
-        original(self, loss)
-
-    monkeypatch.setattr(train_module.NetworkClock, "backward", interrupt_at_fifth)
-    with pytest.raises(KeyboardInterrupt):
+    with interrupted_at(5, monkeypatch), pytest.raises(KeyboardInterrupt):
         run_cell(cell, context)  # a fresh start: overwrites the reference's checkpoint
-    monkeypatch.setattr(train_module.NetworkClock, "backward", original)
     client, found = runs(tmp_path)
     assert found[0].info.status == KILLED  # newest first
 
@@ -493,19 +502,9 @@ def test_ctrl_c_says_what_was_kept_and_the_command_that_continues(tmp_path, monk
     """Interrupted mid-training: exit 130, the runs KILLED, the checkpoint kept, and the exact
     --resume command, which then continues the cell from its checkpoint."""
     config = short_config(tmp_path)
-    calls = {"n": 0}
-    original = train_module.NetworkClock.backward
-
-    def interrupt_at_fifth(self, loss):
-        calls["n"] += 1
-        if calls["n"] == 5:
-            raise KeyboardInterrupt
-        original(self, loss)
-
-    monkeypatch.setattr(train_module.NetworkClock, "backward", interrupt_at_fifth)
     args = ["run", "-c", str(config), "-m", "rddm-sm-res", "--seeds", "0"]
-    result = CliRunner().invoke(app, args, terminal_width=300)
-    monkeypatch.setattr(train_module.NetworkClock, "backward", original)
+    with interrupted_at(5, monkeypatch):
+        result = CliRunner().invoke(app, args, terminal_width=300)
     assert result.exit_code == 130, result.output
     text = " ".join(result.output.split())
     assert "interrupted: the unfinished runs are marked KILLED" in text
@@ -537,3 +536,27 @@ def test_resume_continues_this_experiment_and_says_what_each_cell_does(reference
         terminal_width=300,
     )  # fmt: skip
     assert again.exit_code == 0 and "resuming from" in " ".join(again.output.split())
+
+
+def test_the_identity_baseline_is_scored_once_per_data_and_protocol(tmp_path):
+    """A second run on the same data reads the identity's scores instead of scoring again;
+    another number of images scored is another key."""
+    config = short_config(tmp_path)
+    args = ["run", "-c", str(config), "-m", "rddm-sm-res", "--iters", "2"]
+    first = CliRunner().invoke(app, args, terminal_width=300)
+    second = CliRunner().invoke(app, args, terminal_width=300)
+    assert first.exit_code == second.exit_code == 0, second.output
+    assert "scoring the identity baseline" in first.output
+    assert "identity baseline: the scores kept in" in second.output
+    assert "scoring the identity baseline" not in second.output
+    identity = [
+        next(line for line in r.output.splitlines() if line.startswith("│ identity (input)"))
+        for r in (first, second)
+    ]
+    assert identity[0].split()[:12] == identity[1].split()[:12]  # every metric, not seconds
+    kept = list((tmp_path / "results" / "identity").glob("synth-shadow-istd-*.json"))
+    assert len(kept) == 1
+    config.write_text(config.read_text().replace("eval_images = 3", "eval_images = 2"))
+    third = CliRunner().invoke(app, args, terminal_width=300)
+    assert "scoring the identity baseline" in third.output
+    assert len(list((tmp_path / "results" / "identity").glob("*.json"))) == 2

@@ -164,7 +164,7 @@ def tracked(tmp_path_factory):
 def test_run_table_shows_intervals_flags_and_seed_spread(tracked):
     _, by, output = tracked
     text = " ".join(output.split())
-    assert "Δ input [95% CI]" in text and "flags" in text
+    assert "Δ input [95% CI]" in text and "Δ best [95% CI]" in text and "flags" in text
     assert re.search(r"a pipeline check \([\d, ]+ training iterations\), not a reproduction", text)
     assert "Holm-adjusted" in text
     assert "rddm psnr_all over 2 seeds" in text and "interval over seeds and images" in text

@@ -21,6 +21,7 @@ if TYPE_CHECKING:  # types only: importing the runner loads torch, which --help 
     from bench.config import Config
     from bench.runner.cell import CellRecord, RunContext
     from bench.runner.grid import GridResult
+    from bench.statistics import PairedDifference
 
 EXAMPLE = examples(
     "bench run                             # offline default: synth-shadow, smoke",
@@ -453,7 +454,7 @@ def _render(config: Config, context: RunContext, result: GridResult) -> None:
         f" on a subset of the test split: the first {', '.join(subsets)} images" if subsets else ""
     )
     primary = _primary_metric(result)
-    extra_columns = [] if primary is None else ["Δ input [95% CI]", "flags"]
+    extra_columns = [] if primary is None else ["Δ input [95% CI]", "Δ best [95% CI]", "flags"]
     smoke = (
         f"; a pipeline check ({_iterations(result)} training iterations), not a reproduction"
         if config.run.profile == "smoke"
@@ -528,8 +529,9 @@ def _render(config: Config, context: RunContext, result: GridResult) -> None:
     )
     if primary is not None:
         console.info(
-            f"Δ input: {primary} of the method minus the input's, 95% paired bootstrap interval "
-            "over images (BCa, 10,000 resamples); flags: 'worse than the input' when the whole "
+            f"Δ input, Δ best: {primary} of the method minus the input's and minus the best "
+            "method's of its seed, 95% paired bootstrap interval over images (BCa, 10,000 "
+            "resamples); flags: 'worse than the input' when the whole "
             "interval is on the worse side; 'not significant' when the paired permutation "
             "p-value, Holm-adjusted across the methods of one seed, is 0.05 or more "
             "(docs/statistics.md; every metric's intervals: bench compare RUN_A RUN_B)"
@@ -556,17 +558,27 @@ def _iterations(result: GridResult) -> str:
 
 
 def _interval_cells(result: GridResult, record: CellRecord, primary: str) -> list[str]:
+    """The record's differences from the input and from its seed's best, each with its
+    interval, and its flags; blank for the identity row."""
     index = next((i for i, r in enumerate(result.records) if r is record), None)
     comparison = result.comparisons.get(index, {}).get(primary) if index is not None else None
-    if comparison is None or comparison.vs_identity is None:
-        return ["", ""]
-    difference = comparison.vs_identity
+    if comparison is None:
+        return ["", "", ""]
+    return [
+        _difference(comparison.vs_identity),
+        _difference(comparison.vs_best),
+        ", ".join(comparison.flags),
+    ]
+
+
+def _difference(difference: PairedDifference | None) -> str:
+    """``+1.23 [+0.80, +1.81]``: one precision for the three numbers, hundredths for dB."""
+    if difference is None:
+        return ""
     values = [difference.mean_diff, difference.ci_low, difference.ci_high]
-    # one precision for the three numbers of a cell: dB differences in hundredths
     digits = 2 if max(abs(v) for v in values if v is not None) >= 1 else 4
     mean, low, high = (None if v is None else f"{v:+.{digits}f}" for v in values)
-    interval = f" [{low}, {high}]" if low is not None else ""
-    return [f"{mean}{interval}", ", ".join(comparison.flags)]
+    return f"{mean} [{low}, {high}]" if low is not None else str(mean)
 
 
 def _report_seed_spreads(result: GridResult, primary: str | None) -> None:

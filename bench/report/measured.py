@@ -40,33 +40,36 @@ def _gap_metric(runs: list[TrackedRun]) -> str | None:
 
 
 def _gap_cells(run: TrackedRun, metric: str) -> list[str]:
-    """The gap to the input with its interval, and the flags bench run printed."""
+    """The gaps to the input and to the best method of the seed, with their intervals, and
+    the flags bench run printed (docs/statistics.md)."""
+    from bench.conventions import HEADLINES, base_of
+    from bench.statistics import ALPHA
+
     name = MetricKey.parse(metric)
 
     def value(suffix: str) -> float | None:
         return run.metrics.get(str(MetricKey(name.protocol, f"{name.metric}_{suffix}", "interval")))
 
-    diff, low, high = (
-        value("vs_identity_diff"),
-        value("vs_identity_ci_low"),
-        value("vs_identity_ci_high"),
-    )
-    if diff is None or low is None or high is None:
-        return ["", ""]
-    from bench.conventions import HEADLINES, base_of
-    from bench.statistics import ALPHA
+    def gap(against: str) -> str:
+        diff, low, high = (value(f"vs_{against}_{part}") for part in ("diff", "ci_low", "ci_high"))
+        if diff is None or low is None or high is None:
+            return ""
+        return f"{diff:+.4g} [{low:+.4g}, {high:+.4g}]"
 
-    lower = next(
-        s.lower_is_better for s in HEADLINES[base_of(name.protocol)] if s.key == name.metric
-    )
-    worse = low > 0 if lower else high < 0
-    p_holm = value("vs_identity_p_holm")
-    flags = (
-        "worse than the input"
-        if worse
-        else ("not significant vs input" if p_holm is not None and p_holm >= ALPHA else "")
-    )
-    return [f"{diff:+.4g} [{low:+.4g}, {high:+.4g}]", flags]
+    if not gap("identity"):
+        return ["", "", ""]
+    spec = next(s for s in HEADLINES[base_of(name.protocol)] if s.key == name.metric)
+    low, high = value("vs_identity_ci_low"), value("vs_identity_ci_high")
+    flags = []
+    if (low > 0) if spec.lower_is_better else (high < 0):
+        flags.append("worse than the input")
+    elif (value("vs_identity_p_holm") or 0) >= ALPHA:
+        flags.append("not significant vs input")
+    if not gap("best"):
+        flags.append("best")
+    elif (value("vs_best_p_holm") or 0) >= ALPHA:
+        flags.append("not significant vs best")
+    return [gap("identity"), gap("best"), ", ".join(flags)]
 
 
 def measured_markdown(store: Store, link: Callable[[TrackedRun], str], table) -> list[str]:
@@ -98,7 +101,8 @@ def measured_markdown(store: Store, link: Callable[[TrackedRun], str], table) ->
         header += [MetricKey.parse(k).metric for k in keys]
         gap = _gap_metric(cells)
         if gap is not None:
-            header += [f"Δ input {MetricKey.parse(gap).metric} [95% CI]", "flags"]
+            shown = MetricKey.parse(gap).metric
+            header += [f"Δ input {shown} [95% CI]", f"Δ best {shown} [95% CI]", "flags"]
         rows = []
         if identities:
             identity = identities[-1]
@@ -107,7 +111,7 @@ def measured_markdown(store: Store, link: Callable[[TrackedRun], str], table) ->
                 [f"[{identity.run_id[:8]}]({link(identity)})", "identity (input)", *blank]
                 + [_images(identity), identity.status]
                 + [_value(identity.metrics.get(k)) for k in keys]
-                + (["", ""] if gap else [])
+                + (["", "", ""] if gap else [])
             )
         for run in cells:
             settings = [str(run.seed or 0), str(run.iterations or "?"), str(run.steps or "?")]

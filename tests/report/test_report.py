@@ -44,6 +44,10 @@ SMOKE_GAPS = {
         "interval/istd/psnr_all_vs_identity_ci_low": -2.0,
         "interval/istd/psnr_all_vs_identity_ci_high": -1.0,
         "interval/istd/psnr_all_vs_identity_p_holm": 0.001,
+        "interval/istd/psnr_all_vs_best_diff": -5.9,
+        "interval/istd/psnr_all_vs_best_ci_low": -6.6,
+        "interval/istd/psnr_all_vs_best_ci_high": -5.2,
+        "interval/istd/psnr_all_vs_best_p_holm": 0.002,
     },
 }
 #: one run's interval over images
@@ -383,8 +387,10 @@ def test_measured_runs_show_the_gap_to_the_input_with_its_interval(report):
     header = row(smoke, "Run")
     column = header.index("Δ input psnr_all [95% CI]")
     cells = {line[1]: line for line in (row_cells(smoke, m) for m in ("rddm", "resfusion", "sr3"))}
-    assert cells["rddm"][column] == "+4.4 [+3.9, +4.9]" and cells["rddm"][column + 1] == ""
-    assert cells["resfusion"][column + 1] == "worse than the input"
+    flags = header.index("flags")
+    assert cells["rddm"][column] == "+4.4 [+3.9, +4.9]" and cells["rddm"][flags] == "best"
+    assert cells["resfusion"][column + 1] == "-5.9 [-6.6, -5.2]"
+    assert cells["resfusion"][flags] == "worse than the input"
     assert cells["sr3"][column] == ""  # logged no interval: left blank, not invented
 
 

@@ -59,7 +59,7 @@ def _run(*args):
 
 
 def test_run_refuses_before_any_work_with_one_line(tmp_path, monkeypatch):
-    """Issue cases that used to end in a traceback, or fail only after training."""
+    """Cases that used to end in a traceback, or fail only after training."""
     monkeypatch.chdir(tmp_path)
     cases = {
         ("synth-shadow", "--methods", "ddim"): "methods for shadow-removal: rddm",

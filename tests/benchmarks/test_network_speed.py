@@ -48,7 +48,7 @@ def _cpu() -> str:
     return "unknown"
 
 
-# issue 17 asks 1.5x at every size; measured 2.2-2.3x at 64^2, 1.30-1.34x at 128^2 and
+# the target is 1.5x at every size; measured 2.2-2.3x at 64^2, 1.30-1.34x at 128^2 and
 # 1.08-1.11x at 256^2 (Intel Xeon, 2 cores), where oneDNN's convolutions are 70% of the time:
 # the asserted floors guard what was reached
 FLOORS = {64: 1.5, 128: 1.2}
@@ -70,7 +70,7 @@ def test_cached_standardisation_speeds_up_sampling_forwards(benchmark, size):
 
 
 def test_bf16_autocast_forward(benchmark):
-    """bf16 against fp32 on the same weights; the issue's 1.8x applies where bf16 is native
+    """bf16 against fp32 on the same weights; the 1.8x target applies where bf16 is native
     (measured 1.35x at 64^2 and 128^2 with AMX: activation casts around each convolution
     cost as much as the faster convolutions save)."""
     native = native_bf16(torch.device("cpu"))

@@ -144,7 +144,7 @@ def test_ensure_dataset_generates_reuses_and_regenerates(tmp_path, monkeypatch):
 
 
 def test_folders_bench_did_not_write_are_never_replaced(tmp_path, monkeypatch):
-    """Issue cases: a user's file in --out, a user's images where a suite would go, and a
+    """Cases: a user's file in --out, a user's images where a suite would go, and a
     suite with a file added: each is an error naming the folder, and nothing is deleted."""
     spec = get_dataset("synth-blur")
     monkeypatch.setitem(spec.synth, "train_count", 3)

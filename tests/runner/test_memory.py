@@ -1,5 +1,5 @@
 """Scoring memory is bounded: the run path's peak does not grow with the test split beyond
-the uint8 images it keeps (issue: 13 MB per ISTD image, killed for memory on real splits)."""
+the uint8 images it keeps (13 MB per ISTD image got runs killed for memory on real splits)."""
 
 import subprocess
 import sys

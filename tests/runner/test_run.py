@@ -317,7 +317,7 @@ def test_ui_serves_the_store_and_stops_cleanly(default_run):
         server = _descendants(process.pid)
         assert server and all(os.getpgid(pid) != os.getpgid(0) for pid in server)
     finally:
-        process.send_signal(signal.SIGTERM)  # the issue case: SIGTERM, not Ctrl-C
+        process.send_signal(signal.SIGTERM)  # SIGTERM (what a scheduler sends), not Ctrl-C
         process.wait(timeout=30)
     assert process.returncode == 0
     with pytest.raises(OSError):
@@ -419,7 +419,7 @@ def test_official_checkpoint_runs_without_training(tmp_path, method):
 
 
 def test_resume_refuses_a_checkpoint_trained_under_other_settings(reference):
-    """Issue case: --iters 20 -o sum_scale=0.5 --resume after a default run used to load the
+    """--iters 20 -o sum_scale=0.5 --resume after a default run used to load the
     default checkpoint and log it as 20 iterations with sum_scale 0.5."""
     tmp_path, cell, context, _ = reference
     config = ["-c", str(short_config(tmp_path)), "-m", "rddm-sm-res"]

@@ -171,6 +171,19 @@ class Tracker:
     def log_json(self, run_id: str, data: Any, name: str) -> None:
         self.log_text(run_id, json.dumps(data, indent=2, sort_keys=True, default=str), name)
 
+    def log_dataset(
+        self, run_id: str, name: str, fingerprint: str, folder: Path, context: str
+    ) -> None:
+        """The run's dataset as an MLflow dataset input (the UI's Datasets column): its name,
+        its lock fingerprint as the digest (MLflow keeps 36 characters; the whole one is in
+        the source) and ``context`` ("training", "evaluation")."""
+        from mlflow.entities import Dataset, DatasetInput, InputTag
+
+        source = json.dumps({"folder": str(folder), "fingerprint": fingerprint})
+        dataset = Dataset(name=name, digest=fingerprint[:36], source_type="local", source=source)
+        tags = [InputTag("mlflow.data.context", context)]
+        self.client.log_inputs(run_id, datasets=[DatasetInput(dataset, tags)])
+
     def end(self, run_id: str, status: str) -> None:
         self.client.set_terminated(run_id, status)
 

@@ -395,6 +395,8 @@ def run_cell(cell: Cell, context: RunContext) -> CellRecord:
             root = ensure_dataset(cell.dataset, context.data_root)
             data_fingerprint = check_lock(spec, root)
             tracker.set_tags(run_id, {"dataset_fingerprint": data_fingerprint})
+            purpose = "evaluation" if context.checkpoint is not None else "training"
+            tracker.log_dataset(run_id, cell.dataset, data_fingerprint, root, purpose)
             if context.trust_checkpoint:  # a reader must know this run unpickled fully
                 tracker.set_tags(run_id, {"trust_checkpoint": "true"})
             if spec.split_rule is not None:

@@ -560,3 +560,15 @@ def test_the_identity_baseline_is_scored_once_per_data_and_protocol(tmp_path):
     third = CliRunner().invoke(app, args, terminal_width=300)
     assert "scoring the identity baseline" in third.output
     assert len(list((tmp_path / "results" / "identity").glob("*.json"))) == 2
+
+
+def test_a_cell_run_logs_its_dataset_with_the_lock_fingerprint(reference):
+    """The MLflow UI's Datasets column: the dataset's name, its fingerprint as the digest."""
+    tmp_path, _, _, record = reference
+    client, _ = runs(tmp_path)
+    run = client.get_run(record.run_id)
+    (entry,) = run.inputs.dataset_inputs
+    fingerprint = run.data.tags["dataset_fingerprint"]
+    assert entry.dataset.name == "synth-shadow" and entry.dataset.digest == fingerprint[:36]
+    assert json.loads(entry.dataset.source)["fingerprint"] == fingerprint
+    assert {t.key: t.value for t in entry.tags}["mlflow.data.context"] == "training"

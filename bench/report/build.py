@@ -209,9 +209,20 @@ class ReportBuilder:
             f"[seed {r.seed if r.seed is not None else '?'}]({self.link(r)})" for r in runs
         )
         parts.append(f"n = {len(runs)}: {links}")
+        for run in runs:
+            if run.tags.get("resumed_from_run"):
+                parts.append(self.continued(run))
         if others:
             parts.append(f"{others} other matching run setting(s) not shown (fewer iterations)")
         return "; ".join(parts) + "."
+
+    def continued(self, run: TrackedRun) -> str:
+        """Which run a resumed run continued, linked when the store still holds it."""
+        earlier_id = run.tags["resumed_from_run"]
+        earlier = next((r for r in self.store.runs if r.run_id == earlier_id), None)
+        named = f"[{earlier_id[:8]}]({self.link(earlier)})" if earlier else f"{earlier_id[:8]}"
+        iteration = run.tags.get("resumed_from_iteration", "?")
+        return f"seed {run.seed} resumed at iteration {iteration} the training of run {named}"
 
     def per_pixel_mae(self, runs: list[TrackedRun]) -> str:
         values = []

@@ -521,15 +521,16 @@ def train_cell(
         result, ema = train(
             method, train_split, cell, device, checkpoint, context.resume, clock,
             on_step=lambda iteration, parts: advance(loss=float(parts["loss"])),
-            settings=settings, on_eval=on_eval, trust=context.trust_checkpoint,
+            settings=settings, on_eval=on_eval, trust=context.trust_checkpoint, run_id=run_id,
         )  # fmt: skip
     for name in result.losses[0][1] if result.losses else ():
         tracker.log_history(run_id, f"train/{name}", [(i, p[name]) for i, p in result.losses])
     tracker.log_metrics(run_id, {"train/seconds": result.seconds})
     if result.resumed_from:
-        tracker.set_tags(
-            run_id, {"resumed_from_iteration": result.resumed_from, "resumed_from": checkpoint}
-        )
+        resumed = {"resumed_from_iteration": result.resumed_from, "resumed_from": checkpoint}
+        if result.resumed_run:  # the run that wrote the checkpoint (the report links it)
+            resumed["resumed_from_run"] = result.resumed_run
+        tracker.set_tags(run_id, resumed)
     if context.log_checkpoint:
         tracker.log_file(run_id, checkpoint, "checkpoint")
     return ema

@@ -94,6 +94,8 @@ class TrainResult:
     iterations: int
     losses: list[tuple[int, dict[str, float]]] = field(default_factory=list)
     resumed_from: int = 0
+    #: the tracked run that wrote the checkpoint resumed from (None: not resumed, or unknown)
+    resumed_run: str | None = None
     seconds: float = 0.0
 
 
@@ -184,6 +186,7 @@ def train(
     settings: dict[str, Any] | None = None,
     on_eval: Callable[[int, EMA], None] | None = None,
     trust: bool = False,
+    run_id: str | None = None,
 ) -> tuple[TrainResult, EMA]:
     """Train ``method`` for ``cell.iterations``; return the loss history and the EMA.
 
@@ -192,7 +195,9 @@ def train(
     (what the weights depend on) is saved in each checkpoint; resuming from one saved under
     other settings is refused with the differences named. ``on_eval(iteration, ema)`` is
     called every ``cell.eval_every`` iterations before the last (the learning curve).
-    The checkpoint resumed from is read weights-only unless ``trust`` (``bench.torch_files``).
+    The checkpoint resumed from is read weights-only unless ``trust`` (``bench.torch_files``);
+    each checkpoint records ``run_id``, the tracked run writing it, so a resumed run names
+    the run it continued.
     """
     world = world or World.current()
     method.to(device).train()
@@ -226,6 +231,7 @@ def train(
         generator.set_state(streams["generator"])
         set_rng_state(streams["rng"])
         result.iterations = result.resumed_from = state["iteration"]
+        result.resumed_run = state.get("run_id")
         result.losses = state["losses"]
 
     started = time.perf_counter()
@@ -279,7 +285,7 @@ def train(
                 every_rank = gather(random_streams(generator), world)
                 if saves:
                     state = checkpoint_state(method, ema, optimizer, every_rank, result)
-                    save_checkpoint(checkpoint, state | {"settings": settings})
+                    save_checkpoint(checkpoint, state | {"settings": settings, "run_id": run_id})
     except KeyboardInterrupt:
         # Leave a resumable checkpoint at the last whole iteration, with the random streams
         # as they were then. Interrupted mid-update, the periodic checkpoint stays instead;
@@ -291,7 +297,7 @@ def train(
             and result.iterations > result.resumed_from
         ):
             state = checkpoint_state(method, ema, optimizer, [streams], result)
-            save_checkpoint(checkpoint, state | {"settings": settings})
+            save_checkpoint(checkpoint, state | {"settings": settings, "run_id": run_id})
         raise
     result.seconds = time.perf_counter() - started
     return result, ema

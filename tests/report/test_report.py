@@ -435,3 +435,19 @@ def test_the_report_carries_no_notes_meant_for_developers(report):
                  "Page unknown: the paper text"):  # fmt: skip
         assert leak not in text, leak
     assert "Source: main text, Section 6 (experiments) (page not known)." in text
+
+
+def test_a_resumed_run_names_the_run_it_continued():
+    from bench.report.runs import Store, TrackedRun
+
+    killed = TrackedRun("a" * 32, "1", "KILLED", {"run_kind": "cell"}, {}, {})
+    resumed = TrackedRun(
+        "b" * 32, "1", "FINISHED",
+        {"run_kind": "cell", "seed": "0", "resumed_from_run": "a" * 32,
+         "resumed_from_iteration": "4"}, {}, {},
+    )  # fmt: skip
+    builder = ReportBuilder(Store("sqlite:///x.db", "e", "1", [killed, resumed]))
+    text = builder.continued(resumed)
+    assert text.startswith("seed 0 resumed at iteration 4 the training of run [aaaaaaaa](")
+    gone = TrackedRun("c" * 32, "1", "FINISHED", {"resumed_from_run": "d" * 32}, {}, {})
+    assert builder.continued(gone).endswith("the training of run dddddddd")

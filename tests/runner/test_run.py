@@ -231,7 +231,9 @@ def test_interrupted_run_is_killed_and_resumes_to_the_same_metrics(reference, mo
 
     resumed = run_cell(cell, dataclasses.replace(context, resume=True))
     assert resumed.status == FINISHED
-    assert client.get_run(resumed.run_id).data.tags["resumed_from_iteration"] == "4"
+    tags = client.get_run(resumed.run_id).data.tags
+    assert tags["resumed_from_iteration"] == "4"
+    assert tags["resumed_from_run"] == found[0].info.run_id  # the killed run it continued
     assert resumed.metrics == uninterrupted.metrics
 
 

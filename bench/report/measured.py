@@ -12,7 +12,11 @@ from bench.report.runs import Store, TrackedRun
 
 
 def _value(value: float | None) -> str:
-    return "–" if value is None else f"{value:.4g}"
+    """One format for every measured number, as `bench run` and the audit print them: two
+    decimals from 10 up, four below (17.60 and 0.8103, never 17.6 beside 29.60)."""
+    from bench.audit import format_value
+
+    return "–" if value is None else format_value(value, None, True)
 
 
 def _images(run: TrackedRun) -> str:
@@ -22,9 +26,20 @@ def _images(run: TrackedRun) -> str:
 
 
 def _metric_keys(runs: list[TrackedRun]) -> list[str]:
+    """The runs' metrics, each protocol's headlines first in its declared order (the order
+    of `bench run`'s table), then the rest by name."""
+    from bench.conventions import HEADLINES, base_of
+
     protocols = {r.protocol for r in runs if r.protocol}
     prefixes = tuple(f"{p}/" for p in protocols) + ("generation/",)
-    return sorted({k for r in runs for k in r.metrics if k.startswith(prefixes)})
+    found = {k for r in runs for k in r.metrics if k.startswith(prefixes)}
+    first = [
+        str(MetricKey(protocol, spec.key))
+        for protocol in sorted(protocols)
+        for spec in HEADLINES.get(base_of(protocol), ())
+    ]
+    ordered = [key for key in first if key in found]
+    return ordered + sorted(found - set(ordered))
 
 
 def _gap_metric(runs: list[TrackedRun]) -> str | None:

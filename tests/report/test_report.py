@@ -367,8 +367,14 @@ def test_measured_runs_come_first_beside_their_identity_baseline(report):
         if line.startswith("| [")
         for cells in [[c.strip() for c in line.strip().strip("|").split("|")]]
     }
-    assert rows["identity (input)"][column] == "17.6"
-    assert {rows[m][column] for m in ("rddm", "resfusion", "sr3")} == {"22"}
+    assert rows["identity (input)"][column] == "17.60"  # one format for every number
+    assert {rows[m][column] for m in ("rddm", "resfusion", "sr3")} == {"22.00"}
+    # the headlines first, in the protocol's order, as `bench run` prints them
+    paper = measured[measured.index("### istd, paper profile") :]
+    names = next(line for line in paper.splitlines() if line.startswith("| Run")).split("|")
+    names = [c.strip() for c in names]
+    order = [names.index(n) for n in ("psnr_all", "ssim_all", "mae_all_pi", "mae_all_pp")]
+    assert order == sorted(order) and names.index("mae_all_pi") < names.index("psnr_s")
     assert rows["rddm"][3] == "400" and rows["sr3"][4] == "100" and rows["rddm"][5] == "fp32"
 
 
@@ -376,7 +382,7 @@ def test_a_subset_run_is_marked_and_never_fills_a_paper_cell(report):
     _, text, ids = report
     measured = section(text, "Measured runs")
     tables = text[text.index("## Tables") : text.index("## Runs in no table")]
-    assert "64/540 (subset)" in measured and "| 99 |" in measured
+    assert "64/540 (subset)" in measured and "| 99.00 |" in measured
     assert ids["subset"] not in tables and "| 99.0" not in tables  # the seeds 0-2 mean only
 
 

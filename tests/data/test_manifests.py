@@ -72,6 +72,8 @@ def test_paper_counts_and_pairing_rules():
     assert get_dataset("gopro").splits == {"train": 2103, "test": 1111}
     assert get_dataset("celeba").splits == {"train": 162770, "valid": 19867, "test": 19962}
     assert get_dataset("cifar10").splits == {"train": 50000, "test": 10000}
+    # Resfusion's FID: 50,000 generated images against CIFAR10(train=True)
+    assert get_dataset("cifar10").test_split == "train"
     assert get_dataset("celeba").preprocess["fixed_crop"] == [89, 121, 128]
     assert get_dataset("lol").preprocess["equalize_input"] is True
     # synth-shadow uses ISTD's folder names so one loader and pairing rule serve both

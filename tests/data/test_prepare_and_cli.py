@@ -52,7 +52,11 @@ def test_celeba_partition(tmp_path):
         write_png(tmp_path / "img_align_celeba" / f"{index:06d}.jpg", random_rgb(4, 4))
     listing = tmp_path / "list_eval_partition.txt"
     listing.write_text("000001.jpg 0\n000002.jpg 0\n000003.jpg 1\n000004.jpg 2\n")
-    prepare(get_dataset("celeba"), tmp_path)
+    # a stand-in listing: not the official file, whose MD5 the manifest checks
+    with pytest.raises(BenchError, match="list_eval_partition.txt: MD5 .* the manifest's is d32c9"):
+        prepare(get_dataset("celeba"), tmp_path)
+    assert not (tmp_path / "train").exists()
+    prepare(replace(get_dataset("celeba"), prepare_md5={}), tmp_path)
     assert sorted(p.name for p in (tmp_path / "train").iterdir()) == ["000001.jpg", "000002.jpg"]
     assert [p.name for p in (tmp_path / "test").iterdir()] == ["000004.jpg"]
 
@@ -61,7 +65,7 @@ def test_celeba_bad_partition_line_leaves_nothing(tmp_path):
     write_png(tmp_path / "img_align_celeba" / "000001.jpg", random_rgb(4, 4))
     (tmp_path / "list_eval_partition.txt").write_text("000001.jpg 7\n")
     with pytest.raises(BenchError, match=r"list_eval_partition.txt:1: expected '<file> <0\|1\|2>'"):
-        prepare(get_dataset("celeba"), tmp_path)
+        prepare(replace(get_dataset("celeba"), prepare_md5={}), tmp_path)
     assert sorted(p.name for p in tmp_path.iterdir()) == [
         "img_align_celeba",
         "list_eval_partition.txt",

@@ -168,6 +168,9 @@ def test_run_table_shows_intervals_flags_and_seed_spread(tracked):
     assert re.search(r"a pipeline check \([\d, ]+ training iterations\), not a reproduction", text)
     assert "Holm-adjusted" in text
     assert "rddm psnr_all over 2 seeds" in text and "interval over seeds and images" in text
+    # where the outputs are, with a folder that holds them
+    shown = re.search(r"\(e\.g\. (\S+/samples)\)", text).group(1)
+    assert Path(shown).is_dir() and any(Path(shown).glob("*.png"))
     rddm = by[("rddm", "0")].data.metrics
     for suffix in ("ci_low", "ci_high", "vs_identity_ci_low", "vs_identity_ci_high",
                    "vs_identity_p_holm", "seeds_std", "seeds_ci_low"):  # fmt: skip

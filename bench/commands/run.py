@@ -527,6 +527,16 @@ def _render(config: Config, context: RunContext, result: GridResult) -> None:
         f"(time outside network forward/backward)\n"
         f"next: [bold]bench report[/bold] for the paper tables, [bold]bench ui[/bold] to compare runs"
     )
+    from bench.tracking import FINISHED
+
+    finished = [r for r in result.records if r.status == FINISHED and r.run_id]
+    if finished:
+        runs = context.results_dir / "runs"
+        console.info(
+            f"samples, per-image scores and sample grids: {runs}/<run id>/ (e.g. "
+            f"{runs / finished[0].run_id / 'samples'}); [bold]bench score[/bold] re-scores a "
+            "folder of them, [bold]bench compare RUN_A RUN_B[/bold] compares two runs"
+        )
     if primary is not None:
         console.info(
             f"Δ input, Δ best: {primary} of the method minus the input's and minus the best "

@@ -28,6 +28,13 @@ class AuditRow:
     values: dict[str, float | None]  # headline title -> value (None: unavailable)
     deltas: dict[str, float | None]  # headline title -> value minus the reference's
 
+    @property
+    def scored_by(self) -> str:
+        """The --protocol that gives this row and, for a convention that reads other values
+        of it, which (``istd (mae_all_pp, mae_s_pp)``): not the headline's own."""
+        reads = next((c.reads for c in conventions_for(self.pick) if c.name == self.protocol), {})
+        return f"{self.pick} ({', '.join(reads.values())})" if reads else self.pick
+
     def as_dict(self) -> dict[str, Any]:
         return {
             "protocol": self.protocol,
@@ -172,5 +179,7 @@ def markdown(rows: list[AuditRow], yardstick: Yardstick | None = None) -> str:
         cells = [format_value(row.values[t], row.deltas[t], index == 0) for t in titles]
         if yardstick:
             cells.append(yardstick.ratio(row, index == 0))
-        lines.append(f"| {row.change} | `{row.pick}` | {row.used_by} | " + " | ".join(cells) + " |")
+        lines.append(
+            f"| {row.change} | `{row.scored_by}` | {row.used_by} | " + " | ".join(cells) + " |"
+        )
     return "\n".join(lines)

@@ -189,7 +189,7 @@ def _audit(pred_dir, gt_dir, base, mask_dir, csv, match, device, batch, config) 
         f"protocol audit: {base}, each value with its move from the paper's script",
         ["convention", "protocol", "used by", *titles, *([yardstick.header] if yardstick else [])],
         [
-            (r.change, r.pick, r.used_by)
+            (r.change, r.scored_by, r.used_by)
             + tuple(format_value(r.values[t], r.deltas[t], i == 0) for t in titles)
             + ((yardstick.ratio(r, i == 0),) if yardstick else ())
             for i, r in enumerate(rows)

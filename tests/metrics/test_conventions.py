@@ -214,6 +214,8 @@ def test_audit_rows_have_every_convention_and_read_back_from_metrics(tmp_path, p
     ]
     table = markdown(rows)
     assert "| `istd-origin` |" in table and "n/a" in table
+    # the per-pixel row is scored by istd, and says which of its values it reads
+    assert "| `istd (mae_all_pp, mae_s_pp)` |" in table
 
 
 def test_audit_of_a_variant_is_the_audit_of_its_base(tmp_path, pair):

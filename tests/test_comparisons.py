@@ -200,3 +200,29 @@ def test_compare_two_runs_and_a_run_with_itself(tracked):
     assert against["metrics"]["psnr_all"]["mean_diff"] == pytest.approx(
         rddm.data.metrics["interval/istd/psnr_all_vs_identity_diff"], abs=1e-9
     )
+
+
+def test_the_native_size_samples_reproduce_the_runs_native_scores(tracked):
+    """The predictions saved at the files' size give, under bench score, what the run logged
+    for the conventions that score at native size (istd-origin: no imresize), which the
+    loader-size samples cannot be scored under."""
+    config, by, _ = tracked
+    run = by[("rddm", "0")]
+    native = Path(run.data.tags["samples_native_dir"])
+    root = config.parent / "data" / "synth-shadow" / "test"
+    scored = sorted(p.stem for p in native.glob("*.png"))
+    gt, mask = config.parent / "subset-gt", config.parent / "subset-mask"
+    for folder, source in ((gt, root / "test_C"), (mask, root / "test_B")):
+        folder.mkdir(exist_ok=True)
+        for stem in scored:
+            (folder / f"{stem}.png").write_bytes((source / f"{stem}.png").read_bytes())
+    for stem in scored:  # the files' own size, not the loader's
+        assert Image.open(native / f"{stem}.png").size == Image.open(gt / f"{stem}.png").size
+    result = CliRunner().invoke(
+        app, ["score", str(native), str(gt), "--mask-dir", str(mask), "-p", "istd", "--audit",
+              "--json", "-c", str(config)],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    rows = {row["protocol"]: row for row in json.loads(result.stdout)["rows"]}
+    logged = run.data.metrics["audit/istd-origin/psnr"]
+    assert rows["istd-origin"]["values"]["PSNR"] == pytest.approx(logged, abs=1e-9)

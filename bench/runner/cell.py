@@ -288,6 +288,35 @@ def score(cell: Cell, samples: Samples, weights_dir: Path, kind: str, device: to
     return evaluate_native(get_protocol(cell.protocol, weights_dir, device=str(device)), samples)
 
 
+def native_groups(native: NativeFiles) -> dict[tuple, list[int]]:
+    """Image indices grouped by (file size, padded size): one resize per group."""
+    groups: dict[tuple, list[int]] = {}
+    for index, (target, padded) in enumerate(zip(native.targets, native.padded, strict=True)):
+        groups.setdefault((tuple(target.shape[-2:]), padded), []).append(index)
+    return groups
+
+
+def to_native_size(pred: torch.Tensor, size: tuple, padded: tuple) -> torch.Tensor:
+    """Predictions brought back to their file's size: resized (MATLAB bicubic) to the size
+    the loader padded the file to, then cropped to the file (docs/protocols.md, "Native
+    size")."""
+    from bench.metrics.resize import imresize
+
+    return imresize(pred, padded)[..., : size[0], : size[1]].contiguous()
+
+
+def native_predictions(samples: Samples) -> dict[str, torch.Tensor]:
+    """Every prediction at its ground truth file's size, by name: what the protocols that do
+    not resize scored, and what `bench score` needs to reproduce the run's audit."""
+    out = {}
+    for (size, padded), indices in native_groups(samples.native).items():
+        pred = samples.pred[indices]
+        if pred.shape[-2:] != size:
+            pred = to_native_size(pred, size, padded)
+        out.update({samples.names[i]: image for i, image in zip(indices, pred, strict=True)})
+    return out
+
+
 def evaluate_native(protocol: Protocol, samples: Samples) -> MetricResult:
     """Score the predictions against the ground truth files at their own size, as the
     papers' scripts read them, never against the loader's resized copies: each protocol
@@ -296,19 +325,14 @@ def evaluate_native(protocol: Protocol, samples: Samples) -> MetricResult:
     prediction brought back to the file's size: resized to the padded size the loader
     made, then cropped (docs/protocols.md, "Native size"). Images of different sizes are
     scored in groups of one size and merged."""
-    from bench.metrics.resize import imresize
-
     native = samples.native
     if native is None:  # unpaired data: the loader's images are all there is
         return protocol.evaluate(samples.pred, samples.target, samples.mask, samples.names)
-    groups: dict[tuple, list[int]] = {}
-    for index, (target, padded) in enumerate(zip(native.targets, native.padded, strict=True)):
-        groups.setdefault((tuple(target.shape[-2:]), padded), []).append(index)
     results = []
-    for (size, padded), indices in groups.items():
+    for (size, padded), indices in native_groups(native).items():
         pred = samples.pred[indices]
         if not protocol.resizes and pred.shape[-2:] != size:
-            pred = imresize(pred, padded)[..., : size[0], : size[1]].contiguous()
+            pred = to_native_size(pred, size, padded)
         target = torch.stack([native.targets[i] for i in indices])
         mask = torch.stack([native.masks[i] for i in indices]) if native.masks else None
         names = [samples.names[i] for i in indices]
@@ -539,10 +563,15 @@ def train_cell(
 def log_outputs(
     tracker: Tracker, run_id: str, folder: Path, samples: Samples, scores: MetricResult
 ) -> None:
-    """Sample PNGs on disk (re-scorable with `bench score`); CSV, grid and scoring record logged."""
+    """Sample PNGs on disk, at the loader's size and at the files' (re-scorable with `bench
+    score`, the audit included); CSV, grid and scoring record logged."""
     for image, name in zip(samples.pred, samples.names, strict=True):
         write_image(folder / "samples" / f"{name}.png", image.permute(1, 2, 0).numpy())
     tracker.set_tags(run_id, {"samples_dir": str(folder / "samples")})
+    if samples.native is not None:  # the predictions at the files' size, as they were scored
+        for name, image in native_predictions(samples).items():
+            write_image(folder / "samples_native" / f"{name}.png", image.permute(1, 2, 0).numpy())
+        tracker.set_tags(run_id, {"samples_native_dir": str(folder / "samples_native")})
     with atomic_write(folder / "per_image.csv", "w") as handle:
         scores.per_image.to_csv(handle, index=False)
     sample_grid(samples, folder / "sample_grid.png")

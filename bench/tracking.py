@@ -182,7 +182,18 @@ class Tracker:
         source = json.dumps({"folder": str(folder), "fingerprint": fingerprint})
         dataset = Dataset(name=name, digest=fingerprint[:36], source_type="local", source=source)
         tags = [InputTag("mlflow.data.context", context)]
-        self.client.log_inputs(run_id, datasets=[DatasetInput(dataset, tags)])
+        try:
+            self.client.log_inputs(run_id, datasets=[DatasetInput(dataset, tags)])
+        except Exception:
+            # cells running side by side insert the same dataset row at once: the loser of
+            # that race finds the row there on a second try
+            time.sleep(0.5)
+            try:
+                self.client.log_inputs(run_id, datasets=[DatasetInput(dataset, tags)])
+            except Exception as error:  # the dataset input is a convenience of the UI's
+                from bench import console
+
+                console.warn(f"run {run_id}: dataset input not logged ({type(error).__name__})")
 
     def end(self, run_id: str, status: str) -> None:
         self.client.set_terminated(run_id, status)

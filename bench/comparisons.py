@@ -20,13 +20,13 @@ from bench.errors import UsageError
 from bench.files import read_image
 from bench.protocols.base import Protocol
 from bench.statistics import (
-    ALPHA,
     DEFAULT_SETTINGS,
     Aggregate,
     BootstrapSettings,
     Estimate,
     PairedDifference,
     SeedSpread,
+    flags,
     paired_difference,
     seed_image_interval,
 )
@@ -100,11 +100,8 @@ def compare_tables(
                 reason = f"difference {difference:.4g}; {reason}"
             out[spec.key] = Unpaired(spec.key, reason)
             continue
-        needed = [aggregate.column] + ([aggregate.denominator] if aggregate.denominator else [])
         missing = [
-            label
-            for label, table in zip(labels, (a, b), strict=True)
-            if any(c not in table for c in needed)
+            label for label, table in zip(labels, (a, b), strict=True) if not _has(table, aggregate)
         ]
         if missing:
             out[spec.key] = Unpaired(
@@ -219,16 +216,9 @@ class CellComparison:
 
     @property
     def flags(self) -> list[str]:
-        flags = []
-        if self.worse_than_input:
-            flags.append("worse than the input")
-        elif self.vs_identity_p_holm is not None and self.vs_identity_p_holm >= ALPHA:
-            flags.append("not significant vs input")
-        if self.is_best:
-            flags.append("best")
-        elif self.vs_best_p_holm is not None and self.vs_best_p_holm >= ALPHA:
-            flags.append("not significant vs best")
-        return flags
+        return flags(
+            self.worse_than_input, self.vs_identity_p_holm, self.is_best, self.vs_best_p_holm
+        )
 
     def logged(self) -> dict[str, float]:
         """The values a run logs, suffixed to the metric's key (``psnr_all_ci_low``,
@@ -299,8 +289,7 @@ def compare_grid(
 
 
 def _has(table: pd.DataFrame, aggregate: Aggregate) -> bool:
-    needed = [aggregate.column] + ([aggregate.denominator] if aggregate.denominator else [])
-    return all(column in table for column in needed)
+    return all(column in table for column in aggregate.columns)
 
 
 def seed_spreads(

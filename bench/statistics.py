@@ -55,6 +55,11 @@ class Aggregate:
     denominator: str | None = None
 
     @property
+    def columns(self) -> list[str]:
+        """The per-image columns the aggregate reads."""
+        return [self.column] + ([self.denominator] if self.denominator else [])
+
+    @property
     def resampled(self) -> str:
         if self.denominator is None:
             return f"images (the mean of per-image {self.column})"
@@ -128,9 +133,8 @@ def paired_difference(
     signed-rank and paired permutation p-values, and the images where A is better."""
     if len(a) != len(b):
         raise ValueError(f"{metric}: {len(a)} images in A but {len(b)} in B")
-    columns = [aggregate.column] + ([aggregate.denominator] if aggregate.denominator else [])
-    a_values = [a[c].to_numpy(np.float64) for c in columns]
-    b_values = [b[c].to_numpy(np.float64) for c in columns]
+    a_values = [a[c].to_numpy(np.float64) for c in aggregate.columns]
+    b_values = [b[c].to_numpy(np.float64) for c in aggregate.columns]
     keep = np.all(np.isfinite(np.stack(a_values + b_values)), axis=0)
     a_values = [v[keep] for v in a_values]
     b_values = [v[keep] for v in b_values]
@@ -228,8 +232,7 @@ def estimate(
 ) -> Estimate:
     """``aggregate`` of ``frame`` with its interval from resampling images: how far the value
     could move on another draw of test images like these (one training seed)."""
-    columns = [aggregate.column] + ([aggregate.denominator] if aggregate.denominator else [])
-    values = [frame[c].to_numpy(np.float64) for c in columns]
+    values = [frame[c].to_numpy(np.float64) for c in aggregate.columns]
     keep = np.all(np.isfinite(np.stack(values)), axis=0)
     values = [v[keep] for v in values]
     n = int(keep.sum())
@@ -253,6 +256,24 @@ def estimate(
     if not (np.isfinite(low) and np.isfinite(high)):
         return Estimate(value, None, None, n)
     return Estimate(value, low, high, n)
+
+
+def flags(
+    worse_than_input: bool, p_input: float | None, is_best: bool, p_best: float | None
+) -> list[str]:
+    """The words `bench run` and the report put beside a method: worse than the input (its
+    whole interval on the worse side), not significant (Holm-adjusted p of ``ALPHA`` or
+    more) against the input or the best, or the best itself."""
+    out = []
+    if worse_than_input:
+        out.append("worse than the input")
+    elif p_input is not None and p_input >= ALPHA:
+        out.append("not significant vs input")
+    if is_best:
+        out.append("best")
+    elif p_best is not None and p_best >= ALPHA:
+        out.append("not significant vs best")
+    return out
 
 
 def holm(p_values: Sequence[float | None]) -> list[float | None]:

@@ -58,7 +58,7 @@ def _gap_cells(run: TrackedRun, metric: str) -> list[str]:
     """The gaps to the input and to the best method of the seed, with their intervals, and
     the flags bench run printed (docs/statistics.md)."""
     from bench.conventions import HEADLINES, base_of
-    from bench.statistics import ALPHA
+    from bench.statistics import flags
 
     name = MetricKey.parse(metric)
 
@@ -75,16 +75,9 @@ def _gap_cells(run: TrackedRun, metric: str) -> list[str]:
         return ["", "", ""]
     spec = next(s for s in HEADLINES[base_of(name.protocol)] if s.key == name.metric)
     low, high = value("vs_identity_ci_low"), value("vs_identity_ci_high")
-    flags = []
-    if (low > 0) if spec.lower_is_better else (high < 0):
-        flags.append("worse than the input")
-    elif (value("vs_identity_p_holm") or 0) >= ALPHA:
-        flags.append("not significant vs input")
-    if not gap("best"):
-        flags.append("best")
-    elif (value("vs_best_p_holm") or 0) >= ALPHA:
-        flags.append("not significant vs best")
-    return [gap("identity"), gap("best"), ", ".join(flags)]
+    worse = (low > 0) if spec.lower_is_better else (high < 0)
+    said = flags(worse, value("vs_identity_p_holm"), not gap("best"), value("vs_best_p_holm"))
+    return [gap("identity"), gap("best"), ", ".join(said)]
 
 
 def measured_markdown(store: Store, link: Callable[[TrackedRun], str], table) -> list[str]:

@@ -266,14 +266,17 @@ class PairedDataset(_SplitDataset):
         # Outputs are saved under the input's basename, as in the official code.
         return self._item(images, roles.get("input", roles["target"]).stem, tuple(keys.items()))
 
-    def native(self, index: int) -> dict[str, np.ndarray]:
-        """The item's ground truth (and mask) as the files hold them, at their own size:
-        what the papers' evaluation scripts read (docs/protocols.md, "Native size")."""
-        roles = self.files.pairs[self.ids[index]]
+    def native(
+        self, index: int, roles: tuple[str, ...] = ("target", "mask")
+    ) -> dict[str, np.ndarray]:
+        """The item's ground truth (and mask; ``roles`` may add the input) as the files hold
+        them, at their own size: what the papers' evaluation scripts read
+        (docs/protocols.md, "Native size")."""
+        files = self.files.pairs[self.ids[index]]
         return {  # writable copies: PIL's arrays are read-only views, which torch warns about
-            role: np.array(read_image(roles[role], "L" if role == "mask" else "RGB"))
-            for role in ("target", "mask")
-            if role in roles
+            role: np.array(read_image(files[role], "L" if role == "mask" else "RGB"))
+            for role in roles
+            if role in files
         }
 
 

@@ -209,6 +209,8 @@ class NativeFiles:
     targets: list[torch.Tensor] = field(default_factory=list)  # uint8 (3, H, W) each
     masks: list[torch.Tensor] = field(default_factory=list)  # uint8 (1, H, W) each, or none
     padded: list[tuple[int, int]] = field(default_factory=list)
+    #: the inputs of the first GRID_ROWS images, for the sample grid (never scored)
+    inputs: list[torch.Tensor] = field(default_factory=list)
 
 
 @dataclass
@@ -267,10 +269,13 @@ def sample_split(method: Method, split: _SplitDataset, cell: Cell, device: torch
                 outputs["mask"].append((mask > 0.5).to(torch.uint8) * 255)
             names += [item["name"] for item in items]
             for index in range(start, start + len(items)) if native is not None else ():
-                files = split.native(index)
+                roles = ("target", "mask") + (("input",) if index < GRID_ROWS else ())
+                files = split.native(index, roles)
                 native.targets.append(torch.from_numpy(files["target"]).permute(2, 0, 1))
                 if "mask" in files:
                     native.masks.append(torch.from_numpy(files["mask"])[None])
+                if "input" in files:
+                    native.inputs.append(torch.from_numpy(files["input"]).permute(2, 0, 1))
                 native.padded.append(split.padded_shape(*files["target"].shape[:2]))
             advance(len(items))
     batched = {key: torch.cat(value) if value else None for key, value in outputs.items()}
@@ -349,14 +354,55 @@ def curve_metrics(cell: Cell, summary: dict[str, float]) -> dict[str, float]:
     return logged(cell.protocol, {key: summary[key] for key in keys if key in summary}, "curve")
 
 
-def sample_grid(samples: Samples, path: Path) -> None:
-    """Rows of (input | output | ground truth) for the first few test images."""
-    columns = [c for c in (samples.input, samples.pred, samples.target) if c is not None]
-    rows = [
-        torch.cat([c[i] for c in columns], dim=2) for i in range(min(GRID_ROWS, len(columns[0])))
-    ]
-    grid = torch.cat(rows, dim=1).permute(1, 2, 0).numpy()
-    write_image(path, np.ascontiguousarray(grid))
+def grid_images(samples: Samples) -> dict[str, dict[str, np.ndarray]]:
+    """The first GRID_ROWS test images by name: ``input``, ``output`` and ``target`` as
+    (H, W, 3) uint8 at the files' size where the data has files (the loader's otherwise)."""
+    count = min(GRID_ROWS, len(samples.names))
+    native = samples.native
+    outputs = native_predictions(samples) if native is not None else {}
+    found: dict[str, dict[str, np.ndarray]] = {}
+    for index, name in enumerate(samples.names[:count]):
+        roles = {
+            "input": native.inputs[index] if native is not None and native.inputs else (
+                samples.input[index] if samples.input is not None else None),
+            "output": outputs.get(name, samples.pred[index]),
+            "target": native.targets[index] if native is not None else samples.target[index],
+        }  # fmt: skip
+        found[name] = {
+            role: np.ascontiguousarray(image.permute(1, 2, 0).numpy())
+            for role, image in roles.items()
+            if image is not None
+        }
+    return found
+
+
+def per_image_caption(protocol: str, per_image: pd.DataFrame, name: str) -> str:
+    """``PSNR 23.41``: the protocol's first headline for one image (empty when the protocol
+    has none per image)."""
+    from bench.conventions import HEADLINES, base_of
+
+    specs = HEADLINES.get(base_of(protocol), ())
+    if not specs or specs[0].key not in per_image or "name" not in per_image:
+        return ""
+    values = per_image.loc[per_image["name"] == name, specs[0].key]
+    return f"{specs[0].title} {values.iloc[0]:.2f}" if len(values) else ""
+
+
+def sample_grid(
+    images: dict[str, dict[str, np.ndarray]], protocol: str, per_image: pd.DataFrame, path: Path
+) -> None:
+    """Input | output | ground truth for the first test images, captioned with each image's
+    name and its per-image headline score."""
+    from bench.image_grid import Tile, labelled_grid
+
+    headers = {"input": "input", "output": "output", "target": "ground truth"}
+    roles = [role for role in headers if any(role in found for found in images.values())]
+    rows = []
+    for name, found in images.items():
+        score = per_image_caption(protocol, per_image, name)
+        captions = {"input": name, "output": score if "input" in roles else f"{name} {score}"}
+        rows.append([Tile(found.get(role), captions.get(role, "")) for role in roles])
+    write_image(path, labelled_grid([headers[role] for role in roles], rows))
 
 
 class Phases:
@@ -574,7 +620,16 @@ def log_outputs(
         tracker.set_tags(run_id, {"samples_native_dir": str(folder / "samples_native")})
     with atomic_write(folder / "per_image.csv", "w") as handle:
         scores.per_image.to_csv(handle, index=False)
-    sample_grid(samples, folder / "sample_grid.png")
+    images = grid_images(samples)
+    sample_grid(
+        images, scores.meta.get("protocol", ""), scores.per_image, folder / "sample_grid.png"
+    )
     for artifact in ("per_image.csv", "sample_grid.png"):
         tracker.log_file(run_id, folder / artifact)
+    # the tiles `bench report` lays side by side, one column per method
+    for name, found in images.items():
+        for role, image in found.items():
+            path = folder / "grid" / f"{name}__{role}.png"
+            write_image(path, image)
+            tracker.log_file(run_id, path, "grid")
     tracker.log_json(run_id, scores.meta, "scoring.json")

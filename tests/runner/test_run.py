@@ -120,6 +120,42 @@ def test_default_run_tracks_parent_and_children(default_run):
         assert run.data.tags["eval_images"] == "3/12" and run.data.tags["eval_subset"] == "yes"
 
 
+def test_the_sample_grid_shows_input_output_and_truth_at_the_files_size(default_run):
+    """The grid a researcher looks at first: each test image's input, output and ground
+    truth at the files' size (not the loader's 32 px), captioned with the image's name and
+    per-image PSNR; its tiles are logged for the report's method-by-method grid."""
+    import numpy as np
+    import pandas as pd
+    from PIL import Image
+
+    tmp_path, _ = default_run
+    client, found = runs(tmp_path)
+    cell = next(r for r in found if r.data.tags.get("method") == "rddm")
+    folder = Path(cell.data.tags["samples_dir"]).parent
+    truth = sorted((tmp_path / "data" / "synth-shadow" / "test" / "test_C").glob("*.png"))[:3]
+    height, width = np.asarray(Image.open(truth[0])).shape[:2]
+    grid = np.asarray(Image.open(folder / "sample_grid.png"))
+    # three columns as wide as the files, three rows as tall, with room for the captions
+    assert grid.shape[1] >= 3 * width and grid.shape[0] >= 3 * height
+    tiles = {a.path for a in client.list_artifacts(cell.info.run_id, "grid")}
+    names = [p.stem for p in truth]
+    assert tiles == {
+        f"grid/{n}__{role}.png" for n in names for role in ("input", "output", "target")
+    }
+    for name, path in zip(names, truth, strict=True):
+        target = np.asarray(Image.open(folder / "grid" / f"{name}__target.png"))
+        assert np.array_equal(target, np.asarray(Image.open(path).convert("RGB")))
+        output = np.asarray(Image.open(folder / "grid" / f"{name}__output.png"))
+        assert np.array_equal(
+            output, np.asarray(Image.open(folder / "samples_native" / f"{name}.png"))
+        )
+    # the caption reads the per-image table
+    from bench.runner.cell import per_image_caption
+
+    table = pd.read_csv(folder / "per_image.csv")
+    assert per_image_caption("istd", table, names[0]) == f"PSNR {table.loc[0, 'psnr_all']:.2f}"
+
+
 def test_metric_without_weights_is_unavailable_not_zero(default_run):
     tmp_path, _ = default_run
     _, found = runs(tmp_path)

@@ -13,7 +13,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import pandas as pd
 from PIL import Image, ImageDraw, ImageFont
+
+from bench.conventions import HEADLINES, base_of
 
 FONT_SIZE = 12
 PAD = 4  # pixels between tiles and around text
@@ -28,6 +31,16 @@ class Tile:
 
     image: np.ndarray | None
     caption: str = ""
+
+
+def per_image_caption(protocol: str, per_image: pd.DataFrame, name: str) -> str:
+    """``PSNR 23.41``: the protocol's first headline for one image (empty when the protocol
+    has none per image)."""
+    specs = HEADLINES.get(base_of(protocol), ())
+    if not specs or specs[0].key not in per_image or "name" not in per_image:
+        return ""
+    values = per_image.loc[per_image["name"].astype(str) == name, specs[0].key]
+    return f"{specs[0].title} {values.iloc[0]:.2f}" if len(values) else ""
 
 
 def _font() -> ImageFont.ImageFont:

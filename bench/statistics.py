@@ -351,3 +351,16 @@ def seed_image_interval(
     )
     low, high = (float(v) for v in result.confidence_interval)
     return SeedSpread(float(per_seed.mean()), std, n_seeds, n_images, low, high, record)
+
+
+def format_difference(mean: float, low: float | None, high: float | None) -> str:
+    """``+1.23 [+0.80, +1.81]``: one precision for the three numbers, hundredths from 1 up
+    (dB), four decimals below (SSIM); how `bench run` and the report print a gap."""
+    values = [v for v in (mean, low, high) if v is not None]
+    digits = 2 if max(abs(v) for v in values) >= 1 else 4
+    text = f"{mean:+.{digits}f}"
+    return (
+        f"{text} [{low:+.{digits}f}, {high:+.{digits}f}]"
+        if low is not None and high is not None
+        else text
+    )

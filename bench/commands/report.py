@@ -28,6 +28,7 @@ EXAMPLE = examples(
     "bench report                         # reports/<experiment>/report.md and plots/",
     "bench report --experiment quick --out /tmp/quick-report",
     "bench report --list                  # the tables and how complete each is",
+    "bench report --all-tables            # every paper table, measured or not",
 )
 
 PLOTS = {
@@ -57,7 +58,15 @@ def report(
     list_tables: Annotated[
         bool, typer.Option("--list", help="List the tables and how complete each is.")
     ] = False,
-    plots: Annotated[bool, typer.Option(help="Draw the PNG plots.")] = True,
+    all_tables: Annotated[
+        bool,
+        typer.Option(
+            "--all-tables",
+            help="Print every paper table in full [default: only those with a measured cell; "
+            "the others are listed with the command that fills them].",
+        ),
+    ] = False,
+    plots: Annotated[bool, typer.Option(help="Draw the PNG plots and the sample grids.")] = True,
     tracking_uri: Annotated[str | None, typer.Option(help="MLflow tracking URI.")] = None,
     config_path: ConfigOption = None,
     quiet: QuietOption = False,
@@ -88,9 +97,14 @@ def report(
     folder = (
         out if out is not None else config.paths.results_dir.parent / "reports" / _folder_name(name)
     )
-    builder = ReportBuilder(store)
+    builder = ReportBuilder(store, all_tables=all_tables)
     drawn = _draw(store, folder / "plots") if plots else {}
-    markdown = builder.markdown({f"plots/{file}": PLOTS[file] for file in drawn})
+    grids = _draw_grids(store, folder / "plots") if plots else {}
+    markdown = builder.markdown(
+        {f"plots/{file}": PLOTS[file] for file in drawn},
+        {group: f"plots/{file}" for group, file in grids.items()},
+        _docs(folder),
+    )
     path = folder / "report.md"
     with atomic_write(path) as handle:
         handle.write(markdown.encode("utf-8"))
@@ -98,13 +112,14 @@ def report(
     console.emit(
         {
             "report": str(path),
-            "plots": [str(folder / "plots" / file) for file in drawn],
+            "plots": [str(folder / "plots" / file) for file in [*drawn, *grids.values()]],
             "runs": len(store.runs),
             "tables": [vars(d) for d in done],
         }
     )
     console.info(
-        f"wrote {path} ({len(store.runs)} run(s), {len(drawn)} plot(s)); "
+        f"wrote {path} ({len(store.runs)} run(s), {len(drawn)} plot(s), "
+        f"{len(grids)} sample grid(s)); "
         f"{sum(d.filled_any for d in done)}/{sum(d.slots for d in done)} reproducible cells "
         "measured; `bench report --list` shows what is missing"
     )
@@ -159,3 +174,25 @@ def _draw(store, folder: Path) -> list[str]:
         if not drawn:
             (folder / file).unlink(missing_ok=True)
     return [file for file, drawn in made.items() if drawn]
+
+
+def _draw_grids(store, folder: Path) -> dict:
+    """The sample grids, one per dataset and profile; older grids are replaced."""
+    from bench.report.samples import comparison_grids
+
+    for old in folder.glob("samples-*.png"):
+        old.unlink()
+    return comparison_grids(store, folder)
+
+
+def _docs(folder: Path) -> tuple[Path, str] | None:
+    """The project's docs folder and its path from the report folder, when bench runs from a
+    checkout (references then become links); None for an installed copy without docs."""
+    import os
+
+    import bench
+
+    docs = Path(bench.__file__).resolve().parent.parent / "docs"
+    if not docs.is_dir():
+        return None
+    return docs, Path(os.path.relpath(docs, folder.resolve())).as_posix()

@@ -583,12 +583,11 @@ def _interval_cells(result: GridResult, record: CellRecord, primary: str) -> lis
 
 def _difference(difference: PairedDifference | None) -> str:
     """``+1.23 [+0.80, +1.81]``: one precision for the three numbers, hundredths for dB."""
+    from bench.statistics import format_difference
+
     if difference is None:
         return ""
-    values = [difference.mean_diff, difference.ci_low, difference.ci_high]
-    digits = 2 if max(abs(v) for v in values if v is not None) >= 1 else 4
-    mean, low, high = (None if v is None else f"{v:+.{digits}f}" for v in values)
-    return f"{mean} [{low}, {high}]" if low is not None else str(mean)
+    return format_difference(difference.mean_diff, difference.ci_low, difference.ci_high)
 
 
 def _report_seed_spreads(result: GridResult, primary: str | None) -> None:

@@ -21,6 +21,7 @@ from __future__ import annotations
 import statistics
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from bench.conventions import MetricKey
@@ -28,8 +29,10 @@ from bench.report.common import (
     by_seed,
     format_number,
     heading,
+    link_doc_references,
     md_table,
     settings_key,
+    slug,
 )
 from bench.report.measured import audit_markdown, measured_markdown
 from bench.report.published import ABSENT, Display, PublishedCell, PublishedTable, Row
@@ -41,6 +44,7 @@ from bench.report.reproduce import (
     table_slots,
 )
 from bench.report.runs import Store, TrackedRun, same_value
+from bench.report.summary import Group, measured_interval, summary_groups, summary_markdown
 from bench.report.table11 import resources_markdown, table11_markdown
 
 REGIONS = {"all": "all", "shadow": "s", "non-shadow": "ns"}
@@ -65,7 +69,7 @@ def metric_key(cell: PublishedCell) -> str | None:
         return GENERATION_METRICS.get(column.metric or "")
     if cell.protocol == "istd" and column.metric != "lpips":
         region = REGIONS[cell.settings.get("region", "all")]
-        # RDDM's MAE is read as the per-image mean (PI); PP is in the footnote (docs/protocols.md §4)
+        # RDDM's MAE is read as the per-image mean (PI); PP is in the footnote (docs/protocols.md §2.1)
         return str(
             MetricKey("istd", f"{column.metric}_{region}{'_pi' if column.metric == 'mae' else ''}")
         )
@@ -80,29 +84,6 @@ VERDICT_NOTE = (
     '"consistent" means the paper\'s number lies within what this measurement could give on '
     "another draw of test images (and seeds), not that the two runs agree in anything else."
 )
-
-
-def measured_interval(runs: list[TrackedRun], metric: str) -> tuple[float, float] | None:
-    """The interval of a measured cell: over images for one run; over seeds and images when it
-    averages several runs of one grid (whose runs log that grid's seed interval); None when
-    not logged."""
-    name = MetricKey.parse(metric)
-    if name is None or name.stream != "result":
-        return None
-
-    def key(suffix: str) -> str:
-        return str(MetricKey(name.protocol, f"{name.metric}_{suffix}", "interval"))
-
-    if len(runs) == 1:
-        low, high = key("ci_low"), key("ci_high")
-        values = runs[0].metrics
-        return (values[low], values[high]) if low in values and high in values else None
-    # the seed interval of a grid that ran exactly these seeds (one of its runs says so)
-    for run in runs:
-        values = run.metrics
-        if values.get(key("seeds_n")) == len(runs) and key("seeds_ci_low") in values:
-            return values[key("seeds_ci_low")], values[key("seeds_ci_high")]
-    return None
 
 
 def mismatch(slot: Slot, run: TrackedRun) -> str | None:
@@ -151,9 +132,15 @@ class Completeness:
 class ReportBuilder:
     """Builds the Markdown for one store; plots are named here and drawn by plots.py."""
 
-    def __init__(self, store: Store, tables: Mapping[str, PublishedTable] | None = None):
+    def __init__(
+        self,
+        store: Store,
+        tables: Mapping[str, PublishedTable] | None = None,
+        all_tables: bool = False,
+    ):
         self.store = store
         self.tables = reported_tables(tables)
+        self.all_tables = all_tables
         self.notes = Footnotes()
         self.cells = [r for r in store.runs if r.kind == "cell"]
         self.finished = [r for r in self.cells if r.finished]
@@ -414,7 +401,20 @@ class ReportBuilder:
 
     # --- the document ---------------------------------------------------------------------
 
-    def markdown(self, plots: Mapping[str, str] | None = None) -> str:
+    def shown_tables(self) -> list[PublishedTable]:
+        """The tables printed in full: those with a measured cell (every one with
+        ``all_tables``); the others are listed with the command that fills them."""
+        return [t for t in self.tables if self.all_tables or self.completeness(t).filled_any]
+
+    def markdown(
+        self,
+        plots: Mapping[str, str] | None = None,
+        grids: Mapping[Group, str] | None = None,
+        docs: tuple[Path, str] | None = None,
+    ) -> str:
+        """The report. ``plots``: file -> title; ``grids``: the sample grid of each (dataset,
+        profile); ``docs``: the docs folder and its address from the report, which turn
+        references such as docs/protocols.md §2.1 into links."""
         status = sorted({r.status for r in self.store.runs})
         counts = ", ".join(
             f"{sum(r.status == s for r in self.store.runs)} {s.lower()}" for s in status
@@ -427,6 +427,30 @@ class ReportBuilder:
             + f"; {len(self.cells)} cell run(s). Run links open the MLflow UI"
             + (" (start it with `bench ui`)." if not self.store.uri.startswith("http") else "."),
             "",
+        ]
+        if not self.store.runs:
+            parts += ["**No runs in this experiment yet**: every measured cell is a dash.", ""]
+        parts += summary_markdown(self.store, self.link, md_table, grids or {})
+        # a summarised run needs no other place, unless it lacks fields a table matches on
+        summarised = [r for runs in summary_groups(self.store).values() for r in runs]
+        self.placed |= {r.run_id for r in summarised if not missing_fields(r)}
+        parts += self.paper_tables()
+        parts += measured_markdown(self.store, self.link, md_table)
+        parts += audit_markdown(self.store, self.link)
+        if plots:
+            parts += ["## Plots", ""]
+            parts += [f"![{title}]({path})\n" for path, title in sorted(plots.items())]
+        parts += self.leftovers()
+        if self.notes.texts:
+            parts += ["## Footnotes", "", self.notes.markdown(), ""]
+        text = "\n".join(parts).rstrip() + "\n"
+        return link_doc_references(text, *docs) if docs else text
+
+    def paper_tables(self) -> list[str]:
+        shown = self.shown_tables()
+        parts = [
+            "## Paper tables",
+            "",
             'How to read: published rows are copied as printed. A row "bench (profile)" holds '
             "the mean over seeds of bench's finished runs with the table's method, dataset, "
             "sampling steps and method options (± sample standard deviation and n when there "
@@ -437,43 +461,41 @@ class ReportBuilder:
             'was not run; the footnote is the command that fills it. "unavailable" is a '
             "metric that could not be computed, with the reason in its footnote. ISTD MAE is "
             "the per-image mean (PI) with the per-pixel value (PP) in the footnote: which one "
-            "RDDM printed is open (docs/protocols.md §4).",
+            "RDDM printed is open (docs/protocols.md §2.1).",
             "",
         ]
-        if not self.store.runs:
-            parts += ["**No runs in this experiment yet**: every measured cell is a dash.", ""]
-        parts += measured_markdown(self.store, self.link, md_table)
-        parts += audit_markdown(self.store, self.link)
-        parts += self.contents()
-        for table in self.tables:
+        parts += self.contents(shown)
+        if len(shown) < len(self.tables):
+            parts += [
+                f"{len(self.tables) - len(shown)} of {len(self.tables)} tables have no measured "
+                "cell and are only listed; `bench report --all-tables` prints them all, with "
+                "the command that fills each cell.",
+                "",
+            ]
+        for table in shown:
             parts.append(self.table_markdown(table))
             if table.id == "rddm-table-11c":
                 parts.append(table11_markdown(self.tables, self.finished, self.link, md_table))
                 measured, placed = resources_markdown(self.tables, self.finished, self.link)
                 self.placed |= placed
                 parts.append(measured)
-        if plots:
-            parts += ["## Plots", ""]
-            parts += [f"![{title}]({path})\n" for path, title in sorted(plots.items())]
-        parts += self.leftovers()
-        if self.notes.texts:
-            parts += ["## Footnotes", "", self.notes.markdown(), ""]
-        return "\n".join(parts).rstrip() + "\n"
+        return parts
 
-    def contents(self) -> list[str]:
+    def contents(self, shown: list[PublishedTable]) -> list[str]:
         rows = []
         for table in self.tables:
             done = self.completeness(table)
+            title = f"{heading(table)}: {table.title}"
             rows.append(
                 [
-                    done.title,
+                    f"[{done.title}](#{slug(title)})" if table in shown else done.title,
                     f"{done.filled_paper}/{done.slots}",
                     f"{done.filled_any}/{done.slots}",
                     f"`bench run --table {table.id}`",
                 ]
             )
         header = ["Table", "Filled (paper profile)", "Filled (any profile)", "Reproduce"]
-        return ["## Tables", "", md_table(header, rows), ""]
+        return [md_table(header, rows), ""]
 
     def leftovers(self) -> list[str]:
         parts = []
@@ -489,7 +511,7 @@ class ReportBuilder:
             parts += [
                 "## Runs in no table",
                 "",
-                "Finished cell runs whose settings no mirrored table prints and that have no profile.",
+                "Finished cell runs that lack settings the current harness records (an older harness), so no table can match them.",
                 "",
                 md_table(["Run", "Method", "Dataset", "Profile", "Steps", "Missing fields"], rows),
                 "",

@@ -4,7 +4,9 @@ printed, and how a published row is named."""
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Iterable
+from pathlib import Path
 
 from bench.report.published import PublishedTable, Row
 from bench.report.reproduce import bench_method
@@ -52,3 +54,48 @@ def bench_name(row: Row) -> str | None:
 def heading(table: PublishedTable) -> str:
     """ "RDDM, CVPR 2024 Table 3(b)"; a file that is no table of the paper by its id."""
     return f"{table.paper} Table {table.table}" if table.table != "none" else table.id
+
+
+#: ``docs/protocols.md §2.1``, ``methods.md §5``, ``docs/statistics.md``: a reference to the
+#: project's documentation, with or without its section
+DOC_REFERENCE = re.compile(r"(?<![\w/.\[`])(?:docs/)?([a-z][a-z-]*)\.md(?: §(\d+(?:\.\d+)*))?")
+
+
+def slug(heading_text: str) -> str:
+    """The anchor GitHub and most Markdown viewers give a heading: lower case, punctuation
+    dropped, spaces as hyphens ("2.1 ISTD" -> "21-istd")."""
+    kept = re.sub(r"[^\w\- ]", "", heading_text.strip().lower())
+    return kept.replace(" ", "-")
+
+
+def section_heading(document: Path, section: str) -> str | None:
+    """The heading of numbered ``section`` ("2.1", "5") in a Markdown file: a line such as
+    ``### 2.1 ISTD`` or ``## 5. Native size``; None when the file has no such section."""
+    pattern = re.compile(rf"^#+ {re.escape(section)}\.? (.*)$")
+    for line in document.read_text(encoding="utf-8").splitlines():
+        if pattern.match(line):
+            return line.lstrip("#").strip()
+    return None
+
+
+def link_doc_references(text: str, docs_dir: Path | None, href: str) -> str:
+    """Every reference to a page of ``docs_dir`` (and a section of it) as a Markdown link
+    to ``<href>/<page>.md#<anchor>``. A reference to a page or section that does not exist,
+    or text with no docs folder to resolve against, is left as written."""
+    if docs_dir is None:
+        return text
+
+    def replace(found: re.Match) -> str:
+        page, section = found[1], found[2]
+        document = docs_dir / f"{page}.md"
+        if not document.is_file():
+            return found[0]
+        target = f"{href}/{page}.md"
+        if section:
+            title = section_heading(document, section)
+            if title is None:
+                return found[0]
+            target += f"#{slug(title)}"
+        return f"[{found[0]}]({target})"
+
+    return DOC_REFERENCE.sub(replace, text)

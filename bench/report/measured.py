@@ -58,7 +58,7 @@ def _gap_cells(run: TrackedRun, metric: str) -> list[str]:
     """The gaps to the input and to the best method of the seed, with their intervals, and
     the flags bench run printed (docs/statistics.md)."""
     from bench.conventions import HEADLINES, base_of
-    from bench.statistics import flags
+    from bench.statistics import flags, format_difference
 
     name = MetricKey.parse(metric)
 
@@ -69,7 +69,7 @@ def _gap_cells(run: TrackedRun, metric: str) -> list[str]:
         diff, low, high = (value(f"vs_{against}_{part}") for part in ("diff", "ci_low", "ci_high"))
         if diff is None or low is None or high is None:
             return ""
-        return f"{diff:+.4g} [{low:+.4g}, {high:+.4g}]"
+        return format_difference(diff, low, high)
 
     if not gap("identity"):
         return ["", "", ""]
@@ -186,5 +186,7 @@ def gap_yardstick(run: TrackedRun, title: str, key: str):
     diff, low, high = value("diff"), value("ci_low"), value("ci_high")
     if diff is None or low is None or high is None:
         return None
-    label = f"the method's gap to the input is {diff:+.4g}, 95% interval [{low:+.4g}, {high:+.4g}]"
+    from bench.statistics import format_difference
+
+    label = f"the method's gap to the input, with its 95% interval, is {format_difference(diff, low, high)}"
     return Yardstick(title, label, (high - low) / 2)

@@ -376,24 +376,12 @@ def grid_images(samples: Samples) -> dict[str, dict[str, np.ndarray]]:
     return found
 
 
-def per_image_caption(protocol: str, per_image: pd.DataFrame, name: str) -> str:
-    """``PSNR 23.41``: the protocol's first headline for one image (empty when the protocol
-    has none per image)."""
-    from bench.conventions import HEADLINES, base_of
-
-    specs = HEADLINES.get(base_of(protocol), ())
-    if not specs or specs[0].key not in per_image or "name" not in per_image:
-        return ""
-    values = per_image.loc[per_image["name"] == name, specs[0].key]
-    return f"{specs[0].title} {values.iloc[0]:.2f}" if len(values) else ""
-
-
 def sample_grid(
     images: dict[str, dict[str, np.ndarray]], protocol: str, per_image: pd.DataFrame, path: Path
 ) -> None:
     """Input | output | ground truth for the first test images, captioned with each image's
     name and its per-image headline score."""
-    from bench.image_grid import Tile, labelled_grid
+    from bench.image_grid import Tile, labelled_grid, per_image_caption
 
     headers = {"input": "input", "output": "output", "target": "ground truth"}
     roles = [role for role in headers if any(role in found for found in images.values())]

@@ -120,7 +120,9 @@ def report(store, tmp_path_factory):
     """The report written twice into two folders, for the determinism test."""
     root, config, ids = store
     folders = [tmp_path_factory.mktemp("a"), tmp_path_factory.mktemp("b")]
-    results = [invoke("report", "--config", str(config), "--out", str(f)) for f in folders]
+    results = [
+        invoke("report", "--config", str(config), "--out", str(f), "--all-tables") for f in folders
+    ]
     for result in results:
         assert result.exit_code == 0, result.output
     return folders, (folders[0] / "report.md").read_text(encoding="utf-8"), ids
@@ -173,7 +175,7 @@ def test_seeds_are_averaged_with_std_n_and_every_run_linked(report, store):
     for run_id in ids["rddm"]:
         assert f"{UI_URL}/#/experiments/" in note and f"/runs/{run_id})" in note
     assert "Protocol `istd`" in note and HARDWARE in note and "sum_scale=0.01" in note
-    # PI is the printed value, PP is named beside it (protocols.md §4)
+    # PI is the printed value, PP is named beside it (protocols.md §2.1)
     mae = cells[header.index("MAE ALL")]
     assert mae.startswith(f"{statistics.fmean(MAE_PI):.2f} ± ")
     assert f"per-pixel (PP): ALL {statistics.fmean(MAE_PP):.2f}" in footnote(text, mae)
@@ -305,7 +307,9 @@ def test_missing_store_is_a_clear_error(tmp_path):
 
 def test_empty_experiment_gives_the_all_dash_report(store):
     root, config, _ = store
-    result = invoke("report", "--config", str(config), "--experiment", "empty", "--json")
+    result = invoke(
+        "report", "--config", str(config), "--experiment", "empty", "--json", "--all-tables"
+    )
     assert result.exit_code == 0, result.output
     data = json.loads(result.stdout)
     text = Path(data["report"]).read_text()
@@ -355,7 +359,6 @@ def test_planned_command_options_parse_back_to_the_plan():
 def test_measured_runs_come_first_beside_their_identity_baseline(report):
     """A smoke run shows in the report right after `bench run`, with the input's score."""
     _, text, _ = report
-    assert text.index("## Measured runs") < text.index("## Tables")
     measured = section(text, "Measured runs")
     smoke = measured[measured.index("### synth-shadow, smoke profile (protocol istd)") :]
     smoke = smoke[: smoke.find("\n### ", 1) if "\n### " in smoke[1:] else None]
@@ -381,7 +384,7 @@ def test_measured_runs_come_first_beside_their_identity_baseline(report):
 def test_a_subset_run_is_marked_and_never_fills_a_paper_cell(report):
     _, text, ids = report
     measured = section(text, "Measured runs")
-    tables = text[text.index("## Tables") : text.index("## Runs in no table")]
+    tables = text[text.index("## Paper tables") : text.index("## Measured runs")]
     assert "64/540 (subset)" in measured and "| 99.00 |" in measured
     assert ids["subset"] not in tables and "| 99.0" not in tables  # the seeds 0-2 mean only
 
@@ -394,8 +397,8 @@ def test_measured_runs_show_the_gap_to_the_input_with_its_interval(report):
     column = header.index("Δ input psnr_all [95% CI]")
     cells = {line[1]: line for line in (row_cells(smoke, m) for m in ("rddm", "resfusion", "sr3"))}
     flags = header.index("flags")
-    assert cells["rddm"][column] == "+4.4 [+3.9, +4.9]" and cells["rddm"][flags] == "best"
-    assert cells["resfusion"][column + 1] == "-5.9 [-6.6, -5.2]"
+    assert cells["rddm"][column] == "+4.40 [+3.90, +4.90]" and cells["rddm"][flags] == "best"
+    assert cells["resfusion"][column + 1] == "-5.90 [-6.60, -5.20]"
     assert cells["resfusion"][flags] == "worse than the input"
     assert cells["sr3"][column] == ""  # logged no interval: left blank, not invented
 
@@ -426,7 +429,7 @@ def test_audit_moves_are_measured_against_the_gap_interval():
     run = TrackedRun("r", "0", "FINISHED", {"protocol": "istd"}, {}, metrics)
     yardstick = gap_yardstick(run, "PSNR", "psnr_all")
     assert yardstick.half_width == pytest.approx(0.5)
-    assert "gap to the input is +1.3, 95% interval [+0.8, +1.8]" in yardstick.label
+    assert "gap to the input, with its 95% interval, is +1.30 [+0.80, +1.80]" in yardstick.label
     table = markdown(rows, yardstick)
     assert "PSNR move ÷ interval half-width" in table.splitlines()[0]
     origin = next(line for line in table.splitlines() if "`istd-origin`" in line)
@@ -457,3 +460,75 @@ def test_a_resumed_run_names_the_run_it_continued():
     assert text.startswith("seed 0 resumed at iteration 4 the training of run [aaaaaaaa](")
     gone = TrackedRun("c" * 32, "1", "FINISHED", {"resumed_from_run": "d" * 32}, {}, {})
     assert builder.continued(gone).endswith("the training of run dddddddd")
+
+
+def test_the_report_opens_with_a_summary_and_prints_only_measured_tables(store, report, tmp_path):
+    """A reader wants each dataset's methods with their numbers and intervals first; paper
+    tables with no measured cell are listed with their command, not printed as dashes."""
+    _, config, ids = store
+    result = invoke("report", "--config", str(config), "--out", str(tmp_path))
+    assert result.exit_code == 0, result.output
+    text = (tmp_path / "report.md").read_text(encoding="utf-8")
+    _, full, _ = report
+    assert len(text.splitlines()) < len(full.splitlines())
+    order = [text.index(f"\n## {name}\n") for name in ("Summary", "Paper tables", "Measured runs")]
+    assert order == sorted(order)
+    summary = section(text, "Summary")
+    istd = summary[summary.index("### istd, paper profile") :]
+    header = row(istd, "Method")
+    rddm = row(istd, "rddm")  # three seeds: the mean and the seeds' interval
+    assert rddm[header.index("Seeds")] == "0,1,2"
+    low = RDDM_SEED_INTERVALS["interval/istd/psnr_all_seeds_ci_low"]
+    high = RDDM_SEED_INTERVALS["interval/istd/psnr_all_seeds_ci_high"]
+    assert (
+        rddm[header.index("psnr_all")]
+        == f"{statistics.fmean(PSNR_ALL):.2f} [{low:.2f}, {high:.2f}]"
+    )
+    tables = section(text, "Paper tables")
+    # a measured table is printed and linked from the list; an unmeasured one is listed only
+    assert "\n## RDDM, CVPR 2024 Table 3(b)" in text
+    assert (
+        "[RDDM, CVPR 2024 Table 3(b): Shadow removal on ISTD](#rddm-cvpr-2024-table-3b-shadow-removal-on-istd)"
+        in tables
+    )
+    assert "\n## RDDM, CVPR 2024 Table 2:" not in text
+    assert "`bench run --table rddm-table-2`" in tables and "--all-tables" in tables
+
+
+def test_doc_references_become_links_to_their_sections(tmp_path):
+    from bench.report.common import link_doc_references
+
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "protocols.md").write_text("# P\n## 2. Papers\n### 2.1 ISTD\ntext\n")
+    text = "see docs/protocols.md §2.1, protocols.md §2, `docs/protocols.md` and methods.md §5"
+    linked = link_doc_references(text, docs, "../../docs")
+    assert linked == (
+        "see [docs/protocols.md §2.1](../../docs/protocols.md#21-istd), "
+        "[protocols.md §2](../../docs/protocols.md#2-papers), `docs/protocols.md` and "
+        "methods.md §5"  # no such page here: left as written
+    )
+    assert link_doc_references(text, None, "x") == text
+
+
+def test_every_section_reference_in_the_project_resolves():
+    """Every reference to a numbered section of the docs names a section that exists."""
+    from bench.report.common import DOC_REFERENCE, section_heading
+
+    root = Path(__file__).resolve().parents[2]
+    files = [root / "README.md", *root.glob("docs/*.md"), *root.glob("reports/published/*.toml")]
+    files += [
+        *root.glob("bench/**/*.py"),
+        *root.glob("baselines/**/*.py"),
+        *root.glob("tests/**/*.py"),
+    ]
+    dangling = []
+    for path in files:
+        for found in DOC_REFERENCE.finditer(path.read_text(encoding="utf-8").replace("`", "")):
+            page, number = found[1], found[2]
+            document = root / "docs" / f"{page}.md"
+            if not document.is_file():
+                continue  # another project's file (README.md of a dataset, ...)
+            if number and section_heading(document, number) is None:
+                dangling.append(f"{path.relative_to(root)}: {found[0]}")
+    assert dangling == []

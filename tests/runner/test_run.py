@@ -150,7 +150,7 @@ def test_the_sample_grid_shows_input_output_and_truth_at_the_files_size(default_
             output, np.asarray(Image.open(folder / "samples_native" / f"{name}.png"))
         )
     # the caption reads the per-image table
-    from bench.runner.cell import per_image_caption
+    from bench.image_grid import per_image_caption
 
     table = pd.read_csv(folder / "per_image.csv")
     assert per_image_caption("istd", table, names[0]) == f"PSNR {table.loc[0, 'psnr_all']:.2f}"

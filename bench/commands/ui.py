@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
 import subprocess
 import sys
 import time
+import urllib.parse
 import urllib.request
 from typing import Annotated
 
@@ -29,6 +31,39 @@ def ui_command(port: int, uri: str) -> list[str]:
     if artifacts := artifact_root(uri):
         command += ["--default-artifact-root", artifacts]
     return command
+
+
+#: a runs view the UI opens from the address (MLflow's shared view: an experiment tag whose
+#: name the address's viewStateShareKey names)
+VIEW_TAG = "mlflow.sharedViewState."
+VIEW_KEY = "bench-runs"
+
+
+def runs_view(client, experiment_id: str) -> dict:
+    """The experiment's runs as a flat list with the headline metrics of its protocols as
+    columns, best first on the first headline (sorting on a metric also lists the cells
+    themselves rather than their collapsed parent run), with each run's dataset."""
+    from bench.conventions import HEADLINES, base_of
+
+    protocols = set()
+    for run in client.search_runs([experiment_id], "tags.run_kind = 'cell'", max_results=1000):
+        if protocol := run.data.tags.get("protocol"):
+            protocols.add(protocol)
+    specs = [(p, spec) for p in sorted(protocols) for spec in HEADLINES.get(base_of(p), ())]
+    columns = ["attributes.`Dataset`", "attributes.`Duration`"]
+    columns += [f"metrics.`{protocol}/{spec.key}`" for protocol, spec in specs]
+    view: dict = {
+        "selectedColumns": columns,
+        "columnOrder": columns,  # the protocol's order, not the alphabet's
+        "searchFilter": "tags.run_kind != 'grid'",
+    }
+    if specs:
+        protocol, spec = specs[0]
+        view |= {
+            "orderByKey": f"metrics.`{protocol}/{spec.key}`",
+            "orderByAsc": spec.lower_is_better,
+        }
+    return view
 
 
 def wait_until_ready(url: str, process: subprocess.Popen, timeout: float) -> None:
@@ -61,9 +96,14 @@ def ui(
     from bench.tracking import Tracker
 
     # the experiment's training runs, not MLflow 3's GenAI home page
-    experiment_id = Tracker.open(uri, config.tracking.experiment).experiment_id
+    tracker = Tracker.open(uri, config.tracking.experiment)
+    experiment_id = tracker.experiment_id
+    view = runs_view(tracker.client, experiment_id)
+    tracker.client.set_experiment_tag(experiment_id, VIEW_TAG + VIEW_KEY, json.dumps(view))
     url = f"http://{HOST}:{port}"
-    page = f"{url}/#/experiments/{experiment_id}/runs"
+    page = f"{url}/#/experiments/{experiment_id}/runs?" + urllib.parse.urlencode(
+        {"workflowType": "machine_learning", "viewStateShareKey": VIEW_KEY}
+    )
     # the server's own log goes to stderr: stdout carries only the URL. Its own session, so
     # stopping it stops its workers too; SIGTERM to bench ui stops them as Ctrl-C does.
     process = subprocess.Popen(ui_command(port, uri), stdout=sys.stderr, start_new_session=True)

@@ -341,9 +341,19 @@ def test_ui_serves_the_store_and_stops_cleanly(default_run):
         client, found = runs(tmp_path)
         experiment = client.get_experiment_by_name("test")
         experiment_id = experiment.experiment_id
-        # opens on the experiment's training runs, not MLflow 3's GenAI home page
-        assert f"http://127.0.0.1:{port}/#/experiments/{experiment_id}/runs" in printed
+        # opens on the experiment's training runs, not MLflow 3's GenAI home page, in a
+        # view that lists the cells flat, best first, with the headline metrics as columns
+        page = f"http://127.0.0.1:{port}/#/experiments/{experiment_id}/runs?"
+        assert page + "workflowType=machine_learning&viewStateShareKey=bench-runs" in printed
         assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"
+        view = json.loads(experiment.tags["mlflow.sharedViewState.bench-runs"])
+        metrics = [c for c in view["selectedColumns"] if c.startswith("metrics.")]
+        assert metrics == [
+            f"metrics.`istd/{key}`"
+            for key in ("psnr_all", "ssim_all", "mae_all_pi", "mae_s_pi", "lpips")
+        ]
+        assert view["orderByKey"] == "metrics.`istd/psnr_all`" and view["orderByAsc"] is False
+        assert view["columnOrder"] == view["selectedColumns"]
         request = urllib.request.Request(
             f"http://127.0.0.1:{port}/api/2.0/mlflow/runs/search",
             data=json.dumps({"experiment_ids": [experiment_id]}).encode(),

@@ -229,21 +229,38 @@ def audit_folders(
     mask_dir: Path | None = None,
     batch: int = 16,
     match: str | None = None,
+    native_dir: Path | None = None,
 ) -> tuple[list[AuditRow], MetricResult]:
     """The protocol audit of a folder of results: :func:`score_folders` under the paper's
     protocol ``base`` and under every convention of its task, each image read once; the rows
-    and the paper protocol's result."""
+    and the paper protocol's result. ``native_dir``: the same predictions at the ground
+    truth's size (a run's ``samples_native/``), which the conventions that do not resize
+    score, while those that resize score ``pred_dir`` (the run's ``samples/``), as the run
+    did."""
     protocols = audit_protocols(base, weights_dir, device)
     reference = protocols[base]
     if mask_dir is not None and not reference.uses_mask:
         raise UsageError(f"protocol '{base}' takes no masks; drop --mask-dir")
     pairs = pair_files(reference, pred_dir, gt_dir, mask_dir, match_pattern(match))
     sized = check_sizes(reference, pairs)
-    if any(shapes[0] != shapes[1] for *_, shapes in sized):
-        for name in [n for n, p in protocols.items() if not p.resizes]:
+    at_native = {name: p for name, p in protocols.items() if not p.resizes}
+    if native_dir is not None:  # a run's folder: its predictions at the files' size
+        native = check_sizes(reference, pair_files(reference, native_dir, gt_dir, mask_dir))
+    elif any(shapes[0] != shapes[1] for *_, shapes in sized):
+        for name in at_native:
             console.warn(f"{name} left out of the audit: it scores at native size, and "
                          "predictions and ground truth differ in size")  # fmt: skip
             del protocols[name]
-    results = score_pairs_under(list(protocols.values()), sized, batch)
-    summaries = {name: result.summary for name, result in zip(protocols, results, strict=True)}
-    return audit_rows(base, summaries, reference.table), results[0]
+        at_native = {}
+    else:
+        native = sized
+    found: dict[str, MetricResult] = {}
+    for group, pairs_read in (
+        ([n for n in protocols if n not in at_native], sized),
+        (list(at_native), native if at_native else []),
+    ):
+        if group:
+            scored = score_pairs_under([protocols[n] for n in group], pairs_read, batch)
+            found |= dict(zip(group, scored, strict=True))
+    summaries = {name: found[name].summary for name in protocols}
+    return audit_rows(base, summaries, reference.table), found[base]

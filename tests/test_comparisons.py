@@ -6,6 +6,7 @@ interval and p-values with scipy on those differences."""
 from __future__ import annotations
 
 import json
+import math
 import re
 import shutil
 from pathlib import Path
@@ -226,3 +227,31 @@ def test_the_native_size_samples_reproduce_the_runs_native_scores(tracked):
     rows = {row["protocol"]: row for row in json.loads(result.stdout)["rows"]}
     logged = run.data.metrics["audit/istd-origin/psnr"]
     assert rows["istd-origin"]["values"]["PSNR"] == pytest.approx(logged, abs=1e-9)
+
+
+def test_a_runs_folder_reproduces_its_whole_audit(tracked):
+    """One folder, the run's, gives every convention of the run's audit: those that resize
+    read samples/ (the networks' size), those at the files' size samples_native/."""
+    from bench.audit import rows_from_metrics
+
+    config, by, _ = tracked
+    run = by[("rddm", "0")]
+    folder = Path(run.data.tags["samples_dir"]).parent
+    gt, mask = config.parent / "subset-gt", config.parent / "subset-mask"
+    root = config.parent / "data" / "synth-shadow" / "test"
+    for target, source in ((gt, root / "test_C"), (mask, root / "test_B")):
+        target.mkdir(exist_ok=True)
+        for path in (folder / "samples").glob("*.png"):
+            (target / path.name).write_bytes((source / path.name).read_bytes())
+    result = CliRunner().invoke(
+        app, ["score", str(folder), str(gt), "--mask-dir", str(mask), "-p", "istd", "--audit",
+              "--json", "-c", str(config)],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    scored = {row["protocol"]: row["values"] for row in json.loads(result.stdout)["rows"]}
+    logged = {row.protocol: row.values for row in rows_from_metrics("istd", run.data.metrics)}
+    assert set(logged) == set(scored) and len(logged) > 5
+    for protocol, values in logged.items():
+        for title, value in values.items():
+            if value is not None and math.isfinite(value):
+                assert scored[protocol][title] == pytest.approx(value, abs=1e-9), (protocol, title)

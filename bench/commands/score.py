@@ -22,6 +22,8 @@ EPILOG = examples(
     "bench score results/istd data/istd/test/test_C --mask-dir data/istd/test/test_B -p istd",
     "bench score released/ data/istd/test/test_C -p istd --match '(?P<id>.+)_free'  # 95-1_free.png",
     "bench score results/istd data/istd/test/test_C -p istd --audit   # how much is convention",
+    "bench score results/runs/RUN_ID data/istd/test/test_C --mask-dir data/istd/test/test_B "
+    "--audit   # a run's whole audit again",
 )
 
 
@@ -38,7 +40,13 @@ def _fmt(value: float) -> str:
 
 
 def score(
-    pred_dir: Annotated[Path, typer.Argument(help="Folder of result images.")],
+    pred_dir: Annotated[
+        Path,
+        typer.Argument(
+            help="Folder of result images, or a run's folder (results/runs/RUN_ID), whose "
+            "samples/ and samples_native/ are each scored where the run scored them."
+        ),
+    ],
     gt_dir: Annotated[Path, typer.Argument(help="Folder of ground-truth (or reference) images.")],
     protocol_name: Annotated[
         str | None,
@@ -94,10 +102,16 @@ def score(
     if protocol_name is None:
         protocol_name, why = default_protocol(gt_dir, config.paths.data_root)
         console.info(f"protocol {protocol_name}: {why}; pass --protocol to choose another")
+    run_samples = run_folders(pred_dir)
     if audit:
         _audit(pred_dir, gt_dir, protocol_name, mask_dir, csv, match, device, batch, config)
         return
     protocol = get_protocol(protocol_name, config.paths.weights_dir, device)
+    if run_samples is not None:
+        pred_dir = run_samples[0] if protocol.resizes else run_samples[1]
+        console.info(
+            f"{pred_dir.parent} is a run's folder: {protocol.name} scores {pred_dir.name}/"
+        )
     result = score_folders(pred_dir, gt_dir, protocol, mask_dir, batch, match)
     if protocol.set_metrics:
         per_row = pd.DataFrame([{"n_images": len(result.per_image), **result.summary}])
@@ -135,6 +149,14 @@ def score(
     console.info(f"per-image scores: {csv}")
 
 
+def run_folders(folder: Path) -> tuple[Path, Path] | None:
+    """``(samples, samples_native)`` when ``folder`` is a run's folder (results/runs/<id>):
+    the predictions at the networks' size and at the files' size, which together reproduce
+    the run's scores under every convention; None for a plain folder of images."""
+    samples, native = folder / "samples", folder / "samples_native"
+    return (samples, native) if samples.is_dir() and native.is_dir() else None
+
+
 def default_protocol(gt_dir: Path, data_root: Path) -> tuple[str, str]:
     """The paper protocol of the registered dataset whose folder holds ``gt_dir``, else
     ``rgb``; with the reason, for the line that says which was taken."""
@@ -158,9 +180,15 @@ def _audit(pred_dir, gt_dir, base, mask_dir, csv, match, device, batch, config) 
     from bench.scoring import audit_folders
     from bench.statistics import estimate
 
+    native_dir = None
+    if (run_samples := run_folders(pred_dir)) is not None:
+        (pred_dir, native_dir), run = run_samples, pred_dir
+        console.info(f"{run} is a run's folder: conventions that resize score samples/, those "
+                     "at the files' size samples_native/, as the run did")  # fmt: skip
     rows, reference = audit_folders(
-        pred_dir, gt_dir, base, config.paths.weights_dir, device, mask_dir, batch, match
-    )
+        pred_dir, gt_dir, base, config.paths.weights_dir, device, mask_dir, batch, match,
+        native_dir,
+    )  # fmt: skip
     titles = list(rows[0].values)
     # a folder has no input to measure a method's gap against: the value's own interval
     spec = HEADLINES[base][0]

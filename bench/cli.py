@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import sys
+import warnings
 from typing import Annotated, Any
 
 import typer
@@ -26,6 +27,10 @@ from bench.commands import ui as ui_command
 from bench.commands import weights as weights_command
 from bench.errors import EXIT_FAILURE, BenchError
 from bench.options import ARGV_KEY, ConfigOption, JsonOption, QuietOption, examples, setup
+
+# requests tries urllib3's optional SOCKS support on import and urllib3 warns that PySocks is
+# missing: a line about a proxy nobody configured, in the middle of a run's output
+warnings.filterwarnings("ignore", message="SOCKS support in urllib3 requires")
 
 
 class _Group(typer.core.TyperGroup):

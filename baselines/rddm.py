@@ -543,6 +543,14 @@ def paper_settings(name: str, task: str) -> dict[str, Any]:
             options["condition"] = "none"  # exps 4/5 feed x_t only
     for key in fixed_options(name):
         options.pop(key, None)
+    # the template's dataset (datasets/base.py): Augmentor's flip_left_right(1) mirrors every
+    # training image (augment_flip is on by default); LOL (experiment 3) equalises the input;
+    # generation and translation keep the dataset's defaults
+    data: dict[str, Any] = {"train_flip": "always"} if restoration else {}
+    if restoration:
+        data["equalize_input"] = task == "low-light"
+    if task == "inpainting":  # datasets/inpaint/dataset.py: torchvision Resize((64, 64)), no flip
+        data = {"train_flip": "none", "resize_filter": "bilinear"}
     if name == "rddm-aosa":
         notes.append("AOSA iterations are the objective-selection phase plus the paper's budget")
     return {
@@ -550,5 +558,6 @@ def paper_settings(name: str, task: str) -> dict[str, Any]:
         "iterations": row["it"],
         "lr": lr,
         "options": options,
+        "data": data,
         "notes": notes,
     }

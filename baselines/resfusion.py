@@ -273,5 +273,13 @@ def paper_settings(name: str, task: str) -> dict[str, Any]:
         "lr": 8.8e-4 * table[task] / 256,
         "epochs": 5000,
         "options": {"timesteps": 12, "loss": "l2"},
+        # datamodule/{ISTD,LOL,Raindrop}.py: RandomCrop(256) and HorizontalFlip(p=0.5) for
+        # training; the test transform only normalises (the files' size); no equalisation
+        "data": {
+            "train_crop": "random",
+            "train_flip": "random",
+            "equalize_input": False,
+            "test_size": "native",
+        },
         "notes": ["iterations not stated: 5000 epochs, AdamW (amsgrad), cosine decay to 3e-5"],
     }

@@ -161,6 +161,10 @@ def _y_channel_family(base: str, low_light: bool) -> tuple[Convention, ...]:
                    "Resfusion's native-size metrics (LLFlow Measure.py at 600x400)"
                    if low_light else "scripts that score at the dataset's own size",
                    {"size": "native"}),
+        Convention(base, "256", "prediction and ground truth both resized to 256x256 "
+                   "before scoring, whatever the prediction's size (the prediction's: 256x256 "
+                   "for RDDM)", "Resfusion's 256x256 columns (its outputs are at the files' "
+                   "size)", {"size": "256"}),
         Convention(base, "in-rgb", "PSNR on RGB and scikit-image SSIM per channel "
                    "(7x7 uniform window) instead of the BT.601 Y channel",
                    "Resfusion's skimage metrics (channel_axis=-1); LLFlow Measure.py PSNR",

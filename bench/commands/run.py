@@ -167,6 +167,15 @@ def run(
             "the profile's].",
         ),
     ] = None,
+    pipeline: Annotated[
+        str,
+        typer.Option(
+            help="Data pipeline (training crops and flips, equalisation, test size): paper "
+            "(each method its own paper's for the dataset's task), dataset (the manifest's "
+            "for every method), or a method's name (that paper's for every method, a fair "
+            "comparison on one pipeline). Recorded on every run (cell.pipeline.*).",
+        ),
+    ] = "paper",
     log_checkpoint: Annotated[
         bool, typer.Option(help="Log each cell's checkpoint to MLflow.")
     ] = False,
@@ -218,6 +227,7 @@ def run(
     invocation = {"resume": resume, "checkpoint": checkpoint, "log_checkpoint": log_checkpoint}
     invocation |= {"weights": weights, "precision": precision, "compile": compile}
     invocation |= {"eval_every": eval_every, "methods_from": plugins, "trust": trust_checkpoint}
+    invocation["pipeline"] = pipeline
     if precision not in (None, "fp32", "bf16"):
         raise UsageError(f"--precision '{precision}' is not known; valid choices: bf16, fp32")
     invocation |= {"executor": executor, "jobs": jobs, "nproc": nproc}
@@ -382,6 +392,7 @@ def _plan(
     methods_from: tuple[Path, ...],
     log_checkpoint: bool,
     trust: bool,
+    pipeline: str,
 ) -> tuple[list[Any], Any]:
     """The cells and the context they share, once everything that could stop them after
     training started has been checked (writable results, --resume, --checkpoint)."""
@@ -389,7 +400,7 @@ def _plan(
     from bench.runner.cell import RunContext
     from bench.runner.cells import expand
 
-    cells = expand(config, iters, steps, options, precision, compile, eval_every)
+    cells = expand(config, iters, steps, options, precision, compile, eval_every, pipeline)
     ensure_writable(config.paths.results_dir, f"[paths] results_dir in {config.source}")
     if resume:  # before any work: a checkpoint of other settings is never continued
         from bench.runner.cell import checkpoint_path, resume_problem

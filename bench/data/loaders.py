@@ -42,6 +42,7 @@ class Preprocess:
     flip: Flip = "none"
     fixed_crop: tuple[int, int, int] | None = None  # centre x, centre y, size (CelebA 64)
     random_crop: int | None = None  # Resfusion-style training crops
+    resize_filter: str = "bicubic"  # a name of RESIZE_FILTERS
     center_box_mask: bool = False  # inpainting: centre h/2 x w/2 box filled with 0.5
     normalize: bool = True  # [0, 1] -> [-1, 1]
 
@@ -70,6 +71,10 @@ class Preprocess:
         chosen = replace(defaults, **options)
         if chosen.flip not in ("none", "random", "always"):
             raise UsageError(f"flip = '{chosen.flip}'; valid: none, random, always")
+        if chosen.resize_filter not in RESIZE_FILTERS:
+            raise UsageError(
+                f"resize_filter = '{chosen.resize_filter}'; valid: {', '.join(RESIZE_FILTERS)}"
+            )
         return chosen
 
 
@@ -102,10 +107,15 @@ def _pad(image: np.ndarray, minimum: int, multiple: int) -> np.ndarray:
     return np.pad(image, padding)
 
 
-def _resize(image: np.ndarray, size: int) -> np.ndarray:
+#: PIL's filters by name: bicubic is the RDDM template's (Augmentor's resize); bilinear is
+#: torchvision's Resize on PIL images (RDDM's CelebA-HQ inpainting dataset)
+RESIZE_FILTERS = {"bicubic": Image.Resampling.BICUBIC, "bilinear": Image.Resampling.BILINEAR}
+
+
+def _resize(image: np.ndarray, size: int, resize_filter: str = "bicubic") -> np.ndarray:
     if image.shape[:2] == (size, size):
         return image
-    return np.asarray(Image.fromarray(image).resize((size, size), Image.Resampling.BICUBIC))
+    return np.asarray(Image.fromarray(image).resize((size, size), RESIZE_FILTERS[resize_filter]))
 
 
 def _to_tensor(image: np.ndarray, normalize: bool) -> torch.Tensor:
@@ -211,7 +221,10 @@ class _SplitDataset(torch.utils.data.Dataset):
         if flip():
             images = {k: v[:, ::-1] for k, v in images.items()}
         if o.image_size is not None:
-            images = {k: _resize(np.ascontiguousarray(v), o.image_size) for k, v in images.items()}
+            images = {
+                k: _resize(np.ascontiguousarray(v), o.image_size, o.resize_filter)
+                for k, v in images.items()
+            }
         return images
 
     def padded_shape(self, height: int, width: int) -> tuple[int, int]:

@@ -29,6 +29,25 @@ def audit_protocols(base: str, weights_dir: Path, device: str = "cpu") -> dict[s
     return protocols
 
 
+def audit_summaries(
+    protocol: str,
+    evaluate: Callable[[Protocol], MetricResult],
+    weights_dir: Path,
+    device: str = "cpu",
+    known: MetricResult | None = None,
+) -> tuple[dict[str, dict[str, float]], str]:
+    """Each audited protocol's summary of one set of images (``evaluate(p)`` scores them
+    under protocol ``p``; ``known``: the result of ``protocol`` itself, reused), and the
+    paper table of the task's protocol."""
+    base = base_of(protocol)
+    protocols = audit_protocols(base, weights_dir, device)
+    summaries = {
+        name: (known if known is not None and name == protocol else evaluate(candidate)).summary
+        for name, candidate in protocols.items()
+    }
+    return summaries, protocols[base].table
+
+
 def audit_images(
     protocol: str,
     evaluate: Callable[[Protocol], MetricResult],
@@ -36,12 +55,6 @@ def audit_images(
     device: str = "cpu",
     known: MetricResult | None = None,
 ) -> list[AuditRow]:
-    """The audit of one set of images under ``protocol``'s task: ``evaluate(p)`` scores
-    them under protocol ``p``. ``known``: the result of ``protocol`` itself, reused."""
-    base = base_of(protocol)
-    protocols = audit_protocols(base, weights_dir, device)
-    summaries = {
-        name: (known if known is not None and name == protocol else evaluate(candidate)).summary
-        for name, candidate in protocols.items()
-    }
-    return audit_rows(base, summaries, protocols[base].table)
+    """The audit of one set of images under ``protocol``'s task (:func:`audit_summaries`)."""
+    summaries, table = audit_summaries(protocol, evaluate, weights_dir, device, known)
+    return audit_rows(base_of(protocol), summaries, table)

@@ -35,6 +35,7 @@ LPIPS_CONVENTION = (
 _SIZE_CONVENTION = {
     "prediction": "ground truth imresize'd (MATLAB bicubic, uint8) to the prediction size",
     "native": "prediction imresize'd (MATLAB bicubic, uint8) to the ground truth's size",
+    "256": "prediction and ground truth imresize'd (MATLAB bicubic, uint8) to 256x256",
 }
 GT_MEAN_CONVENTION = (
     "LLFlow test.py: prediction/255 times (grey mean of the ground truth / mean of the "
@@ -54,9 +55,15 @@ def _one_of(value: Any, valid: tuple, option: str) -> Any:
 def _same_size(
     pred: torch.Tensor, target: torch.Tensor, size: str
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """The scripts bring the ground truth to the prediction's size; "native" goes the other way."""
+    """The scripts bring the ground truth to the prediction's size; "native" goes the other
+    way; "256" brings both to 256x256 (a size already right is left alone)."""
     if size == "prediction":
         return pred, imresize(target, tuple(pred.shape[-2:]))
+    if size == "256":
+        return tuple(  # type: ignore[return-value]
+            image if tuple(image.shape[-2:]) == (256, 256) else imresize(image, (256, 256))
+            for image in (pred, target)
+        )
     return imresize(pred, tuple(target.shape[-2:])), target
 
 
@@ -323,7 +330,7 @@ class _YChannel(_RestorationProtocol):
 
     OPTIONS = {
         **_RestorationProtocol.OPTIONS,
-        "size": ("prediction", "native"),
+        "size": tuple(_SIZE_CONVENTION),
         "channel": tuple(CHANNELS),
         "gt_mean": (False, True),
     }

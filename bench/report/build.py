@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bench.conventions import MetricKey
+from bench.conventions import VARIANTS, MetricKey, base_of
 from bench.report.common import (
     by_seed,
     format_number,
@@ -61,19 +61,21 @@ GENERATION_METRICS = {"fid": "generation/fid", "is": "generation/isc"}
 
 
 def metric_key(cell: PublishedCell) -> str | None:
-    """The MLflow metric a published cell compares with (None: bench measures no such)."""
+    """The MLflow metric a published cell compares with (None: bench measures no such). A
+    paper protocol is a run's own result (``istd/psnr_all``); a variant of it (another
+    resolution or colour space) is what the run's audit logged (``audit/istd-origin/psnr_all``)."""
     column = cell.column
     if column.kind == "resource":
         return RESOURCE_METRICS.get(column.key)
-    if cell.protocol == "celeba":
+    if cell.protocol in ("celeba", "cifar10"):
         return GENERATION_METRICS.get(column.metric or "")
-    if cell.protocol == "istd" and column.metric != "lpips":
+    stream = "audit" if cell.protocol in VARIANTS else "result"
+    if base_of(cell.protocol) == "istd" and column.metric != "lpips":
         region = REGIONS[cell.settings.get("region", "all")]
         # RDDM's MAE is read as the per-image mean (PI); PP is in the footnote (docs/protocols.md §2.1)
-        return str(
-            MetricKey("istd", f"{column.metric}_{region}{'_pi' if column.metric == 'mae' else ''}")
-        )
-    return str(MetricKey(cell.protocol, column.metric))
+        suffix = "_pi" if column.metric == "mae" else ""
+        return str(MetricKey(cell.protocol, f"{column.metric}_{region}{suffix}", stream))
+    return str(MetricKey(cell.protocol, column.metric, stream))
 
 
 VERDICT_NOTE = (
@@ -285,7 +287,7 @@ class ReportBuilder:
         for index, row in enumerate(table.rows):
             lines.append([printed[index][""], *(printed[index][h] for h, _ in layout)])
             row_slots = by_row.get(index, [])
-            identity = tuple(sorted(s.key for s in row_slots))
+            identity = tuple(sorted((s.key, s.protocol) for s in row_slots))
             if not row_slots or identity in shown:
                 continue
             shown.add(identity)

@@ -12,7 +12,7 @@ File schema (every key is checked; unknown keys are refused so typos cannot hide
     [[columns]] key, label, kind (metric | resource | setting), type (number | text),
                 metric, direction (lower | higher), unit, decimals, dataset, protocol,
                 settings{}, note
-    [[rows]]    label, method, variant, source, settings{}, values{column: "printed"},
+    [[rows]]    label, method, variant, source, settings{}, protocol, values{column: "printed"},
                 marks{column: "†"}, paper_text{column: "garbled"}, unrounded{column: float},
                 unrounded_source, conflicts[{column, printed, source, note}], note
     [[displays]] label, template ("{macs_per_step_g}×{steps} = {macs_g}")
@@ -30,12 +30,14 @@ from typing import Any, Literal
 
 import bench
 from bench import schema
-from bench.conventions import BASE_PROTOCOLS
+from bench.conventions import protocol_names
 from bench.errors import BenchError, choices
 
 ABSENT = "–"  # the tables' en dash: the paper gives no value (never 0)
 
-PROTOCOLS = BASE_PROTOCOLS  # the paper protocols (bench/conventions.py)
+#: the paper protocols and their registered variants (bench/conventions.py): a table that
+#: scores at another resolution or colour space names the variant that does
+PROTOCOLS = protocol_names()
 #: a metric column that no bench protocol reproduces (e.g. a checkpoint's validation PSNR)
 NO_PROTOCOL = "none"
 #: where a number comes from, and what that makes it
@@ -117,6 +119,9 @@ class _RowFile:
     variant: str | None = None
     source: str = field(default="paper", metadata=schema.choices(SOURCE_STATUS))
     settings: Mapping[str, Any] = field(default_factory=dict)
+    #: a row scored under another protocol than its columns' (a table printing one setting
+    #: per block of rows, e.g. 256x256 and the original resolution)
+    protocol: str | None = field(default=None, metadata=schema.choices(PROTOCOLS))
     marks: Mapping[str, str] = field(default_factory=dict)
     paper_text: Mapping[str, str] = field(default_factory=dict)
     unrounded: Mapping[str, float] = field(default_factory=dict)
@@ -263,7 +268,7 @@ class PublishedTable:
             row=row,
             column=column,
             dataset=column.dataset or self.dataset,
-            protocol=column.protocol or self.protocol,
+            protocol=row.protocol or column.protocol or self.protocol,
             settings=settings,
             value=row.values[column.key],
         )
@@ -315,7 +320,8 @@ def parse_printed(text: str, where: str, kind: str = "number") -> PrintedValue:
 
 
 def _identity(row: Row) -> tuple:
-    return (row.label, row.method, row.variant, row.source, tuple(sorted(row.settings.items())))
+    settings = tuple(sorted(row.settings.items()))
+    return (row.label, row.method, row.variant, row.source, row.protocol, settings)
 
 
 @dataclass(frozen=True)

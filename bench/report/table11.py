@@ -75,7 +75,7 @@ def table11_markdown(
             if found is None:
                 continue
             method, fixed = found
-            options = fixed | _method_options(method, row.settings)
+            options = fixed | _method_options(method, row.settings, spec.task)
             steps = _steps(row, method, spec.task)
             counts = _counts(method, spec.task, spec.has_mask, json.dumps(options, sort_keys=True), steps)  # fmt: skip
             measured = [

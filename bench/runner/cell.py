@@ -27,6 +27,7 @@ import torch
 
 from bench import console
 from bench.conventions import logged
+from bench.data.pipeline import cell_pipeline
 from bench.errors import BenchError
 from bench.files import atomic_write, write_image
 from bench.runner.cells import Cell
@@ -345,6 +346,27 @@ def evaluate_native(protocol: Protocol, samples: Samples) -> MetricResult:
     return results[0] if len(results) == 1 else protocol.combine(results)
 
 
+def audit_metrics(
+    cell: Cell, samples: Samples, scores: MetricResult, context: RunContext, device: torch.device
+) -> dict[str, float]:
+    """The protocol audit of a cell's outputs as logged: the rows (``audit/<protocol>/<title>``)
+    and every value of each variant protocol (``audit/istd-origin/psnr_s``, ...), which the
+    paper tables scored at another resolution or in another colour space read."""
+    from bench.audit import audit_rows, to_metrics
+    from bench.conventions import base_of
+    from bench.protocols.audit import audit_summaries
+
+    summaries, table = audit_summaries(
+        cell.protocol, lambda protocol: evaluate_native(protocol, samples),
+        context.weights_dir, str(device), known=scores,
+    )  # fmt: skip
+    metrics = to_metrics(audit_rows(base_of(cell.protocol), summaries, table))
+    for name, summary in summaries.items():
+        if name != cell.protocol:
+            metrics |= logged(name, summary, "audit")
+    return metrics
+
+
 def curve_metrics(cell: Cell, summary: dict[str, float]) -> dict[str, float]:
     """``curve/<protocol>/<metric>`` of the protocol's headline metrics (every summary value
     for generation): one point of the learning curve."""
@@ -426,12 +448,10 @@ def run_cell(cell: Cell, context: RunContext) -> CellRecord:
     """Train or load, sample, score, profile and log one cell; never raises on failure."""
     from baselines.registry import load_file
     from bench.audit import auditable
-    from bench.audit import to_metrics as audit_metrics
     from bench.conventions import base_of
     from bench.data import ensure_dataset, get_dataset, open_split, use_user_datasets
     from bench.data.verify import check_lock
     from bench.profiling import flat_metrics, profile_method
-    from bench.protocols.audit import audit_images
 
     if context.user_datasets is not None:
         use_user_datasets(context.user_datasets)
@@ -460,6 +480,9 @@ def run_cell(cell: Cell, context: RunContext) -> CellRecord:
             if spec.split_rule is not None:
                 tracker.set_tags(run_id, {"dataset_split_rule": spec.split_rule})
             tracker.log_params(run_id, {"cell": cell.params(), "config": context.config})
+            # whose data pipeline trained and tested it (cell.pipeline.* has the settings)
+            source = cell_pipeline(cell.pipeline, dict(spec.preprocess)).source
+            tracker.set_tags(run_id, {"pipeline": source})
             loaded = None
             if context.checkpoint is not None:
                 from bench.checkpoints import read_checkpoint
@@ -482,8 +505,10 @@ def run_cell(cell: Cell, context: RunContext) -> CellRecord:
             method = method.to(device)
             clock = NetworkClock(method.networks())
             # scored at the end, and along the way with --eval-every: listed once
+            pipeline = cell_pipeline(cell.pipeline, dict(spec.preprocess))
+            test_size, test_options = pipeline.test_options(cell.image_size)
             test_split = open_split(
-                cell.dataset, root, spec.test_split, image_size=cell.image_size, train=False
+                cell.dataset, root, spec.test_split, test_size, train=False, **test_options
             )
         if loaded is None:
             with phase("train"):
@@ -515,11 +540,7 @@ def run_cell(cell: Cell, context: RunContext) -> CellRecord:
                 tracker.log_metrics(run_id, curve, step=cell.iterations)
         if cell.audit and method.kind != "generation" and auditable(base_of(cell.protocol)):
             with phase("audit"):
-                rows = audit_images(
-                    cell.protocol, lambda protocol: evaluate_native(protocol, samples),
-                    context.weights_dir, str(device), known=scores,
-                )  # fmt: skip
-                tracker.log_metrics(run_id, audit_metrics(rows))
+                tracker.log_metrics(run_id, audit_metrics(cell, samples, scores, context, device))
         with phase("profile"), autocast(cell.precision, device):
             profile = profile_method(method, cell.image_size, cell.steps, device)
         with phase("log"):
@@ -561,8 +582,10 @@ def train_cell(
     """Train with a progress bar; log the loss curves; return the EMA."""
     from bench.data import open_split
 
+    pipeline = cell_pipeline(cell.pipeline, dict(spec.preprocess))
+    train_size, train_options = pipeline.train_options(cell.image_size)
     train_split = open_split(
-        cell.dataset, root, spec.train_split, image_size=cell.image_size, train=True
+        cell.dataset, root, spec.train_split, train_size, train=True, **train_options
     )
     checkpoint = checkpoint_path(context.results_dir, cell, context.experiment)
     settings = training_settings(cell) | {"dataset_fingerprint": data_fingerprint}

@@ -45,6 +45,9 @@ class Cell:
     compile: bool = False
     audit: bool = True  # also score under every convention of the task (bench/conventions.py)
     eval_every: int = 0  # also score the EMA every N iterations (the learning curve); 0: never
+    #: the data pipeline's settings (bench.data.pipeline.Pipeline as a dict): crops, flips,
+    #: equalisation and test size, from the method's paper for this task by default
+    pipeline: dict[str, Any] = field(default_factory=dict)
 
     @property
     def key(self) -> str:
@@ -106,13 +109,19 @@ def expand(
     precision: str | None = None,
     compile: bool | None = None,
     eval_every: int | None = None,
+    pipeline: str = "paper",
 ) -> list[Cell]:
     """The grid of cells for ``config.run``, in a stable order (method, then seed).
 
     ``options`` (``--option KEY=VALUE``) override the paper's method options, e.g.
-    ``sum_scale`` for RDDM's Table 10.
+    ``sum_scale`` for RDDM's Table 10. ``pipeline`` (``--pipeline``): "paper" gives each
+    method its own paper's data pipeline, "dataset" the manifest's, a method's name that
+    method's for all (bench.data.pipeline).
     """
+    from dataclasses import asdict
+
     from bench.data import get_dataset
+    from bench.data.pipeline import choose_pipeline
 
     spec = get_dataset(config.run.dataset)
     profile = config.profile
@@ -147,6 +156,9 @@ def expand(
                         **_settings(method, spec.task, spec.name).get("options", {}),
                         **(options or {}),
                     },
+                    pipeline=asdict(
+                        choose_pipeline(pipeline, method, spec.task, dict(spec.preprocess))
+                    ),
                 )
             )
     for cell in cells:

@@ -15,6 +15,7 @@ PAPER_DATASETS = {
     "istd",
     "lol",
     "sid-rgb",
+    "lol-v2-real",
     "raindrop",
     "gopro",
     "celeba",
@@ -75,7 +76,8 @@ def test_paper_counts_and_pairing_rules():
     # Resfusion's FID: 50,000 generated images against CIFAR10(train=True)
     assert get_dataset("cifar10").test_split == "train"
     assert get_dataset("celeba").preprocess["fixed_crop"] == [89, 121, 128]
-    assert get_dataset("lol").preprocess["equalize_input"] is True
+    # equalising LOL's input is RDDM's pipeline, not the dataset's (tests/data/test_pipeline.py)
+    assert "equalize_input" not in get_dataset("lol").preprocess
     # synth-shadow uses ISTD's folder names so one loader and pairing rule serve both
     istd, synth = get_dataset("istd"), get_dataset("synth-shadow")
     for split in ("train", "test"):

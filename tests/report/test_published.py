@@ -39,6 +39,14 @@ EXPECTED_IDS = {
     "rddm-table-11b",
     "rddm-table-11c",
     "resfusion-available",
+    "resfusion-table-1",
+    "resfusion-table-2",
+    "resfusion-table-3",
+    "resfusion-table-5",
+    "resfusion-table-7-istd",
+    "resfusion-table-7-lol",
+    "resfusion-table-7-raindrop",
+    "resfusion-table-8",
 }
 
 
@@ -67,7 +75,8 @@ def test_every_table_loads_with_its_file_name_as_id(tables):
     for table_id, table in tables.items():
         assert table.path.stem == table_id
         assert table.rows and table.columns
-        assert table.page is None  # the paper text has no page markers; every file says so
+        # RDDM's paper text has no page markers; Resfusion's camera-ready text has them
+        assert (table.page is not None) == (table.id.startswith("resfusion-table"))
         for column in table.columns:
             if column.kind == "metric":
                 protocol = column.protocol or table.protocol
@@ -135,6 +144,7 @@ def test_a_runner_key_finds_the_istd_mae_in_every_table_that_prints_it(tables):
             "rddm-table-7",
             "rddm-table-10",
             "rddm-table-11b",
+            "resfusion-table-1",  # Resfusion repeats RDDM's row beside its own
         )
     }
 
@@ -363,15 +373,33 @@ def test_row_settings_become_frame_columns(tables):
 # Resfusion: only flagged items
 
 
-def test_resfusion_numbers_are_flagged_and_never_returned_as_published(tables):
-    table = tables["resfusion-available"]
-    statuses = {row.label: row.status for row in table.rows}
-    assert statuses["ISTD at 256, third-party summary"] == "unverified"
-    assert set(statuses.values()) == {"unverified", "official", "recomputed"}
-    assert find_cells(tables.values(), method="resfusion") == []
-    flagged = find_cells(tables.values(), method="resfusion", include_unverified=True)
-    assert {c.value.text for c in flagged if c.metric == "psnr"} == {"30.09", "30.068"}
-    assert any("2311.14900" in note for note in table.notes)
+def test_resfusion_tables_tie_each_resolution_to_its_protocol(tables):
+    """Camera-ready Table 1 (page 5): 256x256 ALL is 31.81 / 0.965 / 4.81 (istd); the
+    original resolution's 30.09 / 0.932 / 5.34 (istd-origin). 4.79, once quoted beside
+    30.09 by a third-party summary, is printed nowhere."""
+    cells = find_cells(tables.values(), method="resfusion", dataset="istd", region="all")
+    table1 = {
+        (c.protocol, c.metric): c.value.text for c in cells if c.table_id == "resfusion-table-1"
+    }
+    assert table1 == {
+        ("istd", "psnr"): "31.81", ("istd", "ssim"): "0.965", ("istd", "mae"): "4.81",
+        ("istd-origin", "psnr"): "30.09", ("istd-origin", "ssim"): "0.932",
+        ("istd-origin", "mae"): "5.34",
+    }  # fmt: skip
+    every = find_cells(tables.values(), method="resfusion", include_unverified=True)
+    assert "4.79" not in {c.value.text for c in every}
+    # the same Resfusion numbers wherever the paper repeats them
+    table7 = tables["resfusion-table-7-istd"].row("Resfusion (ours)")
+    assert (table7.values["psnr"].text, table7.values["ssim"].text) == ("31.81", "0.965")
+    lol = tables["resfusion-table-7-lol"].row("Resfusion (ours)")
+    original = tables["resfusion-table-2"].row("Resfusion (ours), original")
+    assert original.protocol == "lol-in-rgb"
+    assert [lol.values[k].text for k in ("psnr", "ssim")] == [
+        original.values[k].text for k in ("psnr", "ssim")
+    ]
+    # what the sources hold besides the paper keeps its status
+    available = tables["resfusion-available"]
+    assert {row.status for row in available.rows} == {"official", "recomputed"}
 
 
 # ---------------------------------------------------------------------------------------

@@ -82,6 +82,11 @@ def store(tmp_path_factory):
         parent, "sr3", "istd", "istd", steps=100, options={"loss": "l1"},
         metrics={"istd/psnr_all": 25.0, **profile_metrics("sr3", 100, 0.5)},
     )  # fmt: skip
+    ids["resfusion"] = writer.cell(  # its audit logs istd-origin: Table 1's original rows
+        parent, "resfusion", "istd", "istd", steps=5,
+        metrics={"istd/psnr_all": 31.5, "istd/mae_all_pi": 4.9,
+                 "audit/istd-origin/psnr_all": 30.25, "audit/istd-origin/mae_s_pi": 7.2},
+    )  # fmt: skip
     writer.cell(parent, "identity", "istd", "istd", metrics={"istd/psnr_all": 20.0},
                 tags={"run_kind": "identity"})  # fmt: skip
     smoke = writer.grid("synth-shadow", "smoke")
@@ -532,3 +537,21 @@ def test_every_section_reference_in_the_project_resolves():
             if number and section_heading(document, number) is None:
                 dangling.append(f"{path.relative_to(root)}: {found[0]}")
     assert dangling == []
+
+
+def test_resfusion_table_1_reads_each_resolution_from_its_protocol(report):
+    """256x256 rows compare with the run's istd result; the original-resolution rows with
+    the istd-origin values its audit logged."""
+    _, text, ids = report
+    table = section(text, "Resfusion, NeurIPS 2024 Table 1:")
+    header = row(table, "Method")
+    at_256 = row(table, "Resfusion (ours): bench (paper)")
+    assert at_256[header.index("PSNR ALL")].startswith("[31.50](")
+    assert at_256[header.index("MAE ALL")].startswith("[4.90](")
+    original = row(table, "Resfusion (ours), original: bench (paper)")
+    assert original[header.index("PSNR ALL")].startswith("[30.25](")
+    assert original[header.index("MAE S")].startswith("[7.20](")
+    delta = row(table, "Resfusion (ours), original: Δ bench − paper")
+    assert delta[header.index("PSNR ALL")] == f"{30.25 - 30.09:+.2f}"  # no interval logged
+    assert "Source: main text, Section 3 (experiments), camera-ready (page 5)" in table
+    assert "`bench run --table resfusion-table-1`" in text

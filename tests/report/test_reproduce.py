@@ -16,7 +16,7 @@ METHOD_NAMES = {
     "rddm", "rddm-sm-res", "rddm-sm-n", "rddm-1net", "rddm-shared-encoder", "rddm-aosa",
     "resfusion", "sr3", "ddim",
 }  # fmt: skip
-DATASET_NAMES = {"istd", "lol", "sid-rgb", "raindrop", "gopro", "celeba"}
+DATASET_NAMES = {"istd", "lol", "sid-rgb", "raindrop", "gopro", "celeba", "cifar10", "lol-v2-real"}
 
 
 @pytest.fixture(scope="module")

@@ -156,6 +156,39 @@ def test_the_sample_grid_shows_input_output_and_truth_at_the_files_size(default_
     assert per_image_caption("istd", table, names[0]) == f"PSNR {table.loc[0, 'psnr_all']:.2f}"
 
 
+def test_each_method_trains_and_tests_on_its_papers_pipeline(default_run):
+    """Resfusion trains on random crops and samples the test images at the files' size;
+    RDDM resizes them to the profile's size; both runs record it."""
+    from PIL import Image
+
+    tmp_path, _ = default_run
+    _, found = runs(tmp_path)
+    cells = {r.data.tags["method"]: r for r in found if r.data.tags.get("run_kind") == "cell"}
+    resfusion, rddm = cells["resfusion"], cells["rddm"]
+    assert resfusion.data.tags["pipeline"] == "resfusion" and rddm.data.tags["pipeline"] == "rddm"
+    assert resfusion.data.params["cell.pipeline.train_crop"] == "random"
+    assert resfusion.data.params["cell.pipeline.test_size"] == "native"
+    assert rddm.data.params["cell.pipeline.train_flip"] == "always"
+    assert rddm.data.params["cell.pipeline.test_size"] == "resize"
+    size = int(rddm.data.params["cell.image_size"])
+    truth = sorted((tmp_path / "data" / "synth-shadow" / "test" / "test_C").glob("*.png"))[0]
+    for run, expected in ((resfusion, Image.open(truth).size), (rddm, (size, size))):
+        sample = Path(run.data.tags["samples_dir"]) / truth.name
+        assert Image.open(sample).size == expected
+
+
+def test_the_audit_logs_each_variants_own_values(default_run):
+    """Beside the audit rows (audit/istd-origin/psnr), every value of each variant protocol:
+    the paper tables at the original resolution read the regions (audit/istd-origin/psnr_s)."""
+    tmp_path, _ = default_run
+    _, found = runs(tmp_path)
+    metrics = next(r for r in found if r.data.tags.get("method") == "rddm").data.metrics
+    for key in ("psnr_s", "psnr_ns", "ssim_s", "mae_ns_pi", "mae_all_pp"):
+        assert f"audit/istd-origin/{key}" in metrics, key
+    assert metrics["audit/istd-origin/psnr_all"] == metrics["audit/istd-origin/psnr"]
+    assert metrics["audit/istd-origin/mae_s_pi"] == metrics["audit/istd-origin/mae_s"]
+
+
 def test_metric_without_weights_is_unavailable_not_zero(default_run):
     tmp_path, _ = default_run
     _, found = runs(tmp_path)

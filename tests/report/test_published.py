@@ -204,6 +204,21 @@ def test_celeba_sm_n_equals_the_table_2_schedule_it_uses(tables):
     assert text(tables, "rddm-table-1", "SM-N", "celeba_is") == "2.05"
     row = tables["rddm-table-2"].row("α_t linearly decreasing, β²_t linearly increasing")
     assert (row.values["fid"].text, row.values["is"].text) == ("23.25", "2.05")
+    # so Table 1's CelebA cells run that schedule, not Table 4's eq. 17 one, and both say so
+    from bench.report.reproduce import table_plan
+
+    celeba = [p for p in table_plan("rddm-table-1", tables) if p.dataset == "celeba"]
+    assert celeba and all(p.options["schedule"] == "power" for p in celeba)
+    assert all((p.options["alpha_shape"], p.options["beta_shape"]) == ("decreasing", "increasing") for p in celeba)  # fmt: skip
+    assert any("contradicts Table 1" in note for note in tables["rddm-table-4"].notes)
+    assert any("Table 2's, not Table 4's" in note for note in tables["rddm-table-1"].notes)
+
+
+def test_table_notes_say_whose_finding_and_whose_split(tables):
+    for part in "abc":
+        assert any("bench's own finding" in n for n in tables[f"rddm-table-11{part}"].notes)
+    assert any("may follow another protocol" in n for n in tables["rddm-table-11b"].notes)
+    assert any("test_a is named by RDDM's README" in n for n in tables["rddm-table-3d"].notes)
 
 
 def test_table_3b_rows_are_table_7s_first_nine_columns(tables):

@@ -126,7 +126,8 @@ def fetch(
     config_path: ConfigOption = None,
     quiet: QuietOption = False,
 ) -> None:
-    """Download a dataset with direct links (resumable, checksummed), or print what to fetch by hand."""
+    """Download a dataset with direct links (resumable, checked against the published
+    checksums), or print what to fetch by hand and the checksums of those files."""
     from bench.data import ensure_dataset
     from bench.data.fetch import download, extract
     from bench.data.prepare import prepare
@@ -140,6 +141,10 @@ def fetch(
         return
     if not spec.downloads:
         typer.echo(spec.manual.strip().replace("{root}", str(root)))
+        if spec.manual_files:
+            typer.echo("Files, with what `bench data prepare` checks before reading them:")
+            for item in spec.manual_files:
+                typer.echo(f"  {item.describe()}")
         raise BenchError(f"{name} needs a manual download: follow the instructions above")
     downloads = config.paths.data_root / "downloads"
     for item in spec.downloads:

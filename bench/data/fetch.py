@@ -176,6 +176,19 @@ def _check_members(archive: Path) -> None:
         )
 
 
+def archive_top_entries(archive: Path) -> set[str]:
+    """The first path component of every member of a zip or tar archive."""
+    if zipfile.is_zipfile(archive):
+        with zipfile.ZipFile(archive) as bundle:
+            names = bundle.namelist()
+    elif tarfile.is_tarfile(archive):
+        with tarfile.open(archive) as bundle:
+            names = bundle.getnames()
+    else:
+        raise BenchError(f"{archive}: not a zip or tar archive")
+    return {name.strip("/").split("/")[0] for name in names if name.strip("/")}
+
+
 def extract(archive: Path, target: Path) -> Path:
     """Unpack ``archive`` into ``target`` (merged if it exists) after checking every member."""
     if not (zipfile.is_zipfile(archive) or tarfile.is_tarfile(archive)):

@@ -7,6 +7,7 @@ Images are hard-linked where the file system allows it (no second copy on disk).
 
 from __future__ import annotations
 
+import hashlib
 import os
 import pickle
 import shutil
@@ -17,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from bench import console
 from bench.data.fetch import file_digest
 from bench.data.spec import DatasetSpec
 from bench.data.verify import list_images
@@ -69,7 +71,9 @@ def unwrap(root: Path, folder: str) -> None:
 
 def gopro_sequences(root: Path, checksums: Mapping[str, str]) -> None:
     """GOPRO_Large/{train,test}/<sequence>/{blur,sharp}/<frame>.png ->
-    {train,test}/{input,target}/<sequence>_<frame>.png."""
+    {train,test}/{input,target}/<sequence>-<frame>.png: the names MPRNet's copy of GoPro
+    uses (test/input/GOPR0384_11_00-000001.png), so both layouts give one fingerprint's
+    names and released results pair with either."""
     source = _need(root / "GOPRO_Large", "place the original GOPRO_Large folder here")
     with _staged(root, ("train", "test")) as staging:
         for split in ("train", "test"):
@@ -81,27 +85,63 @@ def gopro_sequences(root: Path, checksums: Mapping[str, str]) -> None:
             for sequence in sequences:
                 for role, kind in (("input", "blur"), ("target", "sharp")):
                     for frame in list_images(_need(sequence / kind, f"{kind} frames")):
-                        _link(frame, staging / split / role / f"{sequence.name}_{frame.name}")
+                        _link(frame, staging / split / role / f"{sequence.name}-{frame.name}")
 
 
 def celeba_partition(root: Path, checksums: Mapping[str, str]) -> None:
-    """Split img_align_celeba/ by list_eval_partition.txt (0 train, 1 valid, 2 test)."""
+    """Split img_align_celeba/ by list_eval_partition.txt (0 train, 1 valid, 2 test), or by
+    the Kaggle copy's list_eval_partition.csv (``image_id,partition``) when the official
+    list is absent."""
     images = _need(root / "img_align_celeba", "the aligned CelebA images")
-    listing = _need(root / "list_eval_partition.txt", "the official partition list")
+    listing, entries = _partition_entries(root, checksums)
     folders = {"0": "train", "1": "valid", "2": "test"}
     with _staged(root, tuple(folders.values())) as staging:
         for folder in folders.values():
             (staging / folder).mkdir()
-        for number, line in enumerate(listing.read_text().splitlines(), 1):
-            if not line.strip():
-                continue
-            fields = line.split()
+        for number, fields in entries:
             if len(fields) != 2 or fields[1] not in folders:
-                raise BenchError(f"{listing}:{number}: expected '<file> <0|1|2>', got '{line}'")
+                raise BenchError(
+                    f"{listing}:{number}: expected an image name and 0, 1 or 2, got {fields}"
+                )
             _link(
                 _need(images / fields[0], f"listed in {listing.name}"),
                 staging / folders[fields[1]] / fields[0],
             )
+
+
+def _partition_entries(
+    root: Path, checksums: Mapping[str, str]
+) -> tuple[Path, list[tuple[int, list[str]]]]:
+    """The partition list's (line number, fields): the official .txt (its MD5 checked by
+    prepare), else Kaggle's .csv, which has no published checksum of its own: it is checked
+    by writing it as the official list and comparing that list's MD5, with either line
+    ending; a mismatch is said, and the split counts are still checked by verify."""
+    official = root / "list_eval_partition.txt"
+    if official.exists():
+        lines = official.read_text().splitlines()
+        return official, [(n, line.split()) for n, line in enumerate(lines, 1) if line.strip()]
+    kaggle = _need(root / "list_eval_partition.csv", "the partition list (.txt, or Kaggle's .csv)")
+    rows = kaggle.read_text().splitlines()
+    if not rows or rows[0].strip().lower() != "image_id,partition":
+        raise BenchError(f"{kaggle}:1: expected the header 'image_id,partition'")
+    entries = [(n, row.strip().split(",")) for n, row in enumerate(rows[1:], 2) if row.strip()]
+    expected = checksums.get(official.name)
+    if expected is not None:
+        as_official = [" ".join(fields) for _, fields in entries]
+        digests = {
+            hashlib.md5((ending.join(as_official) + ending).encode()).hexdigest()
+            for ending in ("\n", "\r\n")
+        }
+        if expected in digests:
+            console.info(
+                f"{kaggle.name}: the official partition list, written as CSV (MD5 matches)"
+            )
+        else:
+            console.warn(
+                f"{kaggle.name}: written as the official list it does not give that list's MD5 "
+                f"({expected}); splitting by it, and verify checks the split counts"
+            )
+    return kaggle, entries
 
 
 def cifar10_batches(root: Path, checksums: Mapping[str, str]) -> None:
@@ -136,9 +176,12 @@ def cifar10_batches(root: Path, checksums: Mapping[str, str]) -> None:
 
 
 def _check_checksums(root: Path, checksums: Mapping[str, str]) -> None:
-    """Every file the manifest lists under [prepare.md5] has its MD5, before any is read."""
+    """Every file the manifest lists under [prepare.md5] that is present has its MD5, before
+    any is read (a conversion needs its own files, and reads only files listed here)."""
     for name, expected in checksums.items():
-        path = _need(root / name, "a file the manifest lists under [prepare.md5]")
+        path = root / name
+        if not path.exists():
+            continue
         actual = file_digest(path, "md5")
         if actual != expected:
             raise BenchError(
@@ -155,12 +198,44 @@ CONVERSIONS: dict[str, Callable[[Path, Mapping[str, str]], None]] = {
 }
 
 
+def unpack_manual_files(spec: DatasetSpec, root: Path) -> list[str]:
+    """Check each hand-downloaded file placed in ``root`` against its published checksum,
+    and unpack the archives among them that are not unpacked yet; what was done, per file."""
+    from bench.data.fetch import archive_top_entries, extract
+
+    done = []
+    for item in spec.manual_files:
+        path = root / item.file
+        if not path.is_file():
+            continue
+        for algorithm, expected in (("sha256", item.sha256), ("md5", item.md5)):
+            if expected and (actual := file_digest(path, algorithm)) != expected.lower():
+                raise BenchError(
+                    f"{path}: {algorithm.upper()} {actual}, the published one is {expected} "
+                    f"({item.checksum_source or 'the manifest'}); the file is damaged or not the "
+                    "published one and is not read; download it again"
+                )
+        checked = "checksum matches" if item.md5 or item.sha256 else "no published checksum"
+        if item.extract:
+            if all((root / entry).exists() for entry in archive_top_entries(path)):
+                done.append(f"{item.file}: {checked}; already unpacked")
+                continue
+            extract(path, root)
+            done.append(f"{item.file}: {checked}; unpacked")
+        else:
+            done.append(f"{item.file}: {checked}")
+    return done
+
+
 def prepare(spec: DatasetSpec, root: Path) -> str:
-    """Run the manifest's conversion on ``root``; returns what was done."""
-    if spec.prepare is None:
-        return f"{spec.name}: no conversion needed; the files are read as they are laid out"
+    """Check and unpack the hand downloads, then run the manifest's conversion on ``root``;
+    returns what was done."""
     if not root.is_dir():
         raise BenchError(f"{root}: dataset folder missing (see `bench data fetch {spec.name}`)")
+    for line in unpack_manual_files(spec, root):
+        console.info(line)
+    if spec.prepare is None:
+        return f"{spec.name}: no conversion needed; the files are read as they are laid out"
     if spec.prepare.startswith("unwrap:"):
         unwrap(root, spec.prepare.partition(":")[2])
     else:

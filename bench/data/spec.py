@@ -80,6 +80,33 @@ class Download:
     extract: bool = True
 
 
+@dataclass(frozen=True)
+class ManualFile:
+    """A file downloaded by hand (its link needs a browser), with the checksum its source
+    publishes (``checksum_source`` says where) and, on Google Drive, its file id.
+    `bench data prepare` checks a copy placed in the dataset folder before anything reads it,
+    and unpacks it when ``extract``."""
+
+    file: str
+    md5: str | None = None
+    sha256: str | None = None
+    drive_id: str | None = None
+    checksum_source: str = ""
+    extract: bool = False
+
+    def describe(self) -> str:
+        """``img_align_celeba.zip: MD5 00d2..., Google Drive id 0B7...``."""
+        parts = [
+            f"MD5 {self.md5}" if self.md5 else "",
+            f"SHA-256 {self.sha256}" if self.sha256 else "",
+        ]
+        parts.append(f"Google Drive id {self.drive_id}" if self.drive_id else "")
+        checked = ", ".join(p for p in parts if p) or "no published checksum"
+        return f"{self.file}: {checked}" + (
+            f" ({self.checksum_source})" if self.checksum_source else ""
+        )
+
+
 # ---------------------------------------------------------------------------------------
 # the manifest file's shape, read by bench.schema (the reader of every TOML file)
 
@@ -97,6 +124,7 @@ class _SourcesFile:
     homepage: str = ""
     manual: str = ""
     download: tuple[Download, ...] = ()
+    manual_file: tuple[ManualFile, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -162,6 +190,7 @@ class DatasetSpec:
     homepage: str = ""
     downloads: tuple[Download, ...] = ()
     manual: str = ""  # what to download by hand, and where to put it
+    manual_files: tuple[ManualFile, ...] = ()  # the hand downloads' checksums and Drive ids
     prepare: str | None = None  # name of the conversion `bench data prepare` runs
     #: file (relative to the dataset folder) -> MD5, checked before the conversion reads it
     prepare_md5: dict[str, str] = field(default_factory=dict)
@@ -282,8 +311,12 @@ def parse_manifest(path: Path) -> DatasetSpec:
         homepage=manifest.sources.homepage,
         downloads=manifest.sources.download,
         manual=manifest.sources.manual,
+        manual_files=manifest.sources.manual_file,
         prepare=manifest.prepare.conversion if manifest.prepare else None,
-        prepare_md5=manifest.prepare.md5 if manifest.prepare else {},
+        # a hand-downloaded file the conversion reads is checked like its own list (an
+        # archive is checked once, when unpack_manual_files unpacks it)
+        prepare_md5={m.file: m.md5 for m in manifest.sources.manual_file if m.md5 and not m.extract}
+        | (manifest.prepare.md5 if manifest.prepare else {}),
         preprocess=preprocess,
         synth=manifest.synth,
         open_points=manifest.open,

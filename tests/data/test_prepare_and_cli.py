@@ -39,10 +39,11 @@ def test_gopro_sequences_are_linked_into_the_canonical_layout(tmp_path):
                 random_rgb(8, 8, seed),
             )
     prepare(get_dataset("gopro"), tmp_path)
-    moved = tmp_path / "train" / "input" / "GOPR0372_07_00_000047.png"
+    # MPRNet's names: <sequence>-<frame> (test/input/GOPR0384_11_00-000001.png)
+    moved = tmp_path / "train" / "input" / "GOPR0372_07_00-000047.png"
     original = tmp_path / "GOPRO_Large" / "train" / "GOPR0372_07_00" / "blur" / "000047.png"
     assert moved.read_bytes() == original.read_bytes()
-    assert (tmp_path / "test" / "target" / "GOPR0384_11_00_000047.png").is_file()
+    assert (tmp_path / "test" / "target" / "GOPR0384_11_00-000047.png").is_file()
     with pytest.raises(BenchError, match="already exists"):
         prepare(get_dataset("gopro"), tmp_path)
 
@@ -53,10 +54,12 @@ def test_celeba_partition(tmp_path):
     listing = tmp_path / "list_eval_partition.txt"
     listing.write_text("000001.jpg 0\n000002.jpg 0\n000003.jpg 1\n000004.jpg 2\n")
     # a stand-in listing: not the official file, whose MD5 the manifest checks
-    with pytest.raises(BenchError, match="list_eval_partition.txt: MD5 .* the manifest's is d32c9"):
+    with pytest.raises(
+        BenchError, match="list_eval_partition.txt: MD5 .* the published one is d32c9"
+    ):
         prepare(get_dataset("celeba"), tmp_path)
     assert not (tmp_path / "train").exists()
-    prepare(replace(get_dataset("celeba"), prepare_md5={}), tmp_path)
+    prepare(replace(get_dataset("celeba"), prepare_md5={}, manual_files=()), tmp_path)
     assert sorted(p.name for p in (tmp_path / "train").iterdir()) == ["000001.jpg", "000002.jpg"]
     assert [p.name for p in (tmp_path / "test").iterdir()] == ["000004.jpg"]
 
@@ -64,8 +67,10 @@ def test_celeba_partition(tmp_path):
 def test_celeba_bad_partition_line_leaves_nothing(tmp_path):
     write_png(tmp_path / "img_align_celeba" / "000001.jpg", random_rgb(4, 4))
     (tmp_path / "list_eval_partition.txt").write_text("000001.jpg 7\n")
-    with pytest.raises(BenchError, match=r"list_eval_partition.txt:1: expected '<file> <0\|1\|2>'"):
-        prepare(replace(get_dataset("celeba"), prepare_md5={}), tmp_path)
+    with pytest.raises(
+        BenchError, match=r"list_eval_partition.txt:1: expected an image name and 0, 1 or 2"
+    ):
+        prepare(replace(get_dataset("celeba"), prepare_md5={}, manual_files=()), tmp_path)
     assert sorted(p.name for p in tmp_path.iterdir()) == [
         "img_align_celeba",
         "list_eval_partition.txt",
@@ -77,6 +82,47 @@ def test_unwrap_lifts_the_archive_folder(tmp_path):
     prepare(get_dataset("istd"), tmp_path)
     assert (tmp_path / "train" / "train_A" / "1.png").is_file()
     assert not (tmp_path / "ISTD_Dataset").exists()
+
+
+@pytest.mark.parametrize(("name", "top", "inner"), [
+    ("afhq", "afhq", "train/dog/flickr_dog_000002.jpg"),  # StarGAN v2's afhq.zip
+    ("celebahq", "celeba_hq", "val/female/000004.jpg"),  # StarGAN v2's celeba_hq.zip
+])  # fmt: skip
+def test_stargan_archives_are_unwrapped(tmp_path, name, top, inner):
+    write_png(tmp_path / top / inner, random_rgb(4, 4))
+    prepare(get_dataset(name), tmp_path)
+    assert (tmp_path / inner).is_file() and not (tmp_path / top).exists()
+
+
+def kaggle_csv(entries, ending="\n"):
+    return "image_id,partition" + ending + "".join(f"{n},{p}{ending}" for n, p in entries)
+
+
+def test_kaggle_celeba_csv_splits_like_the_official_list(tmp_path, capsys):
+    """Kaggle's copy ships list_eval_partition.csv: read, and checked against the official
+    list's MD5 by writing it in that list's format."""
+    entries = [("000001.jpg", 0), ("000002.jpg", 1), ("000003.jpg", 2)]
+    for name, _ in entries:
+        write_png(tmp_path / "img_align_celeba" / name, random_rgb(4, 4))
+    (tmp_path / "list_eval_partition.csv").write_text(kaggle_csv(entries))
+    official = "".join(f"{n} {p}\r\n" for n, p in entries)  # as if this were the published list
+    digest = hashlib.md5(official.encode()).hexdigest()
+    spec = replace(get_dataset("celeba"), prepare_md5={"list_eval_partition.txt": digest})
+    prepare(spec, tmp_path)
+    assert [p.name for p in (tmp_path / "valid").iterdir()] == ["000002.jpg"]
+    assert "MD5 matches" in capsys.readouterr().err
+    # another listing: split, and said not to be the official one
+    other = tmp_path / "other"
+    for name, _ in entries:
+        write_png(other / "img_align_celeba" / name, random_rgb(4, 4))
+    (other / "list_eval_partition.csv").write_text(kaggle_csv([(n, 0) for n, _ in entries]))
+    prepare(spec, other)
+    assert "does not give that list's MD5" in capsys.readouterr().err
+    bad = tmp_path / "bad"
+    (bad / "img_align_celeba").mkdir(parents=True)
+    (bad / "list_eval_partition.csv").write_text("name;split\n")
+    with pytest.raises(BenchError, match="expected the header 'image_id,partition'"):
+        prepare(spec, bad)
 
 
 CIFAR_BATCHES = [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]
@@ -221,3 +267,38 @@ def test_synth_output_is_identical_across_processes(tmp_path, config_file):
     files = sorted(p.relative_to(out) for p in out.rglob("*") if p.is_file())
     assert len(files) == 12  # 5 pairs + synth.json + lock
     assert all((out / f).read_bytes() == (tmp_path / "in-process" / f).read_bytes() for f in files)
+
+
+def test_hand_downloads_are_checked_against_the_published_checksum_and_unpacked(tmp_path):
+    """CelebA's zip and partition list carry torchvision's MD5s and Drive ids; a copy placed
+    by hand is checked before anything reads it, and the zip is unpacked once."""
+    import zipfile
+
+    spec = get_dataset("celeba")
+    described = {item.file: item.describe() for item in spec.manual_files}
+    assert "MD5 00d2c5bc6d35e252742224ab0c1e8fcb" in described["img_align_celeba.zip"]
+    assert "Google Drive id 0B7EVK8r0v71pY0NSMzRuSXJEVkk" in described["list_eval_partition.txt"]
+    # a stand-in zip: not the published file
+    image = tmp_path / "000001.jpg"
+    write_png(image, random_rgb(4, 4))
+    archive = tmp_path / "root" / "img_align_celeba.zip"
+    archive.parent.mkdir()
+    with zipfile.ZipFile(archive, "w") as bundle:
+        bundle.write(image, "img_align_celeba/000001.jpg")
+    with pytest.raises(
+        BenchError, match="img_align_celeba.zip: MD5 .* the published one is 00d2c5bc"
+    ):
+        prepare(spec, archive.parent)
+    assert not (archive.parent / "img_align_celeba").exists()
+    # the same checks with this zip's own MD5 standing for the published one
+    item = replace(spec.manual_files[0], md5=hashlib.md5(archive.read_bytes()).hexdigest())
+    (archive.parent / "list_eval_partition.txt").write_text("000001.jpg 2\n")
+    own = replace(spec, manual_files=(item,), prepare_md5={})
+    prepare(own, archive.parent)
+    assert (archive.parent / "test" / "000001.jpg").is_file()
+
+
+def test_fetch_of_a_hand_download_lists_its_checksums(config_file):
+    result = run(config_file, "fetch", "celeba")
+    assert result.exit_code != 0
+    assert "img_align_celeba.zip: MD5 00d2c5bc6d35e252742224ab0c1e8fcb" in result.output

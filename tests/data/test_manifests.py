@@ -70,6 +70,11 @@ def test_paper_counts_and_pairing_rules():
     assert (
         roles["target"].stem_for("12") == "12_clean" and roles["input"].stem_for("12") == "12_rain"
     )
+    # LOL-v2/Real_captured/Test/Low/low00690.png <-> Test/Normal/normal00690.png
+    assert get_dataset("lol-v2-real").splits == {"train": 689, "test": 100}
+    roles = get_dataset("lol-v2-real").split("test").roles
+    assert (roles["input"].stem_for("00690"), roles["target"].stem_for("00690")) == (
+        "low00690", "normal00690")  # fmt: skip
     assert get_dataset("gopro").splits == {"train": 2103, "test": 1111}
     assert get_dataset("celeba").splits == {"train": 162770, "valid": 19867, "test": 19962}
     assert get_dataset("cifar10").splits == {"train": 50000, "test": 10000}

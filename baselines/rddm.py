@@ -264,11 +264,6 @@ class RDDM(Method):
         """Eq. 16: I_0 = (I_t - alpha_bar_t I_in - beta_bar_t eps) / (1 - alpha_bar_t)."""
         return (x - a * i_in - b * noise) / _floor(1 - a, _MIN_ONE_MINUS_ALPHA)
 
-    @staticmethod
-    def res_from_noise(x: Tensor, i_in: Tensor, noise: Tensor, a, b) -> Tensor:
-        """Eq. 16: I_res = (I_t - I_in - beta_bar_t eps) / (alpha_bar_t - 1)."""
-        return -(x - i_in - b * noise) / _floor(1 - a, _MIN_ONE_MINUS_ALPHA)
-
     def _mode(self) -> str:
         if self.objective == "aosa":
             return self.aosa_branch or "aosa"

@@ -16,9 +16,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from bench import schema
+from bench import typed_toml
 from bench.errors import ConfigError, choices, did_you_mean
-from bench.schema import at_least, between
+from bench.typed_toml import at_least, between
 
 PACKAGED_DEFAULTS = Path(__file__).with_name("defaults.toml")
 DEFAULT_CONFIG_NAME = "bench.toml"
@@ -123,7 +123,7 @@ class Config:
     slurm: SlurmConfig = field(default_factory=SlurmConfig)
     profiles: dict[str, ProfileConfig] = field(default_factory=dict)
     #: the file the values came from (the packaged defaults when no file was found)
-    source: Path = field(default=PACKAGED_DEFAULTS, metadata=schema.not_in_file())
+    source: Path = field(default=PACKAGED_DEFAULTS, metadata=typed_toml.not_in_file())
 
     @property
     def profile(self) -> ProfileConfig:
@@ -171,7 +171,7 @@ def find_config(path: Path | None) -> Path:
 
 
 def read_toml(path: Path) -> dict[str, Any]:
-    return schema.read_toml(path, ConfigError)
+    return typed_toml.read_toml(path, ConfigError)
 
 
 def merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
@@ -199,7 +199,7 @@ def load_config(path: Path | None = None, overrides: dict[str, Any] | None = Non
     if overrides:
         tree = merge(tree, overrides)
     try:
-        config = schema.build(Config, tree, source, error=ConfigError)
+        config = typed_toml.build(Config, tree, source, error=ConfigError)
         _check_values(config, source)
     except ConfigError as error:
         raise _blame(error, source, overrides) from None

@@ -115,6 +115,14 @@ SET_METRICS = (
     MetricSpec("KID", "kid", "", "lower"),
     MetricSpec("IS", "isc", "", "higher"),
 )
+#: the columns `bench run` prints for a protocol, in order, where they are more than its
+#: headlines: ISTD's regions (every value is logged either way)
+PRINTED_COLUMNS: dict[str, tuple[str, ...]] = {
+    "istd": (
+        "psnr_all", "psnr_s", "psnr_ns", "ssim_all", "mae_all_pi", "mae_s_pi", "mae_ns_pi",
+        "lpips",
+    ),
+}  # fmt: skip
 BASE_PROTOCOLS = tuple(PROTOCOL_HEADLINES)
 #: the protocols with headline metrics (those the audit and the learning curves follow)
 HEADLINES = {name: metrics for name, metrics in PROTOCOL_HEADLINES.items() if metrics}
@@ -242,3 +250,12 @@ def conventions_for(base: str) -> tuple[Convention, ...]:
 def base_of(protocol: str) -> str:
     """The paper protocol a variant changes (a paper protocol is its own base)."""
     return VARIANTS[protocol].base if protocol in VARIANTS else protocol
+
+
+def printed_columns(protocol: str) -> tuple[str, ...]:
+    """What `bench run` prints for ``protocol``: its declared columns, else its headlines,
+    else (generation) its set metrics."""
+    base = base_of(protocol)
+    if base in PRINTED_COLUMNS:
+        return PRINTED_COLUMNS[base]
+    return tuple(spec.key for spec in HEADLINES.get(base) or SET_METRICS)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from collections import defaultdict
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -18,14 +19,13 @@ from PIL import Image, UnidentifiedImageError
 
 from bench import console
 from bench.audit import AuditRow, audit_rows
+from bench.data.spec import IMAGE_SUFFIXES
 from bench.data.verify import hidden
 from bench.errors import BenchError, UsageError
 from bench.files import read_image
 from bench.metrics.result import MetricResult
 from bench.protocols import Protocol
-from bench.protocols.audit import audit_protocols
-
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".ppm"}
+from bench.protocols.audit_scoring import audit_protocols
 
 
 def list_images(folder: Path, what: str) -> list[Path]:
@@ -220,6 +220,28 @@ def score_folders(
     return score_pairs(protocol, check_sizes(protocol, pairs), batch)
 
 
+@dataclass(frozen=True)
+class _NativePairs:
+    names: list[str]  # the audited protocols that score at the files' size
+    pairs: list[tuple]  # what they score
+
+
+def _native_pairs(protocols, reference, sized, native_dir, gt_dir, mask_dir) -> _NativePairs:
+    """What the protocols that do not resize score: a run's ``samples_native/`` when given,
+    else the predictions themselves when they are at the files' size; otherwise those
+    protocols are left out of the audit (and of ``protocols``), with a warning."""
+    names = [name for name, protocol in protocols.items() if not protocol.resizes]
+    if native_dir is not None:  # a run's folder: its predictions at the files' size
+        return _NativePairs(names, check_sizes(reference, pair_files(reference, native_dir, gt_dir, mask_dir)))  # fmt: skip
+    if all(shapes[0] == shapes[1] for *_, shapes in sized):
+        return _NativePairs(names, sized)
+    for name in names:
+        console.warn(f"{name} left out of the audit: it scores at native size, and "
+                     "predictions and ground truth differ in size")  # fmt: skip
+        del protocols[name]
+    return _NativePairs([], [])
+
+
 def audit_folders(
     pred_dir: Path,
     gt_dir: Path,
@@ -243,21 +265,11 @@ def audit_folders(
         raise UsageError(f"protocol '{base}' takes no masks; drop --mask-dir")
     pairs = pair_files(reference, pred_dir, gt_dir, mask_dir, match_pattern(match))
     sized = check_sizes(reference, pairs)
-    at_native = {name: p for name, p in protocols.items() if not p.resizes}
-    if native_dir is not None:  # a run's folder: its predictions at the files' size
-        native = check_sizes(reference, pair_files(reference, native_dir, gt_dir, mask_dir))
-    elif any(shapes[0] != shapes[1] for *_, shapes in sized):
-        for name in at_native:
-            console.warn(f"{name} left out of the audit: it scores at native size, and "
-                         "predictions and ground truth differ in size")  # fmt: skip
-            del protocols[name]
-        at_native = {}
-    else:
-        native = sized
+    native = _native_pairs(protocols, reference, sized, native_dir, gt_dir, mask_dir)
     found: dict[str, MetricResult] = {}
     for group, pairs_read in (
-        ([n for n in protocols if n not in at_native], sized),
-        (list(at_native), native if at_native else []),
+        ([n for n in protocols if n not in native.names], sized),
+        (native.names, native.pairs),
     ):
         if group:
             scored = score_pairs_under([protocols[n] for n in group], pairs_read, batch)

@@ -50,14 +50,24 @@ def artifact_root(uri: str) -> str | None:
 _OPEN: dict[tuple[str, str], Tracker] = {}
 
 
+def mlflow_client(uri: str) -> Any:
+    """The one way bench opens a tracking store: an unreachable server fails fast instead of
+    retrying for minutes, artifact downloads draw no progress bars over bench's output, and
+    MLflow prints no "View run" links on standard output, which holds only bench's results
+    (the JSON document with --json); bench prints its own links."""
+    os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "10")
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    from mlflow.tracking import MlflowClient
+
+    return MlflowClient(tracking_uri=uri)
+
+
 class Tracker:
     """A thin, explicit wrapper over MlflowClient for one experiment."""
 
     def __init__(self, uri: str, experiment: str) -> None:
-        os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
-        os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "10")
-        from mlflow.tracking import MlflowClient
-
         self.uri = uri
         migrated_here = None  # a new store MLflow creates and migrates itself
         if uri.startswith("sqlite:///"):
@@ -65,7 +75,7 @@ class Tracker:
             database.parent.mkdir(parents=True, exist_ok=True)
             if not database.exists() and not store_schema.create_from_dump(database):
                 migrated_here = database
-        self.client = MlflowClient(tracking_uri=uri)
+        self.client = mlflow_client(uri)
         try:
             found = self.client.get_experiment_by_name(experiment)
             if migrated_here is not None:

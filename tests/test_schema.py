@@ -1,4 +1,4 @@
-"""bench.schema, the one reader of bench.toml, manifests and published tables: one case per
+"""bench.typed_toml, the one reader of bench.toml, manifests and published tables: one case per
 kind of check, each against the message a user would read."""
 
 from dataclasses import dataclass, field
@@ -7,34 +7,34 @@ from typing import Any, Literal
 
 import pytest
 
-from bench import schema
+from bench import typed_toml
 from bench.errors import BenchError, ConfigError, UsageError
 
 
 @dataclass(frozen=True)
 class Inner:
-    size: int = field(metadata=schema.at_least(1))
+    size: int = field(metadata=typed_toml.at_least(1))
     scale: float = 1.0
 
 
 @dataclass(frozen=True)
 class Shape:
-    name: str = field(metadata=schema.choices(lambda: ("alpha", "beta")))
+    name: str = field(metadata=typed_toml.choices(lambda: ("alpha", "beta")))
     mode: Literal["fast", "exact"] = "exact"
-    steps: int | Literal["paper"] = field(default=5, metadata=schema.at_least(1))
-    ratio: float = field(default=0.5, metadata=schema.between(0, 1))
-    sizes: tuple[int, ...] = field(default=(), metadata=schema.at_least(1))
+    steps: int | Literal["paper"] = field(default=5, metadata=typed_toml.at_least(1))
+    ratio: float = field(default=0.5, metadata=typed_toml.between(0, 1))
+    sizes: tuple[int, ...] = field(default=(), metadata=typed_toml.at_least(1))
     inner: Inner = field(default_factory=lambda: Inner(1))
     tables: dict[str, Inner] = field(default_factory=dict)
     items: tuple[Inner, ...] = ()
     folder: Path | None = None
     anything: Any = None
     flag: bool = False
-    computed: str = field(default="", metadata=schema.not_in_file())
+    computed: str = field(default="", metadata=typed_toml.not_in_file())
 
 
 def build(table, error=UsageError):
-    return schema.build(Shape, table, Path("f.toml"), error=error)
+    return typed_toml.build(Shape, table, Path("f.toml"), error=error)
 
 
 def test_a_valid_table_builds_with_conversions():
@@ -109,6 +109,6 @@ def test_read_toml_names_the_file(tmp_path):
     path = tmp_path / "bad.toml"
     path.write_text("a = [")
     with pytest.raises(UsageError, match=r"bad.toml: not valid TOML"):
-        schema.read_toml(path)
+        typed_toml.read_toml(path)
     with pytest.raises(BenchError, match=r"absent.toml: cannot be read"):
-        schema.read_toml(tmp_path / "absent.toml", BenchError)
+        typed_toml.read_toml(tmp_path / "absent.toml", BenchError)

@@ -131,8 +131,8 @@ def test_run_checkpoint_refuses_a_crafted_file_before_any_work(tmp_path, layout)
 def test_resume_refuses_a_crafted_checkpoint_in_the_results_folder(tmp_path):
     """A shared results folder: another user's file where --resume looks for this cell's."""
     from bench.config import load_config
-    from bench.runner.cell import checkpoint_path
     from bench.runner.cells import expand
+    from bench.runner.execute import checkpoint_path
 
     config_args = _run_config(tmp_path)
     config = load_config(Path(config_args[1]))

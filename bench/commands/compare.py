@@ -176,9 +176,10 @@ def _read_run(uri: str, run_id: str, scratch: Path) -> Side:
     import pandas as pd
 
     from bench.conventions import MetricKey
-    from bench.report.runs import open_client, unreachable
+    from bench.report.runs import unreachable
+    from bench.tracking import mlflow_client
 
-    client = open_client(uri)
+    client = mlflow_client(uri)
     try:
         run = client.get_run(run_id)
     except Exception as error:

@@ -52,7 +52,7 @@ def profile(
     from bench.data import get_dataset
     from bench.errors import unknown_name
     from bench.profiling import profile_method
-    from bench.runner.cell import resolve_device
+    from bench.runner.execute import resolve_device
 
     if suite:
         _suite(

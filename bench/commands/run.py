@@ -13,13 +13,13 @@ import typer
 
 from baselines.registry import registered_names
 from bench import console
-from bench.conventions import HEADLINES, MetricKey, base_of
+from bench.conventions import MetricKey, printed_columns
 from bench.errors import EXIT_FAILURE, BenchError, UsageError
 from bench.options import ARGV_KEY, ConfigOption, JsonOption, QuietOption, examples, setup
 
 if TYPE_CHECKING:  # types only: importing the runner loads torch, which --help must not
     from bench.config import Config
-    from bench.runner.cell import CellRecord, RunContext
+    from bench.runner.execute import CellRecord, RunContext
     from bench.runner.grid import GridResult
     from bench.statistics import PairedDifference
 
@@ -32,13 +32,6 @@ EXAMPLE = examples(
     "bench run istd --seeds 0,1,2 --jobs 3             # three cells at once",
     "bench run --table rddm-table-10 --executor slurm  # a Slurm job per cell",
 )
-
-#: metrics shown in the printed table, in this order, after which come the headline metrics
-#: any other protocol declares (bench/conventions.py); everything is logged to MLflow
-SHOWN = (
-    "psnr_all", "psnr_s", "psnr_ns", "ssim_all", "mae_all_pi", "mae_s_pi", "mae_ns_pi",
-    "psnr", "ssim", "lpips", "fid", "isc", "kid",
-)  # fmt: skip
 
 
 def _split(value: str | None, option: str, kind: type = str) -> list | None:
@@ -357,7 +350,7 @@ class Interrupted(BenchError):
 
 def _interrupted(context: RunContext, cells: list, argv: list[str]) -> str:
     """What Ctrl-C left behind, and the ``--resume`` command that continues the grid."""
-    from bench.runner.cell import checkpoint_path
+    from bench.runner.execute import checkpoint_path
 
     kept = [
         c for c in cells if checkpoint_path(context.results_dir, c, context.experiment).is_file()
@@ -397,13 +390,13 @@ def _plan(
     """The cells and the context they share, once everything that could stop them after
     training started has been checked (writable results, --resume, --checkpoint)."""
     from bench.files import ensure_writable
-    from bench.runner.cell import RunContext
     from bench.runner.cells import expand
+    from bench.runner.execute import RunContext
 
     cells = expand(config, iters, steps, options, precision, compile, eval_every, pipeline)
     ensure_writable(config.paths.results_dir, f"[paths] results_dir in {config.source}")
     if resume:  # before any work: a checkpoint of other settings is never continued
-        from bench.runner.cell import checkpoint_path, resume_problem
+        from bench.runner.execute import checkpoint_path, resume_problem
         from bench.torch_files import check_torch_file
 
         experiment = config.tracking.experiment
@@ -452,13 +445,13 @@ def _render(config: Config, context: RunContext, result: GridResult) -> None:
     parsed = {key: MetricKey.parse(key) for r in rows for key in r.metrics}
     parsed = {key: name for key, name in parsed.items() if name is not None}
     by_metric = {name.metric: key for key, name in parsed.items()}
-    headlines = [
-        spec.key
+    # each protocol's own columns (bench/conventions.py), in its declared order
+    wanted = [
+        key
         for protocol in sorted({name.protocol for name in parsed.values()})
-        for spec in HEADLINES.get(base_of(protocol), ())
+        for key in printed_columns(protocol)
     ]
-    wanted = list(dict.fromkeys([*SHOWN, *headlines]))
-    shown = [by_metric[name] for name in wanted if name in by_metric]
+    shown = [by_metric[name] for name in dict.fromkeys(wanted) if name in by_metric]
     protocols = sorted({parsed[key].protocol for key in shown})
     subsets = sorted({r.subset for r in rows if r.subset})
     scope = (

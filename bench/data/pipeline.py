@@ -82,7 +82,6 @@ def dataset_pipeline(preprocess: dict[str, Any]) -> Pipeline:
         source=DATASET,
         train_flip=preprocess.get("train_flip", "random"),
         equalize_input=bool(preprocess.get("equalize_input", False)),
-        resize_filter=preprocess.get("resize_filter", "bicubic"),
     )
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from baselines import TASKS  # the tasks the methods' paper settings know
-from bench import schema
+from bench import typed_toml
 from bench.conventions import protocol_names
 from bench.errors import UsageError, choices
 
@@ -25,7 +25,7 @@ PROTOCOLS = protocol_names()
 KINDS = ("triplet", "paired", "unpaired")
 #: the roles a split can have, in the order they are read; "target" is always present
 ROLES = ("input", "target", "mask")
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".ppm")
 
 
 @dataclass(frozen=True)
@@ -108,7 +108,7 @@ class ManualFile:
 
 
 # ---------------------------------------------------------------------------------------
-# the manifest file's shape, read by bench.schema (the reader of every TOML file)
+# the manifest file's shape, read by bench.typed_toml (the reader of every TOML file)
 
 
 @dataclass(frozen=True)
@@ -116,7 +116,7 @@ class _SplitFile:
     target: str
     input: str | None = None
     mask: str | None = None
-    count: int | None = field(default=None, metadata=schema.at_least(0))
+    count: int | None = field(default=None, metadata=typed_toml.at_least(0))
 
 
 @dataclass(frozen=True)
@@ -142,8 +142,6 @@ class _PreprocessFile:
     train_flip: Literal["none", "random", "always"] = "random"
     fixed_crop: tuple[int, ...] = ()  # centre x, centre y, size
     center_box_mask: bool = False
-    native_long_side: int | None = None
-    native_multiple: int | None = None
 
 
 @dataclass(frozen=True)
@@ -154,15 +152,14 @@ class _HashSplitFile:
 @dataclass(frozen=True)
 class _ManifestFile:
     name: str
-    task: str = field(metadata=schema.choices(TASKS))
-    protocol: str = field(metadata=schema.choices(PROTOCOLS))
+    task: str = field(metadata=typed_toml.choices(TASKS))
+    protocol: str = field(metadata=typed_toml.choices(PROTOCOLS))
     kind: Kind
     test_split: str
     splits: dict[str, _SplitFile]
     title: str = ""
     synthetic: bool = False
     train_split: str | None = None
-    native_size: tuple[int, ...] = ()  # width, height
     open: tuple[str, ...] = ()
     sources: _SourcesFile = field(default_factory=_SourcesFile)
     prepare: _PrepareFile | None = None
@@ -233,10 +230,10 @@ def _hash_splits(
     told apart by :class:`HashSplit`."""
     fraction = manifest.split_by_hash.test_fraction  # type: ignore[union-attr]
     if not 0 < fraction < 1:
-        raise schema.fail(UsageError, where, "split_by_hash.test_fraction", f"= {fraction} is not in (0, 1)")  # fmt: skip
+        raise typed_toml.fail(UsageError, where, "split_by_hash.test_fraction", f"= {fraction} is not in (0, 1)")  # fmt: skip
     parts = {manifest.train_split: "train", manifest.test_split: "test"}
     if set(layouts) != set(parts) or None in parts:
-        raise schema.fail(
+        raise typed_toml.fail(
             UsageError,
             where,
             "",
@@ -268,9 +265,13 @@ def _layouts(manifest: _ManifestFile, where: Path) -> dict[str, Split]:
         }
         key = f"splits.{split_name}"
         if manifest.kind == "paired" and "input" not in roles:
-            raise schema.fail(UsageError, where, key, "is a paired split and has no 'input' folder")
+            raise typed_toml.fail(
+                UsageError, where, key, "is a paired split and has no 'input' folder"
+            )
         if manifest.kind == "triplet" and not {"input", "mask"} <= set(roles):
-            raise schema.fail(UsageError, where, key, "is a triplet split and needs input and mask")
+            raise typed_toml.fail(
+                UsageError, where, key, "is a triplet split and needs input and mask"
+            )
         layouts[split_name] = Split(split_name, split.count, roles)
     if manifest.synthetic and manifest.synth:  # default counts of a generated suite
         for split_name, count_key in (
@@ -287,13 +288,13 @@ def _layouts(manifest: _ManifestFile, where: Path) -> dict[str, Split]:
 
 def parse_manifest(path: Path) -> DatasetSpec:
     """Read and check one manifest; a malformed file is a UsageError naming it and the key."""
-    table = schema.read_toml(path)
-    manifest = schema.build(_ManifestFile, table, path)
+    table = typed_toml.read_toml(path)
+    manifest = typed_toml.build(_ManifestFile, table, path)
     for key, split_name in (("train_split", manifest.train_split), ("test_split", manifest.test_split)):  # fmt: skip
         if split_name is not None and split_name not in manifest.splits:
-            raise schema.fail(UsageError, path, key, f"= '{split_name}' is named but not defined under [splits]")  # fmt: skip
+            raise typed_toml.fail(UsageError, path, key, f"= '{split_name}' is named but not defined under [splits]")  # fmt: skip
     if manifest.name != path.stem:
-        raise schema.fail(UsageError, path, "name", f"= '{manifest.name}' differs from the file name '{path.stem}'")  # fmt: skip
+        raise typed_toml.fail(UsageError, path, "name", f"= '{manifest.name}' differs from the file name '{path.stem}'")  # fmt: skip
     layouts = _layouts(manifest, path)
     preprocess = dict(table.get("preprocess", {}))  # what the file sets, as it sets it
     return DatasetSpec(

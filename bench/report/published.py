@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import bench
-from bench import schema
+from bench import typed_toml
 from bench.conventions import protocol_names
 from bench.errors import BenchError, choices
 
@@ -83,7 +83,7 @@ class PrintedValue:
 
 @dataclass(frozen=True)
 class Column:
-    """A ``[[columns]]`` entry, read as it is written (bench.schema)."""
+    """A ``[[columns]]`` entry, read as it is written (bench.typed_toml)."""
 
     key: str
     label: str
@@ -94,7 +94,9 @@ class Column:
     direction: Direction | None = None
     decimals: int | None = None
     dataset: str | None = None
-    protocol: str | None = field(default=None, metadata=schema.choices((*PROTOCOLS, NO_PROTOCOL)))
+    protocol: str | None = field(
+        default=None, metadata=typed_toml.choices((*PROTOCOLS, NO_PROTOCOL))
+    )
     settings: Mapping[str, Any] = field(default_factory=dict)
     note: str = ""
 
@@ -105,7 +107,7 @@ class Conflict:
 
     column: str
     printed: str
-    source: str = field(metadata=schema.choices(SOURCE_STATUS))
+    source: str = field(metadata=typed_toml.choices(SOURCE_STATUS))
     note: str
 
 
@@ -117,11 +119,11 @@ class _RowFile:
     method: str
     values: Mapping[str, Any]  # column key -> the printed text (checked per column type)
     variant: str | None = None
-    source: str = field(default="paper", metadata=schema.choices(SOURCE_STATUS))
+    source: str = field(default="paper", metadata=typed_toml.choices(SOURCE_STATUS))
     settings: Mapping[str, Any] = field(default_factory=dict)
     #: a row scored under another protocol than its columns' (a table printing one setting
     #: per block of rows, e.g. 256x256 and the original resolution)
-    protocol: str | None = field(default=None, metadata=schema.choices(PROTOCOLS))
+    protocol: str | None = field(default=None, metadata=typed_toml.choices(PROTOCOLS))
     marks: Mapping[str, str] = field(default_factory=dict)
     paper_text: Mapping[str, str] = field(default_factory=dict)
     unrounded: Mapping[str, float] = field(default_factory=dict)
@@ -295,7 +297,9 @@ def load_published(folder: Path | None = None) -> dict[str, PublishedTable]:
 
 def load_table(path: Path) -> PublishedTable:
     """One table file, validated; a problem raises BenchError naming the file and key."""
-    raw = schema.build(_TableFile, schema.read_toml(path, BenchError), path, error=BenchError)
+    raw = typed_toml.build(
+        _TableFile, typed_toml.read_toml(path, BenchError), path, error=BenchError
+    )
     return _TableChecks(path).table(raw)
 
 
@@ -332,13 +336,15 @@ class _TableFile:
     paper: str
     table: str
     title: str
-    source: str = field(metadata=schema.choices(TABLE_SOURCES))
+    source: str = field(metadata=typed_toml.choices(TABLE_SOURCES))
     location: str
     page: int | Literal["unknown"]
     columns: tuple[Column, ...]
     rows: tuple[_RowFile, ...]
     dataset: str | None = None
-    protocol: str | None = field(default=None, metadata=schema.choices((*PROTOCOLS, NO_PROTOCOL)))
+    protocol: str | None = field(
+        default=None, metadata=typed_toml.choices((*PROTOCOLS, NO_PROTOCOL))
+    )
     settings: Mapping[str, Any] = field(default_factory=dict)
     notes: tuple[str, ...] = ()
     displays: tuple[Display, ...] = ()
@@ -353,7 +359,7 @@ class _TableChecks:
         self.path = path
 
     def fail(self, where: str, problem: str) -> BenchError:
-        return schema.fail(BenchError, self.path, f"{where}:", problem)
+        return typed_toml.fail(BenchError, self.path, f"{where}:", problem)
 
     def only_columns(self, keys: Iterable[str], columns: Iterable[str], where: str) -> None:
         extra = sorted(set(keys) - set(columns))

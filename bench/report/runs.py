@@ -7,14 +7,13 @@ report says which field kept it out of a table instead of failing.
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from bench.errors import BenchError, choices
-from bench.tracking import FINISHED
+from bench.tracking import FINISHED, mlflow_client
 
 #: where a link points when the store is a local file: `bench ui`'s default address
 UI_URL = "http://127.0.0.1:5000"
@@ -134,16 +133,6 @@ class Store:
         return run_url(self.uri, run.experiment_id, run.run_id)
 
 
-def open_client(uri: str) -> Any:
-    os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
-    os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "10")
-    # artifact downloads (per-image scores) would draw progress bars over the output
-    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
-    from mlflow.tracking import MlflowClient
-
-    return MlflowClient(tracking_uri=uri)
-
-
 def unreachable(uri: str, error: Exception) -> BenchError:
     return BenchError(
         f"tracking store {uri} cannot be read ({type(error).__name__}: "
@@ -162,7 +151,7 @@ def read_store(uri: str, experiment: str) -> Store:
                 f"no tracking store at {path}: nothing has been run with this config; "
                 "run `bench run` first, or pass --config/--tracking-uri for another store"
             )
-    client = open_client(uri)
+    client = mlflow_client(uri)
     try:
         found = client.get_experiment_by_name(experiment)
         if found is None:
@@ -232,7 +221,7 @@ class _HardwareLookup:
 def metric_history(uri: str, run_id: str, key: str) -> list[tuple[int, float]]:
     """``(step, value)`` of a logged curve, sorted by step; empty if never logged."""
     try:
-        history = open_client(uri).get_metric_history(run_id, key)
+        history = mlflow_client(uri).get_metric_history(run_id, key)
     except Exception as error:
         raise unreachable(uri, error) from None
     return sorted((m.step, m.value) for m in history)

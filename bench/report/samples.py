@@ -17,8 +17,9 @@ from PIL import Image
 
 from bench.files import write_image
 from bench.image_grid import Tile, labelled_grid, per_image_caption
-from bench.report.runs import Store, TrackedRun, open_client
+from bench.report.runs import Store, TrackedRun
 from bench.report.summary import Group, method_rows, summary_groups
+from bench.tracking import mlflow_client
 
 TILE = re.compile(r"(?P<name>.+)__(?P<role>input|output|target)\.png")
 
@@ -51,7 +52,7 @@ def _file_name(group: Group) -> str:
 
 def comparison_grids(store: Store, folder: Path) -> dict[Group, str]:
     """Draw one grid per (dataset, profile) into ``folder``; the file name of each drawn."""
-    client = open_client(store.uri)
+    client = mlflow_client(store.uri)
     drawn: dict[Group, str] = {}
     for group, runs in summary_groups(store).items():
         columns = []  # (label, tiles, scores, protocol)

@@ -88,6 +88,60 @@ def _per_seed(runs: list[TrackedRun], texts: list[str]) -> str:
     return "; ".join(f"seed {r.seed}: {t}" for r, t in zip(runs, texts, strict=True) if t)
 
 
+INTRO = (
+    "Each method's headline numbers, the mean over seeds with its 95% interval in brackets: "
+    'over the test images for one seed, over seeds and images for several. "Δ input" is '
+    "the method minus the degraded input on the first headline, with its 95% paired "
+    "bootstrap interval; the flags are those of `bench run` (docs/statistics.md). Every "
+    "metric, the protocol audit and the paper tables follow."
+)
+GRID_CAPTION = (
+    "The first test images at their files' size: the input, each method's output (the "
+    "lowest seed's run) with its per-image score, and the ground truth."
+)
+
+
+def _heading(dataset: str, profile: str, runs: list[TrackedRun]) -> list[str]:
+    protocols = ", ".join(sorted({r.protocol for r in runs if r.protocol})) or "–"
+    iterations = ", ".join(map(str, sorted({r.iterations for r in runs if r.iterations})))
+    whole = sorted({_images(r) for r in runs if r.tags.get("eval_subset") != "yes"} - {""})
+    scored = f" on {' and '.join(whole)} test images" if whole else ""
+    return [
+        f"### {dataset}, {profile} profile",
+        "",
+        f"Protocol `{protocols}`{scored}; {iterations or '?'} training iterations.",
+        "",
+    ]
+
+
+def _method_row(
+    label: str, members: list[TrackedRun], keys: list[str], gap: str | None, link
+) -> list[str]:
+    named = f"[{label}]({link(members[0])})" if len(members) == 1 else label
+    seeds = ",".join(str(r.seed if r.seed is not None else "?") for r in members)
+    row = [named, seeds] + [_with_interval(members, k) for k in keys]
+    if gap is not None:
+        cells = [_gap_cells(r, gap) for r in members]
+        row += [_per_seed(members, [c[0] for c in cells]), _per_seed(members, [c[2] for c in cells])]  # fmt: skip
+    return row
+
+
+def _group_table(
+    runs: list[TrackedRun], baseline: TrackedRun | None, link: Callable[[TrackedRun], str], table
+) -> str:
+    keys = _metric_keys(runs)[:SUMMARY_METRICS]
+    gap = _gap_metric(runs)
+    header = ["Method", "Seeds", *(MetricKey.parse(k).metric for k in keys)]
+    if gap is not None:
+        header += [f"Δ input {MetricKey.parse(gap).metric} [95% CI]", "flags"]
+    rows = []
+    if baseline is not None:
+        values = [_value(baseline.metrics.get(k)) for k in keys]
+        rows.append(["identity (input)", "", *values] + (["", ""] if gap else []))
+    rows += [_method_row(label, members, keys, gap, link) for label, members in method_rows(runs)]
+    return table(header, rows)
+
+
 def summary_markdown(
     store: Store, link: Callable[[TrackedRun], str], table, grids: Mapping[Group, str]
 ) -> list[str]:
@@ -95,53 +149,13 @@ def summary_markdown(
     groups = summary_groups(store)
     if not groups:
         return []
-    parts = [
-        "## Summary",
-        "",
-        "Each method's headline numbers, the mean over seeds with its 95% interval in "
-        "brackets: over the test images for one seed, over seeds and images for several. "
-        '"Δ input" is the method minus the degraded input on the first headline, with its '
-        "95% paired bootstrap interval; the flags are those of `bench run` "
-        "(docs/statistics.md). Every metric, the protocol audit and the paper tables follow.",
-        "",
-    ]
+    parts = ["## Summary", "", INTRO, ""]
     identities = [r for r in store.runs if r.kind == "identity" and r.finished]
     for (dataset, profile), runs in groups.items():
-        keys = _metric_keys(runs)[:SUMMARY_METRICS]
-        gap = _gap_metric(runs)
-        protocols = ", ".join(sorted({r.protocol for r in runs if r.protocol})) or "–"
-        iterations = sorted({r.iterations for r in runs if r.iterations})
-        whole = sorted({_images(r) for r in runs if r.tags.get("eval_subset") != "yes"} - {""})
-        scored = f" on {' and '.join(whole)} test images" if whole else ""
-        parts += [
-            f"### {dataset}, {profile} profile",
-            "",
-            f"Protocol `{protocols}`{scored}; "
-            f"{', '.join(map(str, iterations)) or '?'} training iterations.",
-            "",
-        ]
-        header = ["Method", "Seeds", *(MetricKey.parse(k).metric for k in keys)]
-        if gap is not None:
-            header += [f"Δ input {MetricKey.parse(gap).metric} [95% CI]", "flags"]
-        rows = []
-        baseline = [r for r in identities if r.dataset == dataset and (r.profile or "?") == profile]
-        if baseline:
-            rows.append(["identity (input)", ""] + [_value(baseline[-1].metrics.get(k)) for k in keys] + (["", ""] if gap else []))  # fmt: skip
-        for label, members in method_rows(runs):
-            named = f"[{label}]({link(members[0])})" if len(members) == 1 else label
-            seeds = ",".join(str(r.seed if r.seed is not None else "?") for r in members)
-            row = [named, seeds] + [_with_interval(members, k) for k in keys]
-            if gap is not None:
-                cells = [_gap_cells(r, gap) for r in members]
-                row += [_per_seed(members, [c[0] for c in cells]), _per_seed(members, [c[2] for c in cells])]  # fmt: skip
-            rows.append(row)
-        parts += [table(header, rows), ""]
+        same = [r for r in identities if r.dataset == dataset and (r.profile or "?") == profile]
+        parts += _heading(dataset, profile, runs)
+        parts += [_group_table(runs, same[-1] if same else None, link, table), ""]
         if (dataset, profile) in grids:
-            parts += [
-                f"![{dataset} samples, {profile} profile]({grids[(dataset, profile)]})",
-                "",
-                "The first test images at their files' size: the input, each method's output "
-                "(the lowest seed's run) with its per-image score, and the ground truth.",
-                "",
-            ]
+            image = f"![{dataset} samples, {profile} profile]({grids[(dataset, profile)]})"
+            parts += [image, "", GRID_CAPTION, ""]
     return parts

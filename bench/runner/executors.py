@@ -24,9 +24,10 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from bench import console
+from bench.errors import BenchError
 from bench.config import SlurmConfig
-from bench.runner.cell import CellRecord, RunContext, cell_tags, run_cell, run_name
 from bench.runner.cells import Cell
+from bench.runner.execute import CellRecord, RunContext, cell_tags, run_cell, run_name
 from bench.tracking import FAILED, Tracker
 
 CellFunction = Callable[[Cell, RunContext], CellRecord]
@@ -191,9 +192,12 @@ class Submitit:
             if self.settings.max_parallel:
                 parameters["slurm_array_parallelism"] = self.settings.max_parallel
         executor.update_parameters(**parameters)
-        jobs = executor.map_array(
-            _SlurmTask(self.function, self.settings.cpus_per_gpu), cells, [context] * len(cells)
-        )
+        try:
+            jobs = executor.map_array(
+                _SlurmTask(self.function, self.settings.cpus_per_gpu), cells, [context] * len(cells)
+            )
+        except Exception as error:  # submitit's FailedJobError carries sbatch's own message
+            raise sbatch_refusal(error, self.settings) from None
         console.info(
             f"submitted {len(jobs)} cell(s) to {self.settings.cluster}: jobs "
             f"{', '.join(job.job_id for job in jobs)}; logs in {self.folder}"
@@ -212,6 +216,37 @@ class Submitit:
                 job.cancel(check=False)
             raise
         return records
+
+
+#: words of an sbatch refusal -> the [slurm] setting of bench.toml that most likely caused it
+_REFUSAL_SETTINGS = (
+    ("gres", "gpus_per_cell"),
+    ("gpu", "gpus_per_cell"),
+    ("partition", "partition"),
+    ("time limit", "time_minutes"),
+    ("memory", "mem_gb"),
+    ("cpu", "cpus_per_gpu"),
+    ("account", "sbatch"),
+    ("qos", "sbatch"),
+)
+
+
+def sbatch_refusal(error: Exception, settings: SlurmConfig) -> BenchError:
+    """One line for a submission Slurm refused: sbatch's own message, and the setting in the
+    slurm table of bench.toml that most likely caused it, with its value."""
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    said = next((line for line in lines if "sbatch: error" in line), lines[-1] if lines else "")
+    said = said[said.find("sbatch: error") :] if "sbatch: error" in said else said
+    lower = said.lower()
+    setting = next((name for word, name in _REFUSAL_SETTINGS if word in lower), None)
+    if setting is None:
+        hint = "check the slurm table of bench.toml (partition, time_minutes, gpus_per_cell, cpus_per_gpu, mem_gb, sbatch)"  # fmt: skip
+    elif setting == "gpus_per_cell" and settings.gpus_per_cell:
+        hint = (f"set gpus_per_cell = 0 in the slurm table of bench.toml on a cluster without "
+                f"GPUs (it is {settings.gpus_per_cell})")  # fmt: skip
+    else:
+        hint = f"check {setting} in the slurm table of bench.toml (it is {getattr(settings, setting)!r})"  # fmt: skip
+    return BenchError(f"Slurm refused the jobs: {said or type(error).__name__}; {hint}")
 
 
 def settle_lost(records: list[CellRecord], tracker: Tracker, context: RunContext) -> None:

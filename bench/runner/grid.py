@@ -20,9 +20,9 @@ from bench.conventions import logged
 from bench.data.verify import DataError
 from bench.envinfo import environment
 from bench.files import atomic_write
-from bench.runner.cell import CellRecord, RunContext, sample_split, score
 from bench.runner.cells import Cell
 from bench.runner.distributed import World, barrier, join, leave, open_tracker
+from bench.runner.execute import CellRecord, RunContext, sample_split, score
 from bench.runner.executors import Executor, InProcess, settle_lost
 from bench.tracking import FAILED, FINISHED, KILLED, Tracker
 

@@ -271,9 +271,9 @@ def test_eq16_conversions_are_inverse():
     x = x0 + a * res + b * eps  # eq. 7
     torch.testing.assert_close(x, i_in + (a - 1) * res + b * eps)  # eq. 16 form
     torch.testing.assert_close(RDDM.noise_from_res(x, i_in, res, a, b), eps)
-    torch.testing.assert_close(RDDM.res_from_noise(x, i_in, eps, a, b), res)
     torch.testing.assert_close(RDDM.x0_from_noise(x, i_in, eps, a, b), x0)
-    back = RDDM.res_from_noise(x, i_in, RDDM.noise_from_res(x, i_in, res, a, b), a, b)
+    # the residual the sampler reads from a noise prediction: I_in - I_0^
+    back = i_in - RDDM.x0_from_noise(x, i_in, RDDM.noise_from_res(x, i_in, res, a, b), a, b)
     torch.testing.assert_close(back, res)
 
 

@@ -16,7 +16,7 @@ from bench.audit import audit_rows, markdown, rows_from_metrics, to_metrics
 from bench.conventions import CONVENTIONS, HEADLINES, VARIANTS, MetricKey, conventions_for, logged
 from bench.metrics.resize import imresize
 from bench.protocols import PROTOCOLS, get_protocol
-from bench.protocols.audit import audit_images
+from bench.protocols.audit_scoring import audit_images
 
 WANG = {"gaussian_weights": True, "sigma": 1.5, "use_sample_covariance": False}
 
@@ -337,3 +337,12 @@ def test_the_partial_audit_equals_scoring_every_convention_in_full(alexnet_weigh
             summaries[convention.name] = protocol.evaluate(pred, target, given).summary
     full = audit_rows(base, summaries, get_protocol(base, alexnet_weights_dir).table)
     assert [r.as_dict() for r in rows] == [r.as_dict() for r in full]
+
+
+def test_bench_run_prints_each_protocols_declared_columns():
+    from bench.conventions import PRINTED_COLUMNS, printed_columns
+
+    assert printed_columns("istd") == PRINTED_COLUMNS["istd"]
+    assert printed_columns("istd-origin") == PRINTED_COLUMNS["istd"]  # a variant: its base's
+    assert printed_columns("lol") == ("psnr", "ssim", "lpips")  # the headlines
+    assert printed_columns("generation") == ("fid", "kid", "isc")  # set metrics

@@ -1,5 +1,5 @@
 """Synthetic MLflow stores written the way the runner writes them (bench.runner.grid and
-bench.runner.cell): a parent run per invocation, child cell runs with ``cell.*`` params,
+bench.runner.execute): a parent run per invocation, child cell runs with ``cell.*`` params,
 ``<protocol>/<metric>`` and ``profile/*`` metrics, ``unavailable.*`` tags and a
 ``train/loss`` history. No training happens: the values are chosen by the tests."""
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 
 from bench.runner import train
-from bench.runner.cell import run_cell
+from bench.runner.execute import run_cell
 
 EXIT_CODE = 3
 

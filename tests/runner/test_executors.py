@@ -13,8 +13,8 @@ from typer.testing import CliRunner
 
 from bench.cli import app
 from bench.config import load_config
-from bench.runner.cell import RunContext
 from bench.runner.cells import expand
+from bench.runner.execute import RunContext
 from bench.runner.executors import LocalProcesses
 from bench.runner.grid import run_grid
 from bench.tracking import FAILED, FINISHED

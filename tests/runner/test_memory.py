@@ -13,7 +13,7 @@ SCRIPT = """
 import resource, sys, torch
 from pathlib import Path
 from bench.data import open_split
-from bench.runner.cell import sample_split, score
+from bench.runner.execute import sample_split, score
 from bench.runner.cells import Cell
 from bench.runner.grid import Identity
 

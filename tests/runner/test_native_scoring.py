@@ -1,4 +1,4 @@
-"""Runs score against the ground-truth files at their own size (bench.runner.cell.evaluate_native)."""
+"""Runs score against the ground-truth files at their own size (bench.runner.execute.evaluate_native)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from bench.errors import UsageError
 from bench.metrics.resize import imresize
 from bench.protocols import get_protocol
 from bench.protocols.base import Protocol
-from bench.runner.cell import NativeFiles, Samples, evaluate_native
+from bench.runner.execute import NativeFiles, Samples, evaluate_native
 
 
 def smooth(height: int, width: int, phase: float) -> torch.Tensor:

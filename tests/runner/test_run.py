@@ -21,8 +21,8 @@ from typer.testing import CliRunner
 from bench.cli import app
 from bench.config import load_config
 from bench.runner import train as train_module
-from bench.runner.cell import RunContext, run_cell
 from bench.runner.cells import expand
+from bench.runner.execute import RunContext, run_cell
 from bench.tracking import FAILED, FINISHED, KILLED
 
 SHORT = """
@@ -512,7 +512,7 @@ def test_resume_refuses_a_checkpoint_trained_under_other_settings(reference):
     assert "trained under other settings" in text and "drop --resume" in text
     assert "iterations=6 (now 20)" in text and "'sum_scale': 0.5" in text
     # inside the checkpoint too: a file renamed into place is refused by its settings
-    from bench.runner.cell import checkpoint_path
+    from bench.runner.execute import checkpoint_path
 
     other = dataclasses.replace(cell, lr=cell.lr * 2)
     here, there = (
@@ -567,7 +567,7 @@ def test_precision_and_compile_are_recorded_and_compile_falls_back(reference, mo
 def test_bf16_sampling_of_the_same_weights_stays_within_0_05_db(reference):
     """The reference cell's trained weights sampled again in fp32 and under bf16 autocast
     (--checkpoint: nothing trains): the headline PSNR moves by less than 0.05 dB."""
-    from bench.runner.cell import checkpoint_path
+    from bench.runner.execute import checkpoint_path
 
     _, cell, context, trained = reference
     saved = checkpoint_path(context.results_dir, cell, context.experiment)

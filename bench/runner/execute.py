@@ -354,7 +354,7 @@ def audit_metrics(
     paper tables scored at another resolution or in another colour space read."""
     from bench.audit import audit_rows, to_metrics
     from bench.conventions import base_of
-    from bench.protocols.audit import audit_summaries
+    from bench.protocols.audit_scoring import audit_summaries
 
     summaries, table = audit_summaries(
         cell.protocol, lambda protocol: evaluate_native(protocol, samples),

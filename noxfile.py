@@ -30,6 +30,14 @@ def tests(session: nox.Session) -> None:
 
 
 @nox.session
+def cluster(session: nox.Session) -> None:
+    """The tests against a real single-node Slurm cluster and an MLflow server on PostgreSQL,
+    both started by scripts/local-cluster (root; installs Debian packages if missing)."""
+    _install(session, "test,cluster")
+    session.run("pytest", "-m", "cluster", "tests/cluster", *session.posargs)
+
+
+@nox.session
 def lint(session: nox.Session) -> None:
     """ruff check and ruff format --check."""
     session.install("ruff")

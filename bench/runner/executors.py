@@ -14,6 +14,7 @@ create the tables. A cluster needs a tracking server or a database every node re
 
 from __future__ import annotations
 
+import logging
 import os
 import pickle
 import tempfile
@@ -24,8 +25,8 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from bench import console
-from bench.errors import BenchError
 from bench.config import SlurmConfig
+from bench.errors import BenchError
 from bench.runner.cells import Cell
 from bench.runner.execute import CellRecord, RunContext, cell_tags, run_cell, run_name
 from bench.tracking import FAILED, Tracker
@@ -158,6 +159,7 @@ class Submitit:
     def run(self, cells: list[Cell], context: RunContext) -> list[CellRecord]:
         import submitit
 
+        _route_submitit_logging()
         if self.settings.cluster == "slurm" and context.tracking_uri.startswith("sqlite:"):
             console.warn(
                 f"Slurm jobs will write to the SQLite store {context.tracking_uri}; SQLite "
@@ -216,6 +218,37 @@ class Submitit:
                 job.cancel(check=False)
             raise
         return records
+
+
+class _SacctFolded(logging.Filter):
+    """submitit warns on every poll of a cluster without job accounting ("Bypassing sacct
+    error"): one line says so, once, and the repeats are dropped."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.said = False
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if "Bypassing sacct error" not in record.getMessage():
+            return True
+        if not self.said:
+            self.said = True
+            console.warn(
+                "this cluster has no job accounting (sacct fails): each job's state is read "
+                "from its result file, so a failed job is seen when its output is"
+            )
+        return False
+
+
+def _route_submitit_logging() -> None:
+    """submitit logs to standard output, which holds bench's results (the JSON document with
+    --json): its messages go to standard error only, with the sacct warnings folded."""
+    logger = logging.getLogger("submitit")
+    for handler in list(logger.handlers):
+        if handler.name == "submitit_out":  # submitit's own dictConfig names its handlers
+            logger.removeHandler(handler)
+    if not any(isinstance(f, _SacctFolded) for f in logger.filters):
+        logger.addFilter(_SacctFolded())
 
 
 #: words of an sbatch refusal -> the [slurm] setting of bench.toml that most likely caused it

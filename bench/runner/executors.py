@@ -14,6 +14,7 @@ create the tables. A cluster needs a tracking server or a database every node re
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import pickle
@@ -29,7 +30,7 @@ from bench.config import SlurmConfig
 from bench.errors import BenchError
 from bench.runner.cells import Cell
 from bench.runner.execute import CellRecord, RunContext, cell_tags, run_cell, run_name
-from bench.tracking import FAILED, Tracker
+from bench.tracking import FAILED, FINISHED, KILLED, Tracker
 
 CellFunction = Callable[[Cell, RunContext], CellRecord]
 
@@ -38,9 +39,10 @@ class Executor(Protocol):
     def run(self, cells: list[Cell], context: RunContext) -> list[CellRecord]: ...
 
 
-def lost(cell: Cell, reason: str) -> CellRecord:
-    """The record of a cell whose worker never returned one."""
-    return CellRecord(cell, FAILED, None, error=reason)
+def lost(cell: Cell, reason: str, status: str = FAILED) -> CellRecord:
+    """The record of a cell whose worker never returned one: FAILED, or KILLED when it was
+    cancelled."""
+    return CellRecord(cell, status, None, error=reason)
 
 
 @dataclass
@@ -132,6 +134,10 @@ class _SlurmTask:
         import torch
 
         torch.set_num_threads(self.threads)
+        restarts = int(os.environ.get("SLURM_RESTART_COUNT", "0") or 0)
+        if restarts:  # requeued (preempted, or scontrol requeue): continue, never restart
+            settle_requeued(cell, context, restarts)
+            context = dataclasses.replace(context, resume=True)
 
         from bench.runner.distributed import join, leave
 
@@ -204,20 +210,95 @@ class Submitit:
             f"submitted {len(jobs)} cell(s) to {self.settings.cluster}: jobs "
             f"{', '.join(job.job_id for job in jobs)}; logs in {self.folder}"
         )
-        records = []
         try:
-            for cell, job in zip(cells, jobs, strict=True):
-                try:
-                    records.append(job.results()[0])  # rank 0's, with several tasks
-                except Exception as error:  # submitit raises its own types for failed jobs
-                    reason = (str(error).strip().splitlines() or [type(error).__name__])[-1]
-                    records.append(lost(cell, f"job {job.job_id} failed: {reason}"))
-                console.info(f"{cell.key}: {records[-1].status} (job {job.job_id})")
+            return _collect(cells, jobs, watch=self.settings.cluster == "slurm")
         except KeyboardInterrupt:
             for job in jobs:
                 job.cancel(check=False)
             raise
-        return records
+
+
+#: Slurm states after which a job writes nothing more (a preempted job is requeued: not here)
+_ENDED = frozenset({"COMPLETED", "CANCELLED", "FAILED", "TIMEOUT", "NODE_FAIL", "OUT_OF_MEMORY",
+                    "BOOT_FAIL", "DEADLINE"})  # fmt: skip
+_POLL_SECONDS = 2.0
+
+
+def squeue_states(job_ids: list[str]) -> dict[str, str]:
+    """Each job's state from squeue, which answers without job accounting (and keeps a
+    finished job for MinJobAge seconds); {} when squeue cannot be asked."""
+    import subprocess
+
+    try:
+        listed = subprocess.run(
+            ["squeue", "-h", "-t", "all", "-o", "%i %T", "--jobs", ",".join(job_ids)],
+            capture_output=True, text=True, timeout=30,
+        )  # fmt: skip
+    except (OSError, subprocess.TimeoutExpired):
+        return {}
+    return dict(line.split(maxsplit=1) for line in listed.stdout.splitlines() if " " in line)
+
+
+def _collect(cells: list[Cell], jobs: list[Any], watch: bool) -> list[CellRecord]:
+    """Each job's record as it ends, with one line whenever the counts of queued, running,
+    done and failed jobs change. On Slurm (``watch``) a job's state comes from squeue, so a
+    job that ended without a result (cancelled, out of time, its node lost) is seen even on a
+    cluster without accounting, where submitit alone would wait for it forever."""
+    import time
+
+    records: dict[int, CellRecord] = {}
+    shown = ""
+    while len(records) < len(jobs):
+        states = squeue_states([job.job_id for job in jobs]) if watch else {}
+        for index, (cell, job) in enumerate(zip(cells, jobs, strict=True)):
+            if index in records:
+                continue
+            state = states.get(job.job_id, "")
+            ended = state.split()[0] in _ENDED if state else False
+            if job.paths.result_pickle.exists() or (not watch and job.done()) or ended:
+                records[index] = _record(cell, job, state)
+        counts = {"queued": 0, "running": 0}
+        for job in jobs:
+            state = states.get(job.job_id, "")
+            if state.startswith(("PENDING", "REQUEUED")):
+                counts["queued"] += 1
+            elif state.startswith(("RUNNING", "COMPLETING")):
+                counts["running"] += 1
+        done = sum(r.status == FINISHED for r in records.values())
+        line = (f"slurm: {counts['queued']} queued, {counts['running']} running, {done} done, "
+                f"{len(records) - done} failed")  # fmt: skip
+        if watch and line != shown:
+            console.info(line)
+            shown = line
+        if len(records) < len(jobs):
+            time.sleep(_POLL_SECONDS)
+    return [records[i] for i in range(len(jobs))]
+
+
+def _record(cell: Cell, job: Any, state: str) -> CellRecord:
+    """The job's own record (rank 0's, with several tasks), or the reason it left none."""
+    try:
+        if not job.paths.result_pickle.exists() and state:
+            raise RuntimeError(f"the job ended {state.split()[0]} without a result")
+        record = job.results()[0]
+    except Exception as error:  # submitit raises its own types for failed jobs
+        record = failed_job(cell, job, error)
+        console.warn(f"{cell.key}: {record.error}")
+        return record
+    console.info(f"{cell.key}: {record.status} (job {job.job_id})")
+    return record
+
+
+def failed_job(cell: Cell, job: Any, error: Exception) -> CellRecord:
+    """A job that returned no record: its id, its Slurm state as submitit saw it, the last
+    line of the error and its log; a cancelled job's cell is KILLED, not FAILED."""
+    text = str(error)
+    reason = (text.strip().splitlines() or [type(error).__name__])[-1]
+    state = next((s for s in ("CANCELLED", "TIMEOUT", "OUT_OF_MEMORY", "NODE_FAIL", "PREEMPTED")
+                  if s in text), "FAILED")  # fmt: skip
+    log = getattr(getattr(job, "paths", None), "stderr", None)
+    message = f"job {job.job_id} {state}: {reason}" + (f"; log {log}" if log else "")
+    return lost(cell, message, KILLED if state == "CANCELLED" else FAILED)
 
 
 class _SacctFolded(logging.Filter):
@@ -282,10 +363,26 @@ def sbatch_refusal(error: Exception, settings: SlurmConfig) -> BenchError:
     return BenchError(f"Slurm refused the jobs: {said or type(error).__name__}; {hint}")
 
 
+def settle_requeued(cell: Cell, context: RunContext, restarts: int) -> None:
+    """The runs an earlier attempt of a requeued job left RUNNING end KILLED, saying so; the
+    new attempt resumes from the checkpoint that attempt saved."""
+    tracker = Tracker.open(context.tracking_uri, context.experiment)
+    found = tracker.client.search_runs(
+        [tracker.experiment_id],
+        filter_string=f"tags.mlflow.parentRunId = '{context.parent_run_id}' "
+        f"and tags.cell = '{cell.key}' and attributes.status = 'RUNNING'",
+    )
+    for run in found:
+        reason = f"Slurm requeued the job (restart {restarts}); a new attempt continues the cell"
+        tracker.set_tags(run.info.run_id, {"error": reason})
+        tracker.end(run.info.run_id, KILLED)
+
+
 def settle_lost(records: list[CellRecord], tracker: Tracker, context: RunContext) -> None:
-    """Mark each lost cell's run FAILED with the reason (creating the run if none began)."""
+    """Mark each lost cell's run FAILED (KILLED when cancelled) with the reason, creating the
+    run if none began."""
     for record in records:
-        if record.run_id is not None or record.status != FAILED:
+        if record.run_id is not None or record.status not in (FAILED, KILLED):
             continue
         found = tracker.client.search_runs(
             [tracker.experiment_id],
@@ -302,7 +399,7 @@ def settle_lost(records: list[CellRecord], tracker: Tracker, context: RunContext
             )
         )
         tracker.set_tags(record.run_id, {"error": record.error})
-        tracker.end(record.run_id, FAILED)
+        tracker.end(record.run_id, record.status)
 
 
 def make_executor(

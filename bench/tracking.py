@@ -81,9 +81,7 @@ class Tracker:
             if migrated_here is not None:
                 store_schema.remember(migrated_here)
             self.experiment_id = (
-                found.experiment_id
-                if found is not None
-                else self.client.create_experiment(experiment, artifact_location=artifact_root(uri))
+                found.experiment_id if found is not None else self._create(experiment)
             )
             if found is None or EXPERIMENT_KIND not in found.tags:
                 # model training, so MLflow 3's UI opens on runs rather than GenAI traces
@@ -95,6 +93,20 @@ class Tracker:
                 "--tracking-uri or MLFLOW_TRACKING_URI"
             ) from None
         self.experiment = experiment
+
+    def _create(self, experiment: str) -> str:
+        """Create the experiment; when another process created it first (cells starting at
+        once against one server), use theirs."""
+        from mlflow.exceptions import MlflowException
+
+        try:
+            return self.client.create_experiment(
+                experiment, artifact_location=artifact_root(self.uri)
+            )
+        except MlflowException as error:
+            if error.error_code != "RESOURCE_ALREADY_EXISTS":
+                raise
+            return self.client.get_experiment_by_name(experiment).experiment_id
 
     @classmethod
     def open(cls, uri: str, experiment: str) -> Tracker:

@@ -171,3 +171,38 @@ def test_a_cancelled_cell_is_killed_with_the_reason_and_the_others_finish(cluste
     reason = runs["rddm"].data.tags["error"]
     assert "CANCELLED" in reason and "log " in reason, reason
     assert "Traceback" not in err
+
+
+def _log_like_a_cell(uri: str, index: int, points: int) -> str:
+    """One cell's logging: a run, a loss curve of ``points`` steps, a summary, its end."""
+    from bench.tracking import FINISHED, Tracker
+
+    tracker = Tracker(uri, "concurrent-cells")
+    run_id = tracker.start(f"cell {index}", {"run_kind": "cell", "cell": f"c{index}"})
+    for start in range(0, points, 25):  # as training logs it, a slice at a time
+        tracker.log_history(run_id, "train/loss", [(s, 1.0 / (s + 1)) for s in range(start, start + 25)])  # fmt: skip
+    tracker.log_metrics(run_id, {f"istd/m{k}": index + k / 100 for k in range(20)})
+    tracker.end(run_id, FINISHED)
+    return run_id
+
+
+def test_eight_cells_logging_at_once_lose_and_duplicate_nothing(cluster):
+    """Eight processes log to the server at once; PostgreSQL holds exactly what they logged."""
+    import multiprocessing
+
+    import psycopg2
+
+    uri, points = cluster["MLFLOW_TRACKING_URI"], 200
+    with multiprocessing.get_context("spawn").Pool(8) as pool:
+        run_ids = pool.starmap(_log_like_a_cell, [(uri, i, points) for i in range(8)])
+    database = cluster["BENCH_DATABASE"]
+    with psycopg2.connect(database) as connection, connection.cursor() as cursor:
+        cursor.execute("SELECT count(*) FROM metrics WHERE run_uuid = ANY(%s)", (run_ids,))
+        assert cursor.fetchone()[0] == 8 * (points + 20)
+        cursor.execute(
+            "SELECT run_uuid, key, step, count(*) FROM metrics WHERE run_uuid = ANY(%s) "
+            "GROUP BY run_uuid, key, step HAVING count(*) > 1", (run_ids,),
+        )  # fmt: skip
+        assert cursor.fetchall() == []
+        cursor.execute("SELECT count(*) FROM runs WHERE run_uuid = ANY(%s) AND status = 'FINISHED'", (run_ids,))  # fmt: skip
+        assert cursor.fetchone()[0] == 8

@@ -258,7 +258,9 @@ def _collect(cells: list[Cell], jobs: list[Any], watch: bool) -> list[CellRecord
             if job.paths.result_pickle.exists() or (not watch and job.done()) or ended:
                 records[index] = _record(cell, job, state)
         counts = {"queued": 0, "running": 0}
-        for job in jobs:
+        for index, job in enumerate(jobs):
+            if index in records:  # collected: done or failed, whatever squeue still says
+                continue
             state = states.get(job.job_id, "")
             if state.startswith(("PENDING", "REQUEUED")):
                 counts["queued"] += 1

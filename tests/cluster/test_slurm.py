@@ -92,6 +92,12 @@ def test_a_grid_runs_as_array_tasks_and_json_is_the_only_output(cluster, tmp_pat
     found = client.search_runs([experiment.experiment_id], "tags.run_kind = 'cell'")
     assert sorted(r.data.tags["method"] for r in found) == ["rddm", "sr3"]
     assert all(r.info.status == "FINISHED" and "istd/psnr_all" in r.data.metrics for r in found)
+    # the report reads the server, the sample grid's tiles through its artifact proxy
+    reported = bench(cluster, "report", "-c", str(path))
+    assert reported.returncode == 0, reported.stderr
+    report = tmp_path / "reports" / "slurm-grid"
+    assert "## Summary" in (report / "report.md").read_text()
+    assert (report / "plots" / "samples-synth-shadow-smoke.png").is_file()
 
 
 def test_an_sbatch_refusal_is_one_line_naming_the_setting(cluster, tmp_path):

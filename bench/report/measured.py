@@ -11,7 +11,7 @@ from bench.conventions import MetricKey
 from bench.report.runs import Store, TrackedRun
 
 
-def _value(value: float | None) -> str:
+def format_measured(value: float | None) -> str:
     """One format for every measured number, as `bench run` and the audit print them: two
     decimals from 10 up, four below (17.60 and 0.8103, never 17.6 beside 29.60)."""
     from bench.audit import format_value
@@ -19,13 +19,13 @@ def _value(value: float | None) -> str:
     return "–" if value is None else format_value(value, None, True)
 
 
-def _images(run: TrackedRun) -> str:
+def images_scored(run: TrackedRun) -> str:
     """How many test images were scored; a subset is marked, never passed off as the split."""
     scored = run.tags.get("eval_images", "")
     return f"{scored} (subset)" if run.tags.get("eval_subset") == "yes" else scored.split("/")[0]
 
 
-def _metric_keys(runs: list[TrackedRun]) -> list[str]:
+def metric_keys(runs: list[TrackedRun]) -> list[str]:
     """The runs' metrics, each protocol's headlines first in its declared order (the order
     of `bench run`'s table), then the rest by name."""
     from bench.conventions import HEADLINES, base_of
@@ -42,7 +42,7 @@ def _metric_keys(runs: list[TrackedRun]) -> list[str]:
     return ordered + sorted(found - set(ordered))
 
 
-def _gap_metric(runs: list[TrackedRun]) -> str | None:
+def gap_metric(runs: list[TrackedRun]) -> str | None:
     """The first headline metric whose gap to the input the runs logged (``istd/psnr_all``)."""
     from bench.conventions import HEADLINES, base_of
 
@@ -54,7 +54,7 @@ def _gap_metric(runs: list[TrackedRun]) -> str | None:
     return None
 
 
-def _gap_cells(run: TrackedRun, metric: str) -> list[str]:
+def gap_cells(run: TrackedRun, metric: str) -> list[str]:
     """The gaps to the input and to the best method of the seed, with their intervals, and
     the flags bench run printed (docs/statistics.md)."""
     from bench.conventions import HEADLINES, base_of
@@ -104,10 +104,10 @@ def measured_markdown(store: Store, link: Callable[[TrackedRun], str], table) ->
         if not cells:
             continue
         identities = [r for r in runs if r.kind == "identity" and r.finished]
-        keys = _metric_keys(cells + identities)
+        keys = metric_keys(cells + identities)
         header = ["Run", "Method", "Seed", "Iterations", "Steps", "Precision", "Images", "Status"]
         header += [MetricKey.parse(k).metric for k in keys]
-        gap = _gap_metric(cells)
+        gap = gap_metric(cells)
         if gap is not None:
             shown = MetricKey.parse(gap).metric
             header += [f"Δ input {shown} [95% CI]", f"Δ best {shown} [95% CI]", "flags"]
@@ -117,17 +117,17 @@ def measured_markdown(store: Store, link: Callable[[TrackedRun], str], table) ->
             blank = ["", "", "", ""]  # seed, iterations, steps, precision
             rows.append(
                 [f"[{identity.run_id[:8]}]({link(identity)})", "identity (input)", *blank]
-                + [_images(identity), identity.status]
-                + [_value(identity.metrics.get(k)) for k in keys]
+                + [images_scored(identity), identity.status]
+                + [format_measured(identity.metrics.get(k)) for k in keys]
                 + (["", "", ""] if gap else [])
             )
         for run in cells:
             settings = [str(run.seed or 0), str(run.iterations or "?"), str(run.steps or "?")]
             rows.append(
                 [f"[{run.run_id[:8]}]({link(run)})", run.method or "?", *settings]
-                + [run.tags.get("precision", "fp32"), _images(run), run.status]
-                + [_value(run.metrics.get(k)) for k in keys]
-                + (_gap_cells(run, gap) if gap else [])
+                + [run.tags.get("precision", "fp32"), images_scored(run), run.status]
+                + [format_measured(run.metrics.get(k)) for k in keys]
+                + (gap_cells(run, gap) if gap else [])
             )
         protocols = ", ".join(sorted({r.protocol for r in cells if r.protocol})) or "–"
         parts += [f"### {dataset}, {profile} profile (protocol {protocols})", "", table(header, rows), ""]  # fmt: skip
@@ -164,7 +164,7 @@ def audit_markdown(store: Store, link: Callable[[TrackedRun], str]) -> list[str]
     audited.sort(key=lambda item: (item[0].dataset or "", item[0].profile or "", item[0].method or "", item[0].seed or 0))  # fmt: skip
     for run, rows in audited:
         title = f"{run.dataset}, {run.method} seed {run.seed or 0}, {run.profile} profile"
-        parts += [f"### {title} ([{run.run_id[:8]}]({link(run)}), {_images(run)} images)", ""]
+        parts += [f"### {title} ([{run.run_id[:8]}]({link(run)}), {images_scored(run)} images)", ""]
         spec = HEADLINES[base_of(run.protocol)][0]
         yardstick = gap_yardstick(run, spec.title, spec.key)
         if yardstick is not None:

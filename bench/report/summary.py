@@ -12,7 +12,7 @@ from collections.abc import Callable, Mapping
 
 from bench.conventions import MetricKey
 from bench.report.common import by_seed, settings_key
-from bench.report.measured import _gap_cells, _gap_metric, _images, _metric_keys, _value
+from bench.report.measured import format_measured, gap_cells, gap_metric, images_scored, metric_keys
 from bench.report.runs import Store, TrackedRun
 
 #: headline columns in the summary; the rest are in "Measured runs"
@@ -77,9 +77,9 @@ def _with_interval(runs: list[TrackedRun], key: str) -> str:
     values = [r.metrics[key] for r in runs if key in r.metrics]
     if not values:
         return "–"
-    text = _value(statistics.fmean(values))
+    text = format_measured(statistics.fmean(values))
     found = measured_interval(runs, key)
-    return f"{text} [{_value(found[0])}, {_value(found[1])}]" if found else text
+    return f"{text} [{format_measured(found[0])}, {format_measured(found[1])}]" if found else text
 
 
 def _per_seed(runs: list[TrackedRun], texts: list[str]) -> str:
@@ -104,7 +104,7 @@ GRID_CAPTION = (
 def _heading(dataset: str, profile: str, runs: list[TrackedRun]) -> list[str]:
     protocols = ", ".join(sorted({r.protocol for r in runs if r.protocol})) or "–"
     iterations = ", ".join(map(str, sorted({r.iterations for r in runs if r.iterations})))
-    whole = sorted({_images(r) for r in runs if r.tags.get("eval_subset") != "yes"} - {""})
+    whole = sorted({images_scored(r) for r in runs if r.tags.get("eval_subset") != "yes"} - {""})
     scored = f" on {' and '.join(whole)} test images" if whole else ""
     return [
         f"### {dataset}, {profile} profile",
@@ -121,7 +121,7 @@ def _method_row(
     seeds = ",".join(str(r.seed if r.seed is not None else "?") for r in members)
     row = [named, seeds] + [_with_interval(members, k) for k in keys]
     if gap is not None:
-        cells = [_gap_cells(r, gap) for r in members]
+        cells = [gap_cells(r, gap) for r in members]
         row += [_per_seed(members, [c[0] for c in cells]), _per_seed(members, [c[2] for c in cells])]  # fmt: skip
     return row
 
@@ -129,14 +129,14 @@ def _method_row(
 def _group_table(
     runs: list[TrackedRun], baseline: TrackedRun | None, link: Callable[[TrackedRun], str], table
 ) -> str:
-    keys = _metric_keys(runs)[:SUMMARY_METRICS]
-    gap = _gap_metric(runs)
+    keys = metric_keys(runs)[:SUMMARY_METRICS]
+    gap = gap_metric(runs)
     header = ["Method", "Seeds", *(MetricKey.parse(k).metric for k in keys)]
     if gap is not None:
         header += [f"Δ input {MetricKey.parse(gap).metric} [95% CI]", "flags"]
     rows = []
     if baseline is not None:
-        values = [_value(baseline.metrics.get(k)) for k in keys]
+        values = [format_measured(baseline.metrics.get(k)) for k in keys]
         rows.append(["identity (input)", "", *values] + (["", ""] if gap else []))
     rows += [_method_row(label, members, keys, gap, link) for label, members in method_rows(runs)]
     return table(header, rows)

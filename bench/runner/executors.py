@@ -279,25 +279,30 @@ def _collect(cells: list[Cell], jobs: list[Any], watch: bool) -> list[CellRecord
 
 def _record(cell: Cell, job: Any, state: str) -> CellRecord:
     """The job's own record (rank 0's, with several tasks), or the reason it left none."""
-    try:
-        if not job.paths.result_pickle.exists() and state:
-            raise RuntimeError(f"the job ended {state.split()[0]} without a result")
-        record = job.results()[0]
-    except Exception as error:  # submitit raises its own types for failed jobs
-        record = failed_job(cell, job, error)
-        console.warn(f"{cell.key}: {record.error}")
-        return record
-    console.info(f"{cell.key}: {record.status} (job {job.job_id})")
+    if not job.paths.result_pickle.exists() and state:
+        ended = state.split()[0]
+        record = failed_job(cell, job, ended, f"the job ended {ended} without a result")
+    else:
+        try:
+            record = job.results()[0]
+        except Exception as error:  # submitit raises its own types for failed jobs
+            text = str(error)
+            said = next((s for s in _FAILED_STATES if s in text), "FAILED")
+            record = failed_job(cell, job, said, (text.strip().splitlines() or [type(error).__name__])[-1])  # fmt: skip
+        else:
+            console.info(f"{cell.key}: {record.status} (job {job.job_id})")
+            return record
+    console.warn(f"{cell.key}: {record.error}")
     return record
 
 
-def failed_job(cell: Cell, job: Any, error: Exception) -> CellRecord:
-    """A job that returned no record: its id, its Slurm state as submitit saw it, the last
-    line of the error and its log; a cancelled job's cell is KILLED, not FAILED."""
-    text = str(error)
-    reason = (text.strip().splitlines() or [type(error).__name__])[-1]
-    state = next((s for s in ("CANCELLED", "TIMEOUT", "OUT_OF_MEMORY", "NODE_FAIL", "PREEMPTED")
-                  if s in text), "FAILED")  # fmt: skip
+#: the Slurm states submitit's errors name, for a job that returned no record
+_FAILED_STATES = ("CANCELLED", "TIMEOUT", "OUT_OF_MEMORY", "NODE_FAIL", "PREEMPTED")
+
+
+def failed_job(cell: Cell, job: Any, state: str, reason: str) -> CellRecord:
+    """A job that returned no record: its id, its Slurm state, the reason and its log; a
+    cancelled job's cell is KILLED, not FAILED."""
     log = getattr(getattr(job, "paths", None), "stderr", None)
     message = f"job {job.job_id} {state}: {reason}" + (f"; log {log}" if log else "")
     return lost(cell, message, KILLED if state == "CANCELLED" else FAILED)

@@ -30,6 +30,7 @@ Paper = Literal["paper"]
 class TrackingConfig:
     uri: str = ""
     experiment: str = "bench"
+    retry_minutes: float = 10.0
 
 
 @dataclass(frozen=True)
@@ -63,6 +64,7 @@ class SlurmConfig:
     #: further sbatch options, e.g. {account = "proj", qos = "high", constraint = "a100"}
     sbatch: dict[str, str] = field(default_factory=dict)
     folder: str = ""  # job scripts and logs, on a shared filesystem; empty: <results_dir>/slurm
+    requeue: bool = True  # a failed node or a preemption requeues the job; false: it fails
 
 
 @dataclass(frozen=True)
@@ -269,6 +271,11 @@ def _check_values(config: Config, source: Path) -> None:
             )
     if min(config.run.seeds) < 0:
         raise ConfigError(f"{source}: run.seeds must be non-negative, got {min(config.run.seeds)}")
+    if config.tracking.retry_minutes < 0:
+        raise ConfigError(
+            f"{source}: tracking.retry_minutes = {config.tracking.retry_minutes} must be 0 or "
+            "more (0: a call fails at the store's first outage)"
+        )
 
 
 def _check_names(config: Config) -> None:

@@ -12,7 +12,8 @@ import math
 import os
 import socket
 import time
-from collections.abc import Mapping
+import uuid
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +27,15 @@ EXPERIMENT_KIND, TRAINING = "mlflow.experimentKind", "custom_model_development"
 
 # Run statuses (mlflow.entities.RunStatus names).
 FINISHED, FAILED, KILLED = "FINISHED", "FAILED", "KILLED"
+
+#: MLflow's error codes for a server that is down, restarting or overloaded; any other code
+#: (a bad value, a missing run) is an answer, and retrying cannot change it
+_TRANSIENT_CODES = frozenset(
+    {"INTERNAL_ERROR", "TEMPORARILY_UNAVAILABLE", "REQUEST_LIMIT_EXCEEDED", "ENDPOINT_NOT_FOUND"}
+)
+
+#: how long a tracker waits for its store to come back before a call fails (tracking.retry_minutes)
+DEFAULT_PATIENCE_S = 600.0
 
 
 def flatten(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -67,54 +77,95 @@ def mlflow_client(uri: str) -> Any:
 class Tracker:
     """A thin, explicit wrapper over MlflowClient for one experiment."""
 
-    def __init__(self, uri: str, experiment: str) -> None:
-        self.uri = uri
+    def __init__(
+        self, uri: str, experiment: str, patience: float = DEFAULT_PATIENCE_S, wait: bool = False
+    ) -> None:
+        """Open ``experiment`` in the store at ``uri`` (creating it). An unreachable store
+        fails at once, unless ``wait``: a worker of a grid whose store answered before
+        waits for it like any other call. ``patience``: seconds each call waits for a store
+        that stopped answering."""
+        self.uri, self.experiment, self.patience = uri, experiment, patience
         migrated_here = None  # a new store MLflow creates and migrates itself
         if uri.startswith("sqlite:///"):
             database = Path(uri.removeprefix("sqlite:///"))
             database.parent.mkdir(parents=True, exist_ok=True)
             if not database.exists() and not store_schema.create_from_dump(database):
                 migrated_here = database
-        self.client = mlflow_client(uri)
         try:
-            found = self.client.get_experiment_by_name(experiment)
-            if migrated_here is not None:
-                store_schema.remember(migrated_here)
-            self.experiment_id = (
-                found.experiment_id if found is not None else self._create(experiment)
-            )
-            if found is None or EXPERIMENT_KIND not in found.tags:
-                # model training, so MLflow 3's UI opens on runs rather than GenAI traces
-                self.client.set_experiment_tag(self.experiment_id, EXPERIMENT_KIND, TRAINING)
+            raw = mlflow_client(uri)
+            # every call retries with backoff, the opening itself only when asked (a mistyped
+            # address is not worth minutes of retries)
+            self.client = _Patient(raw, self)
+            found = (self.client if wait else raw).get_experiment_by_name(experiment)
+        except ModuleNotFoundError as error:  # a database URI whose driver is missing
+            raise BenchError(
+                f"tracking store {uri} needs the Python module '{error.name}', which is not "
+                "installed; `pip install -e '.[cluster]'` in bench's checkout installs psycopg "
+                "for postgresql:// addresses"
+            ) from None
         except Exception as error:  # MLflow raises many types; all mean the same thing here
             raise BenchError(
                 f"tracking store {uri} is unreachable ({type(error).__name__}: "
                 f"{str(error).splitlines()[0][:200]}); check tracking.uri in bench.toml, "
                 "--tracking-uri or MLFLOW_TRACKING_URI"
             ) from None
-        self.experiment = experiment
+        if migrated_here is not None:
+            store_schema.remember(migrated_here)
+        self.experiment_id = found.experiment_id if found is not None else self._create()
+        if found is None or EXPERIMENT_KIND not in found.tags:
+            # model training, so MLflow 3's UI opens on runs rather than GenAI traces
+            self.client.set_experiment_tag(self.experiment_id, EXPERIMENT_KIND, TRAINING)
 
-    def _create(self, experiment: str) -> str:
+    def _create(self) -> str:
         """Create the experiment; when another process created it first (cells starting at
         once against one server), use theirs."""
         from mlflow.exceptions import MlflowException
 
         try:
             return self.client.create_experiment(
-                experiment, artifact_location=artifact_root(self.uri)
+                self.experiment, artifact_location=artifact_root(self.uri)
             )
         except MlflowException as error:
             if error.error_code != "RESOURCE_ALREADY_EXISTS":
                 raise
-            return self.client.get_experiment_by_name(experiment).experiment_id
+            return self.client.get_experiment_by_name(self.experiment).experiment_id
 
     @classmethod
-    def open(cls, uri: str, experiment: str) -> Tracker:
-        """One tracker per store and experiment per process (opening a store costs seconds)."""
+    def open(
+        cls, uri: str, experiment: str, patience: float = DEFAULT_PATIENCE_S, wait: bool = False
+    ) -> Tracker:
+        """One tracker per store and experiment per process (opening a store costs seconds);
+        ``patience`` and ``wait`` as for the constructor."""
         key = (uri, experiment)
         if key not in _OPEN:
-            _OPEN[key] = cls(uri, experiment)
+            _OPEN[key] = cls(uri, experiment, patience, wait)
+        _OPEN[key].patience = patience
         return _OPEN[key]
+
+    def retrying(self, call: Callable[[], Any], what: str) -> Any:
+        """``call()``, again after 1, 2, 4 ... 30 s while the store is unreachable, for up to
+        ``patience`` seconds in all. Every value bench logs carries its own timestamp and
+        MLflow drops exact repeats, so a batch sent twice is stored once."""
+        if not _remote(self.uri):
+            return call()  # a local file: an error is an answer, not an outage
+        waited, delay = 0.0, 1.0
+        while True:
+            try:
+                return call()
+            except Exception as error:
+                if not _transient(error) or waited >= self.patience:
+                    raise
+                from bench import console
+
+                reason = f"{type(error).__name__}: {str(error).splitlines()[0][:120]}"
+                console.warn(
+                    f"tracking store {self.uri} did not answer {what} ({reason}); retrying in "
+                    f"{delay:.0f} s (gives up after {self.patience / 60:g} min: "
+                    "tracking.retry_minutes)"
+                )
+                time.sleep(delay)
+                waited += delay
+                delay = min(delay * 2, 30.0)
 
     def start(
         self, name: str, tags: Mapping[str, Any] | None = None, parent: str | None = None
@@ -124,8 +175,22 @@ class Tracker:
         all_tags |= {"bench.host": socket.gethostname(), "bench.pid": str(os.getpid())}
         if parent:
             all_tags["mlflow.parentRunId"] = parent
-        run = self.client.create_run(self.experiment_id, run_name=name, tags=all_tags)
-        return run.info.run_id
+        # a retried create must not make a second run when the first reached the store
+        all_tags["bench.start_token"] = token = uuid.uuid4().hex
+        attempts = []
+
+        def create() -> str:
+            if attempts:
+                found = self.client.raw.search_runs(
+                    [self.experiment_id], f"tags.`bench.start_token` = '{token}'"
+                )
+                if found:
+                    return found[0].info.run_id
+            attempts.append(1)
+            created = self.client.raw.create_run(self.experiment_id, run_name=name, tags=all_tags)
+            return created.info.run_id
+
+        return self.retrying(create, "the start of a run")
 
     def settle_stale(self) -> list[str]:
         """Close as FAILED every RUNNING run of the experiment whose process on this host is
@@ -187,6 +252,14 @@ class Tracker:
     def log_file(self, run_id: str, path: Path, folder: str | None = None) -> None:
         self.client.log_artifact(run_id, str(path), folder)
 
+    def download(self, run_id: str, name: str) -> Path:
+        """One artifact of a run, fetched into a temporary folder (a server's artifacts may
+        live on another machine)."""
+        import tempfile
+
+        folder = tempfile.mkdtemp(prefix="bench-artifact-")
+        return Path(self.client.download_artifacts(run_id, name, folder))
+
     def log_text(self, run_id: str, text: str, name: str) -> None:
         self.client.log_text(run_id, text, name)
 
@@ -219,6 +292,45 @@ class Tracker:
 
     def end(self, run_id: str, status: str) -> None:
         self.client.set_terminated(run_id, status)
+
+
+class _Patient:
+    """An MlflowClient whose every call goes through :meth:`Tracker.retrying`; ``raw`` is the
+    client itself."""
+
+    def __init__(self, client: Any, tracker: Tracker) -> None:
+        self.raw, self._tracker = client, tracker
+
+    def __getattr__(self, name: str) -> Any:
+        method = getattr(self.raw, name)
+        if not callable(method):
+            return method
+
+        def patient(*args: Any, **kwargs: Any) -> Any:
+            return self._tracker.retrying(lambda: method(*args, **kwargs), name)
+
+        return patient
+
+
+def _remote(uri: str) -> bool:
+    """A store reached over a network (a tracking server or a database server)."""
+    return not uri.startswith(("sqlite:", "file:", "/")) and "://" in uri
+
+
+def _transient(error: Exception) -> bool:
+    """An outage rather than an answer: the connection failed, timed out, or the server said
+    it cannot serve now."""
+    from mlflow.exceptions import MlflowException
+
+    if isinstance(error, MlflowException):
+        return error.error_code in _TRANSIENT_CODES
+    if isinstance(error, ConnectionError | TimeoutError):
+        return True
+    kind = type(error)
+    # requests' and urllib3's connection errors; a database server's OperationalError
+    return (
+        kind.__module__.startswith(("requests", "urllib3")) or kind.__name__ == "OperationalError"
+    )
 
 
 def _alive(pid: int) -> bool:

@@ -422,6 +422,7 @@ def _plan(
     context = RunContext(
         tracking_uri=config.tracking_uri(),
         experiment=config.tracking.experiment,
+        tracking_patience=config.tracking.retry_minutes * 60,
         parent_run_id=None,
         data_root=config.paths.data_root,
         user_datasets=config.paths.user_datasets,

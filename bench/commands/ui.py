@@ -19,7 +19,11 @@ from bench import console
 from bench.errors import BenchError
 from bench.options import ConfigOption, QuietOption, examples, setup
 
-EXAMPLE = examples("bench ui --port 5001   # then open http://127.0.0.1:5001")
+EXAMPLE = examples(
+    "bench ui --port 5001   # then open the printed address",
+    "bench ui --tracking-uri postgresql://user@db-host/mlflow   # a UI here on that database",
+    "bench ui --tracking-uri http://tracking-host:5000   # prints the server's runs page",
+)
 HOST = "127.0.0.1"  # never another interface: the store holds unpublished results
 
 
@@ -85,14 +89,22 @@ def wait_until_ready(url: str, process: subprocess.Popen, timeout: float) -> Non
 def ui(
     port: Annotated[int, typer.Option(help="Port on 127.0.0.1.")] = 5000,
     timeout: Annotated[float, typer.Option(help="Seconds to wait for the server to start.")] = 60,
+    experiment: Annotated[str | None, typer.Option(help="MLflow experiment to open.")] = None,
+    tracking_uri: Annotated[
+        str | None,
+        typer.Option(
+            help="MLflow tracking URI: a SQLite file or a database (postgresql://...) starts "
+            "a UI here; a tracking server (http://...) is the UI already, and its runs page "
+            "is printed."
+        ),
+    ] = None,
     config_path: ConfigOption = None,
     quiet: QuietOption = False,
 ) -> None:
-    """Start the MLflow UI for the configured tracking store and print its URL."""
-    config = setup(config_path, quiet)
+    """Open the MLflow UI on the experiment's runs: start one for a SQLite file or a database,
+    or point at a tracking server's own."""
+    config = setup(config_path, quiet, overrides={"tracking": {"uri": tracking_uri, "experiment": experiment}})  # fmt: skip
     uri = config.tracking_uri()
-    if not uri.startswith("sqlite:///"):
-        raise BenchError(f"tracking URI {uri} is a server already: open it in a browser instead")
     from bench.tracking import Tracker
 
     # the experiment's training runs, not MLflow 3's GenAI home page
@@ -100,17 +112,20 @@ def ui(
     experiment_id = tracker.experiment_id
     view = runs_view(tracker.client, experiment_id)
     tracker.client.set_experiment_tag(experiment_id, VIEW_TAG + VIEW_KEY, json.dumps(view))
-    url = f"http://{HOST}:{port}"
-    page = f"{url}/#/experiments/{experiment_id}/runs?" + urllib.parse.urlencode(
+    runs_page = f"#/experiments/{experiment_id}/runs?" + urllib.parse.urlencode(
         {"workflowType": "machine_learning", "viewStateShareKey": VIEW_KEY}
     )
+    if uri.startswith(("http://", "https://")):  # a tracking server serves its own UI
+        console.out.print(f"MLflow UI for {uri}\n{uri.rstrip('/')}/{runs_page}")
+        return
+    url = f"http://{HOST}:{port}"
     # the server's own log goes to stderr: stdout carries only the URL. Its own session, so
     # stopping it stops its workers too; SIGTERM to bench ui stops them as Ctrl-C does.
     process = subprocess.Popen(ui_command(port, uri), stdout=sys.stderr, start_new_session=True)
     previous = signal.signal(signal.SIGTERM, _interrupt)
     try:
         wait_until_ready(url, process, timeout)
-        console.out.print(f"MLflow UI for {uri}\n{page}  (Ctrl-C to stop)")
+        console.out.print(f"MLflow UI for {uri}\n{url}/{runs_page}  (Ctrl-C to stop)")
         process.wait()
     except KeyboardInterrupt:
         pass

@@ -28,10 +28,13 @@ from collections.abc import Callable
 from contextlib import nullcontext
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 import torch.distributed as dist
+
+if TYPE_CHECKING:
+    from bench.runner.execute import RunContext
 from torch import nn
 
 from bench.errors import BenchError
@@ -208,8 +211,12 @@ class NoTracking:
         return lambda *args, **kwargs: None
 
 
-def open_tracker(uri: str, experiment: str, world: World) -> Any:
+def open_tracker(context: RunContext, world: World) -> Any:
     """The store's tracker on rank 0; :class:`NoTracking` elsewhere."""
     from bench.tracking import Tracker
 
-    return Tracker.open(uri, experiment) if world.is_main else NoTracking()
+    if not world.is_main:
+        return NoTracking()
+    # a cell of a grid whose parent run exists: the store answered before, so it waits
+    waits = context.parent_run_id is not None
+    return Tracker.open(context.tracking_uri, context.experiment, context.tracking_patience, waits)

@@ -60,6 +60,8 @@ class RunContext:
     results_dir: Path
     device: str
     resume: bool = False
+    #: seconds each tracking call waits for a store that stopped answering (tracking.retry_minutes)
+    tracking_patience: float = 600.0
     #: the folder of the user's dataset manifests (a worker process reads them again)
     user_datasets: Path | None = None
     #: --methods-from files (a worker process imports them again)
@@ -441,7 +443,53 @@ def cell_tags(cell: Cell, context: RunContext) -> dict[str, Any]:
     """The tags a cell's MLflow run carries (what `bench report` selects runs by)."""
     tags = {**context.tags, "cell": cell.key, "method": cell.method, "dataset": cell.dataset}
     tags |= {"seed": cell.seed, "profile": cell.profile, "protocol": cell.protocol}
+    tags |= {"cell_settings": cell_settings(cell, context)}
     return tags | {"device": context.device, "run_kind": "cell"}
+
+
+def cell_settings(cell: Cell, context: RunContext) -> str:
+    """Everything that decides a cell's numbers, hashed: its settings, the weights it loads
+    and bench's version. A FINISHED run carrying the same digest is the cell done, which
+    --resume keeps instead of running it again."""
+    from bench import __version__
+
+    loaded = {"checkpoint": str(context.checkpoint or ""), "weights": context.weights}
+    parts = {"cell": cell.params(), "loaded": loaded, "bench_version": __version__}
+    text = json.dumps(parts, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def finished_record(
+    cell: Cell, context: RunContext, tracker: Tracker, parent: str | None = None
+) -> CellRecord | None:
+    """The latest FINISHED run of ``cell`` under the same settings (:func:`cell_settings`) in
+    this experiment (under ``parent`` when given), read back as its record: its protocol's
+    metrics, what was unavailable, and its per-image scores for the grid's intervals."""
+    query = (
+        f"tags.run_kind = 'cell' AND tags.cell_settings = '{cell_settings(cell, context)}' "
+        "AND attributes.status = 'FINISHED'"
+    )
+    if parent is not None:
+        query += f" AND tags.mlflow.parentRunId = '{parent}'"
+    runs = tracker.client.search_runs(
+        [tracker.experiment_id], query, max_results=1, order_by=["attributes.start_time DESC"]
+    )
+    if not runs:
+        return None
+    run = runs[0]
+    record = CellRecord(cell, FINISHED, run.info.run_id)
+    prefixes = (f"{cell.protocol}/", "generation/")
+    record.metrics = {k: v for k, v in run.data.metrics.items() if k.startswith(prefixes)}
+    record.unavailable = {
+        k.removeprefix("unavailable."): v
+        for k, v in run.data.tags.items()
+        if k.startswith("unavailable.") and k.removeprefix("unavailable.").startswith(prefixes)
+    }
+    if run.data.tags.get("eval_subset") == "yes":
+        record.subset = run.data.tags.get("eval_images")
+    if not any(key.startswith("generation/") for key in record.metrics):  # restoration
+        record.per_image = pd.read_csv(tracker.download(run.info.run_id, "per_image.csv"))
+    return record
 
 
 def run_cell(cell: Cell, context: RunContext) -> CellRecord:
@@ -459,7 +507,7 @@ def run_cell(cell: Cell, context: RunContext) -> CellRecord:
         load_file(path)
     started = time.perf_counter()
     world = World.current()
-    tracker = open_tracker(context.tracking_uri, context.experiment, world)
+    tracker = open_tracker(context, world)
     tags = cell_tags(cell, context) | {"world_size": world.size}
     run_id = tracker.start(run_name(cell), tags, parent=context.parent_run_id)
     record = CellRecord(cell, FAILED, run_id)

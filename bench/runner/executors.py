@@ -135,8 +135,10 @@ class _SlurmTask:
 
         torch.set_num_threads(self.threads)
         restarts = int(os.environ.get("SLURM_RESTART_COUNT", "0") or 0)
-        if restarts:  # requeued (preempted, or scontrol requeue): continue, never restart
-            settle_requeued(cell, context, restarts)
+        if restarts:  # requeued (preempted, node failure, scontrol requeue): continue
+            done = settle_requeued(cell, context, restarts)
+            if done is not None:  # the earlier attempt finished the cell before it was stopped
+                return done
             context = dataclasses.replace(context, resume=True)
 
         from bench.runner.distributed import join, leave
@@ -194,7 +196,8 @@ class Submitit:
         if gpus:
             parameters["gpus_per_node"] = gpus
         if self.settings.cluster == "slurm":
-            parameters["slurm_additional_parameters"] = dict(self.settings.sbatch)
+            requeue = "requeue" if self.settings.requeue else "no_requeue"
+            parameters["slurm_additional_parameters"] = {requeue: True, **self.settings.sbatch}
             if self.settings.partition:
                 parameters["slurm_partition"] = self.settings.partition
             if self.settings.max_parallel:
@@ -370,10 +373,16 @@ def sbatch_refusal(error: Exception, settings: SlurmConfig) -> BenchError:
     return BenchError(f"Slurm refused the jobs: {said or type(error).__name__}; {hint}")
 
 
-def settle_requeued(cell: Cell, context: RunContext, restarts: int) -> None:
+def settle_requeued(cell: Cell, context: RunContext, restarts: int) -> CellRecord | None:
     """The runs an earlier attempt of a requeued job left RUNNING end KILLED, saying so; the
-    new attempt resumes from the checkpoint that attempt saved."""
-    tracker = Tracker.open(context.tracking_uri, context.experiment)
+    new attempt resumes from the checkpoint that attempt saved. When that attempt finished
+    the cell (it was stopped while exiting), its record, and nothing runs again."""
+    from bench.runner.execute import finished_record
+
+    tracker = Tracker.open(
+        context.tracking_uri, context.experiment, context.tracking_patience, True
+    )
+    done = finished_record(cell, context, tracker, parent=context.parent_run_id)
     found = tracker.client.search_runs(
         [tracker.experiment_id],
         filter_string=f"tags.mlflow.parentRunId = '{context.parent_run_id}' "
@@ -381,8 +390,11 @@ def settle_requeued(cell: Cell, context: RunContext, restarts: int) -> None:
     )
     for run in found:
         reason = f"Slurm requeued the job (restart {restarts}); a new attempt continues the cell"
+        if done is not None:
+            reason = f"Slurm requeued the job (restart {restarts}) after run {done.run_id} finished the cell"
         tracker.set_tags(run.info.run_id, {"error": reason})
         tracker.end(run.info.run_id, KILLED)
+    return done
 
 
 def settle_lost(records: list[CellRecord], tracker: Tracker, context: RunContext) -> None:

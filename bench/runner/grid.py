@@ -22,7 +22,7 @@ from bench.envinfo import environment
 from bench.files import atomic_write
 from bench.runner.cells import Cell
 from bench.runner.distributed import World, barrier, join, leave, open_tracker
-from bench.runner.execute import CellRecord, RunContext, sample_split, score
+from bench.runner.execute import CellRecord, RunContext, finished_record, sample_split, score
 from bench.runner.executors import Executor, InProcess, settle_lost
 from bench.tracking import FAILED, FINISHED, KILLED, Tracker
 
@@ -174,7 +174,7 @@ def run_grid(
     # beside the data generation and the identity baseline, and is joined before any
     # training, so an unreachable store still stops the run before a cell starts.
     with ThreadPoolExecutor(max_workers=1) as pool:
-        opening = pool.submit(open_tracker, context.tracking_uri, context.experiment, world)
+        opening = pool.submit(open_tracker, context, world)
         try:
             prepare_data(cells, context, world)
             identity = None
@@ -212,7 +212,10 @@ def run_grid(
     try:
         if identity is not None:
             log_identity(identity, context, tracker)
-        records = (executor or InProcess()).run(cells, context)
+        kept = finished_cells(cells, context, tracker) if context.resume else {}
+        todo = [cell for index, cell in enumerate(cells) if index not in kept]
+        done = iter((executor or InProcess()).run(todo, context) if todo else [])
+        records = [kept[index] if index in kept else next(done) for index in range(len(cells))]
         if world.is_main:
             settle_lost(records, tracker, context)
     except KeyboardInterrupt:
@@ -237,6 +240,20 @@ def run_grid(
     )
     tracker.end(parent, FAILED if result.failed else FINISHED)
     return result
+
+
+def finished_cells(
+    cells: list[Cell], context: RunContext, tracker: Tracker
+) -> dict[int, CellRecord]:
+    """--resume: the cells (by index) this experiment already finished under the same
+    settings, as records read back from their runs, so only the missing cells run again."""
+    kept = {}
+    for index, cell in enumerate(cells):
+        record = finished_record(cell, context, tracker)
+        if record is not None:
+            console.info(f"{cell.key}: finished in run {record.run_id}; --resume keeps it")
+            kept[index] = record
+    return kept
 
 
 def compare_cells(result: GridResult, context: RunContext, tracker: Tracker) -> None:

@@ -1,4 +1,4 @@
-"""Issue-17 speed ratios, each measured against its reference in one run (pytest-benchmark;
+"""Speed ratios, each measured against its reference in one run (pytest-benchmark;
 run with --benchmark-only). The reference path is the same network standardising its
 filters on every forward, as the official code does; outputs must stay bitwise equal.
 The CPU model and its bf16 support go into extra_info: the development machines differ."""

@@ -599,7 +599,8 @@ def test_ctrl_c_says_what_was_kept_and_the_command_that_continues(tmp_path, monk
 
 def test_resume_continues_this_experiment_and_says_what_each_cell_does(reference):
     """A checkpoint of other settings left by another experiment is not this grid's: --resume
-    in a new experiment trains afresh and says so, instead of refusing."""
+    in a new experiment trains afresh and says so, instead of refusing; a second --resume
+    keeps the cell it finished."""
     tmp_path, _, _, _ = reference
     config = ["-c", str(short_config(tmp_path)), "-m", "rddm-sm-res", "--seeds", "0"]
     result = CliRunner().invoke(
@@ -616,7 +617,37 @@ def test_resume_continues_this_experiment_and_says_what_each_cell_does(reference
         app, ["run", *config, "--iters", "3", "--experiment", "other", "--resume"],
         terminal_width=300,
     )  # fmt: skip
-    assert again.exit_code == 0 and "resuming from" in " ".join(again.output.split())
+    assert again.exit_code == 0, again.output
+    assert "seed0/smoke: finished in run" in " ".join(again.output.split())
+
+
+def test_resume_keeps_finished_cells_and_runs_only_the_missing_one(tmp_path, monkeypatch):
+    """A grid interrupted in its second cell: --resume keeps the first cell's finished run
+    (no second run of it), runs the second, and the table equals an uninterrupted grid's."""
+    config = short_config(tmp_path)
+    args = ["run", "-c", str(config), "-m", "rddm-sm-res,sr3", "--seeds", "0", "--json"]
+    with interrupted_at(6 + 5, monkeypatch):  # the second cell, past its checkpoint at 3
+        result = CliRunner().invoke(app, args, terminal_width=300)
+    assert result.exit_code == 130, result.output
+    resumed = CliRunner().invoke(app, [*args, "--resume"], terminal_width=300)
+    assert resumed.exit_code == 0, resumed.output
+    client, found = runs(tmp_path)
+    cells = [r for r in found if r.data.tags.get("run_kind") == "cell"]
+    statuses = sorted((r.data.tags["method"], r.info.status) for r in cells)
+    assert statuses == [("rddm-sm-res", "FINISHED"), ("sr3", "FINISHED"), ("sr3", "KILLED")]
+    (sr3,) = [r for r in cells if r.data.tags["method"] == "sr3" and r.info.status == FINISHED]
+    assert int(sr3.data.tags["resumed_from_iteration"]) >= 3  # from a checkpoint, not 0
+    plain = tmp_path / "plain"
+    plain.mkdir()
+    uninterrupted = CliRunner().invoke(
+        app, ["run", "-c", str(short_config(plain)), *args[3:]], terminal_width=300
+    )
+    assert uninterrupted.exit_code == 0, uninterrupted.output
+
+    def metrics(output: str) -> list:
+        return [(c["cell"], c["metrics"]) for c in json.loads(output)["cells"]]
+
+    assert metrics(resumed.stdout) == metrics(uninterrupted.stdout)
 
 
 def test_the_identity_baseline_is_scored_once_per_data_and_protocol(tmp_path):

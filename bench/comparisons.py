@@ -253,39 +253,51 @@ def compare_grid(
 ) -> dict[int, dict[str, CellComparison]]:
     """Per cell (an index into ``tables``, its per-image scores; ``seeds`` its seed), per
     headline metric that is an aggregate over images: :class:`CellComparison`."""
-    from bench.statistics import estimate, holm
-
     out: dict[int, dict[str, CellComparison]] = {index: {} for index in tables}
     for spec in HEADLINES.get(base_of(protocol.name), ()):
         aggregate = protocol.aggregate(spec.key)
-        present = {i: t for i, t in tables.items() if aggregate and _has(t, aggregate)}
-        if aggregate is None or not present:
+        if aggregate is None:
             continue
+        present = {i: t for i, t in tables.items() if _has(t, aggregate)}
         for seed in sorted({seeds[i] for i in present}):
-            family = [i for i in present if seeds[i] == seed]
-            values = {i: aggregate.value(present[i]) for i in family}
-            best = (min if spec.lower_is_better else max)(family, key=values.__getitem__)
-            rows: dict[int, dict] = {}
-            for i in family:
-                a = present[i]
-                row: dict = {"estimate": estimate(a, aggregate, settings), "is_best": i == best}
-                if identity is not None and _has(identity, aggregate):
-                    pair = pair_tables(a, identity, "the cell", "the identity baseline")
-                    row["vs_identity"] = paired_difference(spec.key, *pair, aggregate,
-                                                           spec.direction, settings)  # fmt: skip
-                if i != best:
-                    pair = pair_tables(a, present[best], "the cell", "the best cell")
-                    row["vs_best"] = paired_difference(spec.key, *pair, aggregate,
-                                                       spec.direction, settings)  # fmt: skip
-                rows[i] = row
-            for name in ("vs_identity", "vs_best"):
-                order = [i for i in family if name in rows[i]]
-                adjusted = holm([rows[i][name].p_permutation for i in order])
-                for i, p in zip(order, adjusted, strict=True):
-                    rows[i][f"{name}_p_holm"] = p
-            for i, row in rows.items():
-                out[i][spec.key] = CellComparison(spec, **row)
+            family = {i: t for i, t in present.items() if seeds[i] == seed}
+            for i, comparison in compare_family(family, identity, spec, aggregate, settings).items():  # fmt: skip
+                out[i][spec.key] = comparison
     return out
+
+
+def compare_family(
+    family: Mapping[int, pd.DataFrame],
+    identity: pd.DataFrame | None,
+    spec: MetricSpec,
+    aggregate: Aggregate,
+    settings: BootstrapSettings,
+) -> dict[int, CellComparison]:
+    """The cells of one seed on one headline metric: each one's interval, its paired
+    difference from the input and from the best cell, Holm-adjusted across the family."""
+    from bench.statistics import estimate, holm
+
+    values = {i: aggregate.value(table) for i, table in family.items()}
+    best = (min if spec.lower_is_better else max)(family, key=values.__getitem__)
+
+    def versus(table: pd.DataFrame, other: pd.DataFrame, name: str) -> PairedDifference:
+        pair = pair_tables(table, other, "the cell", name)
+        return paired_difference(spec.key, *pair, aggregate, spec.direction, settings)
+
+    rows: dict[int, dict] = {}
+    for i, table in family.items():
+        row: dict = {"estimate": estimate(table, aggregate, settings), "is_best": i == best}
+        if identity is not None and _has(identity, aggregate):
+            row["vs_identity"] = versus(table, identity, "the identity baseline")
+        if i != best:
+            row["vs_best"] = versus(table, family[best], "the best cell")
+        rows[i] = row
+    for name in ("vs_identity", "vs_best"):
+        order = [i for i in family if name in rows[i]]
+        adjusted = holm([rows[i][name].p_permutation for i in order])
+        for i, p in zip(order, adjusted, strict=True):
+            rows[i][f"{name}_p_holm"] = p
+    return {i: CellComparison(spec, **row) for i, row in rows.items()}
 
 
 def _has(table: pd.DataFrame, aggregate: Aggregate) -> bool:

@@ -144,36 +144,48 @@ class _Reader:
                 raise self.fail(f"{key} = {value} must be {bound}")
 
     def convert(self, hint: Any, value: Any, key: str) -> Any:
-        origin = typing.get_origin(hint)
-        args = typing.get_args(hint)
+        """``value`` read at ``key`` as type ``hint``, or one error naming the key."""
         if hint is Any:
             return value
         if dataclasses.is_dataclass(hint):
             return self.build(hint, value, key + ".")
-        if origin in (dict, Mapping):
-            if not isinstance(value, dict):
-                raise self.fail(f"{key} must be a table, got {_describe(value)}")
-            return {name: self.convert(args[1], item, f"{key}.{name}") for name, item in value.items()}  # fmt: skip
-        if origin is tuple:
-            if not isinstance(value, list):
-                raise self.fail(f"{key} must be a list, got {_describe(value)}")
-            return tuple(self.convert(args[0], item, f"{key}[{i}]") for i, item in enumerate(value))  # fmt: skip
-        if origin is Literal:
-            if value not in args:
-                raise self.fail(
-                    f"{key} = {value!r} is not valid; valid choices: "
-                    f"{format_choices(map(str, args))}"
-                )
-            return value
-        if origin in (typing.Union, types.UnionType):
-            for option in args:
-                try:
-                    return self.convert(option, value, key)
-                except BenchError:
-                    continue
-            # TOML has no null: None in a union means the key may be left out
-            expected = " or ".join(_name(option) for option in args if option is not type(None))
-            raise self.fail(f"{key} must be {expected}, got {_describe(value)}")
+        shapes = {
+            dict: self._table, Mapping: self._table, tuple: self._list, Literal: self._literal,
+            typing.Union: self._union, types.UnionType: self._union,
+        }  # fmt: skip
+        shape = shapes.get(typing.get_origin(hint))
+        if shape is not None:
+            return shape(typing.get_args(hint), value, key)
+        return self._scalar(hint, value, key)
+
+    def _table(self, args: tuple, value: Any, key: str) -> dict:
+        if not isinstance(value, dict):
+            raise self.fail(f"{key} must be a table, got {_describe(value)}")
+        return {name: self.convert(args[1], item, f"{key}.{name}") for name, item in value.items()}
+
+    def _list(self, args: tuple, value: Any, key: str) -> tuple:
+        if not isinstance(value, list):
+            raise self.fail(f"{key} must be a list, got {_describe(value)}")
+        return tuple(self.convert(args[0], item, f"{key}[{i}]") for i, item in enumerate(value))
+
+    def _literal(self, args: tuple, value: Any, key: str) -> Any:
+        if value not in args:
+            raise self.fail(
+                f"{key} = {value!r} is not valid; valid choices: {format_choices(map(str, args))}"
+            )
+        return value
+
+    def _union(self, args: tuple, value: Any, key: str) -> Any:
+        for option in args:
+            try:
+                return self.convert(option, value, key)
+            except BenchError:
+                continue
+        # TOML has no null: None in a union means the key may be left out
+        expected = " or ".join(_name(option) for option in args if option is not type(None))
+        raise self.fail(f"{key} must be {expected}, got {_describe(value)}")
+
+    def _scalar(self, hint: Any, value: Any, key: str) -> Any:
         if hint is type(None):
             if value is not None:  # TOML has no null: reached only inside a union
                 raise self.fail(f"{key} must be absent, got {_describe(value)}")

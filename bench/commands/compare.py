@@ -92,28 +92,17 @@ def compare(
     overrides = {"tracking": {"uri": tracking_uri}} if tracking_uri else None
     config = setup(config_path, quiet, as_json, overrides)
     settings = BootstrapSettings(resamples=resamples, confidence=confidence, seed=seed)
-    folders = [Path(x).is_dir() for x in (a, b)]
-    if all(folders):
+    if Path(a).is_dir() and Path(b).is_dir():
         if gt is None or protocol_name is None:
             raise UsageError("comparing two folders needs --gt DIR and --protocol NAME")
         protocol = get_protocol(protocol_name, config.paths.weights_dir, device)
         sides = [_score_folder(Path(x), gt, protocol, mask_dir, match) for x in (a, b)]
-    elif any(folders):
-        folder, other = (a, b) if folders[0] else (b, a)
-        raise UsageError(
-            f"{folder} is a folder but {other} is not: compare two folders, or two run ids"
-        )
     else:
+        _refuse_a_folder_beside_a_run(a, b)
         if gt or protocol_name or mask_dir or match:
             raise UsageError("--gt, --protocol, --mask-dir and --match are for folders; runs "
                              "carry their own protocol")  # fmt: skip
-        with tempfile.TemporaryDirectory(prefix="bench-compare-") as scratch:
-            sides = [_read_run(config.tracking_uri(), x, Path(scratch)) for x in (a, b)]
-        if sides[0].protocol != sides[1].protocol:
-            raise UsageError(
-                f"run {a} was scored under {sides[0].protocol} and {b} under "
-                f"{sides[1].protocol}: compare runs of one protocol"
-            )
+        sides = _read_runs(config.tracking_uri(), a, b)
         protocol = get_protocol(sides[0].protocol, config.paths.weights_dir)
     metrics = compare_tables(
         sides[0].per_image, sides[1].per_image, protocol, settings, ("A", "B"),
@@ -129,34 +118,55 @@ def compare(
         "outputs": outputs.as_dict(),
         "hardware": {"a": sides[0].hardware, "b": sides[1].hardware},
     }
-    rows = []
-    for key, result in metrics.items():
-        entry = result.as_dict()
-        interval = (
-            f"[{_fmt(entry['ci_low'])}, {_fmt(entry['ci_high'])}]"
-            if entry["ci_low"] is not None
-            else "–"
-        )
-        wins = "–" if entry["a_wins"] is None else f"{entry['a_wins']}/{entry['n_images']}"
-        rows.append((key, _fmt(entry["mean_diff"]), interval, _p(entry["p_wilcoxon"]),
-                     _p(entry["p_permutation"]), wins, entry["note"] or ""))  # fmt: skip
     level = f"{100 * confidence:g}%"
     table = console.table(
         f"A − B under {protocol.name}: {level} paired bootstrap (BCa, {resamples} resamples, "
         f"seed {seed}) over images",
         ["metric", "A − B", f"{level} CI", "p Wilcoxon", "p permutation", "A wins", "note"],
-        rows,
+        [_difference_row(key, result.as_dict()) for key, result in metrics.items()],
     )
     console.emit(record, table)
     console.info(f"A = {sides[0].label}; B = {sides[1].label}")
     console.info(outputs.describe())
-    different = {
-        key: (sides[0].hardware.get(key), sides[1].hardware.get(key))
-        for key in sorted(set(sides[0].hardware) | set(sides[1].hardware))
-        if sides[0].hardware.get(key) != sides[1].hardware.get(key)
-    }
-    for key, (left, right) in different.items():
-        console.info(f"hardware {key}: A {left or 'unrecorded'}; B {right or 'unrecorded'}")
+    _say_hardware_differences(sides[0].hardware, sides[1].hardware)
+
+
+def _refuse_a_folder_beside_a_run(a: str, b: str) -> None:
+    for folder, other in ((a, b), (b, a)):
+        if Path(folder).is_dir():
+            raise UsageError(
+                f"{folder} is a folder but {other} is not: compare two folders, or two run ids"
+            )
+
+
+def _read_runs(uri: str, a: str, b: str) -> list[Side]:
+    """Two runs of one protocol."""
+    with tempfile.TemporaryDirectory(prefix="bench-compare-") as scratch:
+        sides = [_read_run(uri, x, Path(scratch)) for x in (a, b)]
+    if sides[0].protocol != sides[1].protocol:
+        raise UsageError(
+            f"run {a} was scored under {sides[0].protocol} and {b} under "
+            f"{sides[1].protocol}: compare runs of one protocol"
+        )
+    return sides
+
+
+def _difference_row(key: str, entry: dict[str, Any]) -> tuple[str, ...]:
+    interval = (
+        f"[{_fmt(entry['ci_low'])}, {_fmt(entry['ci_high'])}]"
+        if entry["ci_low"] is not None
+        else "–"
+    )
+    wins = "–" if entry["a_wins"] is None else f"{entry['a_wins']}/{entry['n_images']}"
+    return (key, _fmt(entry["mean_diff"]), interval, _p(entry["p_wilcoxon"]),
+            _p(entry["p_permutation"]), wins, entry["note"] or "")  # fmt: skip
+
+
+def _say_hardware_differences(a: dict[str, Any], b: dict[str, Any]) -> None:
+    """Each hardware record where the two runs differ (another CPU picks other kernels)."""
+    for key in sorted(set(a) | set(b)):
+        if a.get(key) != b.get(key):
+            console.info(f"hardware {key}: A {a.get(key) or 'unrecorded'}; B {b.get(key) or 'unrecorded'}")  # fmt: skip
 
 
 def _score_folder(folder: Path, gt: Path, protocol: Any, mask_dir, match) -> Side:

@@ -442,18 +442,36 @@ def _plan(
 
 def _render(config: Config, context: RunContext, result: GridResult) -> None:
     """The results table (or --json), the wall time and every warning a reader needs."""
+    console.emit(_json_document(result, context), _results_table(config, result))
+    _explain(result, context)
     rows = ([result.identity] if result.identity else []) + result.records
+    unavailable = {k: v for r in rows for k, v in r.unavailable.items()}
+    for name, reason in sorted(unavailable.items()):
+        console.warn(f"{name} unavailable: {reason}")
+    for record in result.failed:
+        console.error(f"{record.cell.key} {record.status}: {record.error}")
+
+
+def _shown_columns(rows: list[CellRecord]) -> dict[str, MetricKey]:
+    """The logged metric keys the table shows, each protocol's own columns in its declared
+    order (bench/conventions.py), with their parsed names."""
     parsed = {key: MetricKey.parse(key) for r in rows for key in r.metrics}
     parsed = {key: name for key, name in parsed.items() if name is not None}
     by_metric = {name.metric: key for key, name in parsed.items()}
-    # each protocol's own columns (bench/conventions.py), in its declared order
     wanted = [
         key
         for protocol in sorted({name.protocol for name in parsed.values()})
         for key in printed_columns(protocol)
     ]
-    shown = [by_metric[name] for name in dict.fromkeys(wanted) if name in by_metric]
-    protocols = sorted({parsed[key].protocol for key in shown})
+    return {by_metric[name]: parsed[by_metric[name]] for name in dict.fromkeys(wanted) if name in by_metric}  # fmt: skip
+
+
+def _results_table(config: Config, result: GridResult) -> Any:
+    """Identity first, then each cell: its metrics, its intervals against the input and the
+    best cell of its seed, its flags and its time."""
+    rows = ([result.identity] if result.identity else []) + result.records
+    shown = _shown_columns(rows)
+    protocols = sorted({name.protocol for name in shown.values()})
     subsets = sorted({r.subset for r in rows if r.subset})
     scope = (
         f" on a subset of the test split: the first {', '.join(subsets)} images" if subsets else ""
@@ -465,30 +483,28 @@ def _render(config: Config, context: RunContext, result: GridResult) -> None:
         if config.run.profile == "smoke"
         else ""
     )
-    table = console.table(
+    header = ["method", "seed", "status", *(n.metric for n in shown.values()), *extra_columns, "seconds"]  # fmt: skip
+    body = [
+        [
+            "identity (input)" if r is result.identity else r.cell.method,
+            "" if r is result.identity else r.cell.seed,
+            r.status,
+            *(_fmt(r.metrics.get(k)) for k in shown),
+            *(_interval_cells(result, r, primary) if primary else []),
+            f"{r.seconds:.1f}",
+        ]
+        for r in rows
+    ]
+    title = (
         f"{config.run.dataset}, {config.run.profile} profile, scored by protocol "
-        f"{', '.join(protocols) or '–'}{scope}{smoke}",
-        [
-            "method",
-            "seed",
-            "status",
-            *(parsed[k].metric for k in shown),
-            *extra_columns,
-            "seconds",
-        ],  # fmt: skip
-        [
-            [
-                "identity (input)" if r is result.identity else r.cell.method,
-                "" if r is result.identity else r.cell.seed,
-                r.status,
-                *(_fmt(r.metrics.get(k)) for k in shown),
-                *(_interval_cells(result, r, primary) if primary else []),
-                f"{r.seconds:.1f}",
-            ]
-            for r in rows
-        ],
+        f"{', '.join(protocols) or '–'}{scope}{smoke}"
     )
-    data = {
+    return console.table(title, header, body)
+
+
+def _json_document(result: GridResult, context: RunContext) -> dict[str, Any]:
+    """What --json prints: every cell's metrics, intervals and flags, and the seed spreads."""
+    return {
         "parent_run_id": result.parent_run_id,
         "tracking_uri": context.tracking_uri,
         "experiment": context.experiment,
@@ -506,16 +522,7 @@ def _render(config: Config, context: RunContext, result: GridResult) -> None:
                 "seconds": r.seconds,
                 "subset": r.subset,
                 "comparisons": {
-                    key: {
-                        "value": c.estimate.value,
-                        "ci_low": c.estimate.ci_low,
-                        "ci_high": c.estimate.ci_high,
-                        "vs_identity": c.vs_identity and c.vs_identity.as_dict(),
-                        "vs_identity_p_holm": c.vs_identity_p_holm,
-                        "vs_best": c.vs_best and c.vs_best.as_dict(),
-                        "vs_best_p_holm": c.vs_best_p_holm,
-                        "flags": c.flags,
-                    }
+                    key: _comparison_document(c)
                     for key, c in result.comparisons.get(index, {}).items()
                 },
             }
@@ -526,14 +533,32 @@ def _render(config: Config, context: RunContext, result: GridResult) -> None:
             for method, spreads in result.seed_spreads.items()
         },
     }
-    console.emit(data, table)
+
+
+def _comparison_document(comparison: Any) -> dict[str, Any]:
+    c = comparison
+    return {
+        "value": c.estimate.value,
+        "ci_low": c.estimate.ci_low,
+        "ci_high": c.estimate.ci_high,
+        "vs_identity": c.vs_identity and c.vs_identity.as_dict(),
+        "vs_identity_p_holm": c.vs_identity_p_holm,
+        "vs_best": c.vs_best and c.vs_best.as_dict(),
+        "vs_best_p_holm": c.vs_best_p_holm,
+        "flags": c.flags,
+    }
+
+
+def _explain(result: GridResult, context: RunContext) -> None:
+    """After the table: the time, what to run next, where the samples are, how the
+    intervals and flags were computed, and the warnings they raise."""
+    from bench.tracking import FINISHED
+
     console.info(
         f"wall time {result.seconds:.1f} s, harness overhead {100 * result.overhead:.1f}% "
         f"(time outside network forward/backward)\n"
         f"next: [bold]bench report[/bold] for the paper tables, [bold]bench ui[/bold] to compare runs"
     )
-    from bench.tracking import FINISHED
-
     finished = [r for r in result.records if r.status == FINISHED and r.run_id]
     if finished:
         runs = context.results_dir / "runs"
@@ -542,6 +567,7 @@ def _render(config: Config, context: RunContext, result: GridResult) -> None:
             f"{runs / finished[0].run_id / 'samples'}); [bold]bench score[/bold] re-scores a "
             "folder of them, [bold]bench compare RUN_A RUN_B[/bold] compares two runs"
         )
+    primary = _primary_metric(result)
     if primary is not None:
         console.info(
             f"Δ input, Δ best: {primary} of the method minus the input's and minus the best "
@@ -553,11 +579,6 @@ def _render(config: Config, context: RunContext, result: GridResult) -> None:
         )
     _report_seed_spreads(result, primary)
     _warn_below_identity(result, primary)
-    unavailable = {k: v for r in rows for k, v in r.unavailable.items()}
-    for name, reason in sorted(unavailable.items()):
-        console.warn(f"{name} unavailable: {reason}")
-    for record in result.failed:
-        console.error(f"{record.cell.key} {record.status}: {record.error}")
 
 
 def _primary_metric(result: GridResult) -> str | None:

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bench.data.spec import IMAGE_SUFFIXES, DatasetSpec, Split
+from bench.data.spec import IMAGE_SUFFIXES, DatasetSpec, Role, Split
 from bench.errors import BenchError
 from bench.files import ImageError, atomic_write, read_image, sha256
 
@@ -134,33 +134,8 @@ def find_pairs(spec: DatasetSpec, root: Path, split_name: str) -> tuple[SplitFil
                 if split.by_hash is None or split.by_hash.keeps(_name(path, folder))
             ]
     else:
-        by_role: dict[str, dict[str, Path]] = {}
-        for role_name, role in split.roles.items():
-            folder = root / role.folder
-            regex = role.stem_regex()
-            ids: dict[str, Path] = {}
-            for path in _listed(folder, problems):
-                match = regex.match(path.stem)
-                if match is None:
-                    problems.append(f"{path}: name does not follow the pattern '{role.pattern}'")
-                elif match["id"] in ids:
-                    problems.append(f"{path}: duplicate of {ids[match['id']].name}")
-                else:
-                    ids[match["id"]] = path
-            by_role[role_name] = ids
-        all_ids = sorted(set().union(*(ids.keys() for ids in by_role.values())))
-        for pair_id in all_ids:
-            present = {role: ids[pair_id] for role, ids in by_role.items() if pair_id in ids}
-            for role_name in by_role.keys() - present.keys():
-                some_file = next(iter(present.values()))
-                wanted = split.roles[role_name].stem_for(pair_id)
-                problems.append(
-                    f"{some_file}: no partner '{wanted}.*' in {root / split.roles[role_name].folder}"
-                )
-            if len(present) == len(by_role) and (
-                split.by_hash is None or split.by_hash.keeps(pair_id)
-            ):
-                result.pairs[pair_id] = present
+        by_role = {name: _ids(root / role.folder, role, problems) for name, role in split.roles.items()}  # fmt: skip
+        result.pairs = _complete_pairs(by_role, split, root, problems)
     expected = expected_count(spec, root, split)
     if not problems and expected is not None and len(result) != expected:
         folder = root / split.roles["target"].folder
@@ -168,6 +143,41 @@ def find_pairs(spec: DatasetSpec, root: Path, split_name: str) -> tuple[SplitFil
             f"{folder}: {len(result)} images in split '{split_name}', expected {expected}"
         )
     return result, problems
+
+
+def _ids(folder: Path, role: Role, problems: list[str]) -> dict[str, Path]:
+    """A role's files by pair id; misnamed and duplicate files are problems."""
+    regex = role.stem_regex()
+    ids: dict[str, Path] = {}
+    for path in _listed(folder, problems):
+        match = regex.match(path.stem)
+        if match is None:
+            problems.append(f"{path}: name does not follow the pattern '{role.pattern}'")
+        elif match["id"] in ids:
+            problems.append(f"{path}: duplicate of {ids[match['id']].name}")
+        else:
+            ids[match["id"]] = path
+    return ids
+
+
+def _complete_pairs(
+    by_role: dict[str, dict[str, Path]], split: Split, root: Path, problems: list[str]
+) -> dict[str, dict[str, Path]]:
+    """The ids present in every role (and kept by a hash split); a missing partner is a
+    problem."""
+    pairs = {}
+    for pair_id in sorted(set().union(*(ids.keys() for ids in by_role.values()))):
+        present = {role: ids[pair_id] for role, ids in by_role.items() if pair_id in ids}
+        for role_name in by_role.keys() - present.keys():
+            some_file = next(iter(present.values()))
+            wanted = split.roles[role_name].stem_for(pair_id)
+            problems.append(
+                f"{some_file}: no partner '{wanted}.*' in {root / split.roles[role_name].folder}"
+            )
+        kept = split.by_hash is None or split.by_hash.keeps(pair_id)
+        if len(present) == len(by_role) and kept:
+            pairs[pair_id] = present
+    return pairs
 
 
 def _decode_problems(spec: DatasetSpec, files: SplitFiles) -> list[str]:
@@ -240,28 +250,14 @@ def verify(
     """
     if not root.is_dir():
         raise DataError([f"{root}: dataset folder missing (see `bench data fetch {spec.name}`)"])
-    counts: dict[str, int] = {}
-    problems: list[str] = []
-    for split_name in spec.split_layouts:  # every problem of every split, in one error
-        files, found = find_pairs(spec, root, split_name)
-        counts[split_name] = len(files)
-        problems += found + _decode_problems(spec, files)
-    if problems:  # splits that share folders (a hash split) find the same problem twice
-        raise DataError(list(dict.fromkeys(problems)))
+    counts = _count_and_check_splits(spec, root)
     hashes = {}
     for path in dataset_files(root):
         hashes[path.relative_to(root).as_posix()] = sha256(path)
         advance(1)
     old = read_lock(root)
     if old is not None and not relock:
-        changed = [p for p in hashes if p in old["files"] and old["files"][p] != hashes[p]]
-        added = [p for p in hashes if p not in old["files"]]
-        removed = [p for p in old["files"] if p not in hashes]
-        problems = [f"{root / p}: changed since the last verify (SHA-256 differs)" for p in changed]
-        problems += [f"{root / p}: added since the last verify" for p in added]
-        problems += [f"{root / p}: removed since the last verify" for p in removed]
-        if problems:
-            raise DataError(problems)
+        _refuse_changes(root, old["files"], hashes)
     lock = {"dataset": spec.name, "format": LOCK_FORMAT, "counts": counts, "files": hashes}
     if spec.split_rule is not None:  # the split is part of what the fingerprint pins
         lock["split_rule"] = spec.split_rule
@@ -272,6 +268,31 @@ def verify(
     return VerifyReport(
         spec.name, root, counts, len(hashes), fingerprint(root) or "", old is None or relock
     )
+
+
+def _count_and_check_splits(spec: DatasetSpec, root: Path) -> dict[str, int]:
+    """Each split's number of files; every problem of every split, in one error."""
+    counts: dict[str, int] = {}
+    problems: list[str] = []
+    for split_name in spec.split_layouts:
+        files, found = find_pairs(spec, root, split_name)
+        counts[split_name] = len(files)
+        problems += found + _decode_problems(spec, files)
+    if problems:  # splits that share folders (a hash split) find the same problem twice
+        raise DataError(list(dict.fromkeys(problems)))
+    return counts
+
+
+def _refuse_changes(root: Path, locked: dict[str, str], hashes: dict[str, str]) -> None:
+    """Every file changed, added or removed since the lock, in one error."""
+    changed = [p for p in hashes if p in locked and locked[p] != hashes[p]]
+    added = [p for p in hashes if p not in locked]
+    removed = [p for p in locked if p not in hashes]
+    problems = [f"{root / p}: changed since the last verify (SHA-256 differs)" for p in changed]
+    problems += [f"{root / p}: added since the last verify" for p in added]
+    problems += [f"{root / p}: removed since the last verify" for p in removed]
+    if problems:
+        raise DataError(problems)
 
 
 class DataChanged(BenchError):

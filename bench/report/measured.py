@@ -100,38 +100,53 @@ def measured_markdown(store: Store, link: Callable[[TrackedRun], str], table) ->
         "",
     ]
     for (dataset, profile), runs in sorted(groups.items()):
-        cells = sorted((r for r in runs if r.kind == "cell"), key=lambda r: (r.method, r.seed or 0))
-        if not cells:
-            continue
-        identities = [r for r in runs if r.kind == "identity" and r.finished]
-        keys = metric_keys(cells + identities)
-        header = ["Run", "Method", "Seed", "Iterations", "Steps", "Precision", "Images", "Status"]
-        header += [MetricKey.parse(k).metric for k in keys]
-        gap = gap_metric(cells)
-        if gap is not None:
-            shown = MetricKey.parse(gap).metric
-            header += [f"Δ input {shown} [95% CI]", f"Δ best {shown} [95% CI]", "flags"]
-        rows = []
-        if identities:
-            identity = identities[-1]
-            blank = ["", "", "", ""]  # seed, iterations, steps, precision
-            rows.append(
-                [f"[{identity.run_id[:8]}]({link(identity)})", "identity (input)", *blank]
-                + [images_scored(identity), identity.status]
-                + [format_measured(identity.metrics.get(k)) for k in keys]
-                + (["", "", ""] if gap else [])
-            )
-        for run in cells:
-            settings = [str(run.seed or 0), str(run.iterations or "?"), str(run.steps or "?")]
-            rows.append(
-                [f"[{run.run_id[:8]}]({link(run)})", run.method or "?", *settings]
-                + [run.tags.get("precision", "fp32"), images_scored(run), run.status]
-                + [format_measured(run.metrics.get(k)) for k in keys]
-                + (gap_cells(run, gap) if gap else [])
-            )
-        protocols = ", ".join(sorted({r.protocol for r in cells if r.protocol})) or "–"
-        parts += [f"### {dataset}, {profile} profile (protocol {protocols})", "", table(header, rows), ""]  # fmt: skip
+        parts += _measured_group(dataset, profile, runs, link, table)
     return parts
+
+
+def _measured_group(
+    dataset: str, profile: str, runs: list[TrackedRun], link: Callable[[TrackedRun], str], table
+) -> list[str]:
+    """One dataset and profile: its newest identity, then each cell run."""
+    cells = sorted((r for r in runs if r.kind == "cell"), key=lambda r: (r.method, r.seed or 0))
+    if not cells:
+        return []
+    identities = [r for r in runs if r.kind == "identity" and r.finished]
+    keys = metric_keys(cells + identities)
+    header = ["Run", "Method", "Seed", "Iterations", "Steps", "Precision", "Images", "Status"]
+    header += [MetricKey.parse(k).metric for k in keys]
+    gap = gap_metric(cells)
+    if gap is not None:
+        shown = MetricKey.parse(gap).metric
+        header += [f"Δ input {shown} [95% CI]", f"Δ best {shown} [95% CI]", "flags"]
+    rows = [_identity_row(identities[-1], keys, gap, link)] if identities else []
+    rows += [_cell_row(run, keys, gap, link) for run in cells]
+    protocols = ", ".join(sorted({r.protocol for r in cells if r.protocol})) or "–"
+    return [f"### {dataset}, {profile} profile (protocol {protocols})", "", table(header, rows), ""]
+
+
+def _identity_row(
+    identity: TrackedRun, keys: list[str], gap: str | None, link: Callable[[TrackedRun], str]
+) -> list[str]:
+    blank = ["", "", "", ""]  # seed, iterations, steps, precision
+    return (
+        [f"[{identity.run_id[:8]}]({link(identity)})", "identity (input)", *blank]
+        + [images_scored(identity), identity.status]
+        + [format_measured(identity.metrics.get(k)) for k in keys]
+        + (["", "", ""] if gap else [])
+    )
+
+
+def _cell_row(
+    run: TrackedRun, keys: list[str], gap: str | None, link: Callable[[TrackedRun], str]
+) -> list[str]:
+    settings = [str(run.seed or 0), str(run.iterations or "?"), str(run.steps or "?")]
+    return (
+        [f"[{run.run_id[:8]}]({link(run)})", run.method or "?", *settings]
+        + [run.tags.get("precision", "fp32"), images_scored(run), run.status]
+        + [format_measured(run.metrics.get(k)) for k in keys]
+        + (gap_cells(run, gap) if gap else [])
+    )
 
 
 def audit_markdown(store: Store, link: Callable[[TrackedRun], str]) -> list[str]:

@@ -21,7 +21,7 @@ from bench.data.verify import DataError
 from bench.envinfo import environment
 from bench.files import atomic_write
 from bench.runner.cells import Cell
-from bench.runner.distributed import World, barrier, join, leave, open_tracker
+from bench.runner.distributed import World, barrier, gather, join, leave, open_tracker
 from bench.runner.execute import CellRecord, RunContext, finished_record, sample_split, score
 from bench.runner.executors import Executor, InProcess, settle_lost
 from bench.tracking import FAILED, FINISHED, KILLED, Tracker
@@ -183,39 +183,14 @@ def run_grid(
         finally:
             tracker = opening.result()  # the store's error, if any, wins
     if world.is_main:
-        stale = tracker.settle_stale()
-        if stale:
-            console.info(
-                f"marked {len(stale)} run(s) FAILED whose process is gone: {', '.join(stale[:5])}"
-            )
-    env = environment()
-    tags = {
-        "git_commit": env["git"]["commit"] or "unknown",
-        "git_dirty": env["git"]["dirty"],
-        "device": context.device,
-        "hardware": hardware(env, context.device),
-        "profile": config.run.profile,
-        "dataset": config.run.dataset,
-        "run_kind": "grid",
-        "world_size": world.size,
-        **{f"version.{name}": version for name, version in env["packages"].items()},
-        **{f"hardware.{key}": value for key, value in env["hardware"].items()},
-    }
-    parent = tracker.start(f"{config.run.dataset} {config.run.profile}", tags)
-    tracker.log_params(parent, context.config)
-    tracker.log_json(parent, context.config, "config.json")
-    tracker.log_json(parent, env, "environment.json")
-    child_tags = {k: v for k, v in tags.items() if k not in ("run_kind", "world_size")}
-    context = dataclasses.replace(context, parent_run_id=parent, tags=child_tags)
-
+        settle_stale(tracker)
+    context = start_parent(config, context, tracker, world)
+    parent = context.parent_run_id
     records: list[CellRecord] = []
     try:
         if identity is not None:
             log_identity(identity, context, tracker)
-        kept = finished_cells(cells, context, tracker) if context.resume else {}
-        todo = [cell for index, cell in enumerate(cells) if index not in kept]
-        done = iter((executor or InProcess()).run(todo, context) if todo else [])
-        records = [kept[index] if index in kept else next(done) for index in range(len(cells))]
+        records = run_missing(cells, context, tracker, executor or InProcess(), world)
         if world.is_main:
             settle_lost(records, tracker, context)
     except KeyboardInterrupt:
@@ -240,6 +215,51 @@ def run_grid(
     )
     tracker.end(parent, FAILED if result.failed else FINISHED)
     return result
+
+
+def settle_stale(tracker: Tracker) -> None:
+    stale = tracker.settle_stale()
+    if stale:
+        console.info(
+            f"marked {len(stale)} run(s) FAILED whose process is gone: {', '.join(stale[:5])}"
+        )
+
+
+def start_parent(config: Config, context: RunContext, tracker: Tracker, world: World) -> RunContext:  # fmt: skip
+    """The grid's parent run, with the code, hardware and package versions it ran on; the
+    context its cells run in (their parent, the tags they share)."""
+    env = environment()
+    tags = {
+        "git_commit": env["git"]["commit"] or "unknown",
+        "git_dirty": env["git"]["dirty"],
+        "device": context.device,
+        "hardware": hardware(env, context.device),
+        "profile": config.run.profile,
+        "dataset": config.run.dataset,
+        "run_kind": "grid",
+        "world_size": world.size,
+        **{f"version.{name}": version for name, version in env["packages"].items()},
+        **{f"hardware.{key}": value for key, value in env["hardware"].items()},
+    }
+    parent = tracker.start(f"{config.run.dataset} {config.run.profile}", tags)
+    tracker.log_params(parent, context.config)
+    tracker.log_json(parent, context.config, "config.json")
+    tracker.log_json(parent, env, "environment.json")
+    child_tags = {k: v for k, v in tags.items() if k not in ("run_kind", "world_size")}
+    return dataclasses.replace(context, parent_run_id=parent, tags=child_tags)
+
+
+def run_missing(
+    cells: list[Cell], context: RunContext, tracker: Tracker, executor: Executor, world: World
+) -> list[CellRecord]:
+    """Every cell's record, in order: with --resume, those the experiment finished already
+    are read back (by rank 0, which tracks; every rank skips the same ones) and only the
+    others run."""
+    kept = finished_cells(cells, context, tracker) if context.resume and world.is_main else {}
+    kept = gather(kept, world)[0]
+    todo = [cell for index, cell in enumerate(cells) if index not in kept]
+    done = iter(executor.run(todo, context) if todo else [])
+    return [kept[index] if index in kept else next(done) for index in range(len(cells))]
 
 
 def finished_cells(

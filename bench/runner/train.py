@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -98,6 +98,12 @@ class TrainResult:
     resumed_run: str | None = None
     seconds: float = 0.0
 
+    def resume_at(self, state: dict) -> None:
+        """Continue from a checkpoint's iteration and loss history."""
+        self.iterations = self.resumed_from = state["iteration"]
+        self.resumed_run = state.get("run_id")
+        self.losses = state["losses"]
+
 
 class BatchOrder:
     """Which samples form each batch: a fresh permutation per epoch, seeded by (seed, epoch)."""
@@ -173,6 +179,106 @@ def save_checkpoint(path: Path, state: dict) -> None:
         torch.save(state, handle)
 
 
+@dataclass(frozen=True)
+class Checkpoints:
+    """Where training keeps its checkpoints (None: nowhere), whether this rank writes them,
+    and what each one records besides the state (the settings, the run writing it)."""
+
+    path: Path | None
+    writes: bool
+    record: dict[str, Any]
+
+    def due(self, iteration: int, cell: Cell) -> bool:
+        return self.path is not None and checkpoints_at(iteration, cell)
+
+    def save(self, state: dict) -> None:
+        if self.path is not None and self.writes:
+            save_checkpoint(self.path, state | self.record)
+
+
+def restore(
+    state: dict,
+    checkpoint: Path,
+    settings: dict[str, Any] | None,
+    key: str,
+    trained: tuple[nn.Module, EMA, torch.optim.Optimizer, torch.Generator],
+    world: World,
+) -> None:
+    """Load a checkpoint's weights, EMA, optimizer and random streams into ``trained``;
+    one saved under other ``settings`` is refused with the differences named."""
+    if settings is not None and state.get("settings") != settings:
+        raise BenchError(
+            f"--resume: {checkpoint} was trained under other settings: "
+            f"{settings_difference(state.get('settings') or {}, settings)}; drop --resume "
+            "to train afresh"
+        )
+    console.info(f"{key}: resuming from {checkpoint} at iteration {state['iteration']}")
+    method, ema, optimizer, generator = trained
+    method.load_state_dict(state["model"])
+    ema.load_state_dict(state["ema"])
+    optimizer.load_state_dict(state["optimizer"])
+    streams = resumed_streams(state, world)
+    generator.set_state(streams["generator"])
+    set_rng_state(streams["rng"])
+
+
+def accumulate_gradients(
+    loss_function: LossFunction,
+    batches: Iterable[dict[str, torch.Tensor]],
+    generator: torch.Generator,
+    cell: Cell,
+    device: torch.device,
+    clock: NetworkClock | None,
+) -> dict[str, torch.Tensor]:
+    """Backward through each of the iteration's ``cell.grad_accumulation`` micro-batches;
+    the loss parts averaged over them."""
+    parts_sum: dict[str, torch.Tensor] = {}
+    for micro, batch in enumerate(batches):
+        with loss_function.accumulating(last=micro == cell.grad_accumulation - 1):
+            with autocast(cell.precision, device):
+                parts = loss_function(batch, generator)
+            loss = parts["loss"] / cell.grad_accumulation
+            if clock is not None:
+                clock.backward(loss)
+            else:
+                loss.backward()
+        for name, value in parts.items():
+            parts_sum[name] = parts_sum.get(name, 0.0) + value.detach() / cell.grad_accumulation
+    return parts_sum
+
+
+def check_finite(loss: float, key: str, iteration: int) -> None:
+    if not math.isfinite(loss):
+        raise NonFiniteLoss(
+            f"{key}: loss became {loss} at iteration {iteration}; "
+            "lower the learning rate or check the data"
+        )
+
+
+def evaluates_at(iteration: int, cell: Cell) -> bool:
+    """A learning-curve point every ``eval_every`` iterations, before the last (the run's
+    own scores end the curve)."""
+    return bool(cell.eval_every) and iteration % cell.eval_every == 0 and iteration < cell.iterations  # fmt: skip
+
+
+def checkpoints_at(iteration: int, cell: Cell) -> bool:
+    return iteration % cell.checkpoint_every == 0 or iteration == cell.iterations
+
+
+def iteration_batches(
+    dataset: torch.utils.data.Dataset,
+    order: BatchOrder,
+    iteration: int,
+    cell: Cell,
+    world: World,
+    device: torch.device,
+) -> Iterator[dict[str, torch.Tensor]]:
+    """The iteration's micro-batches, this rank's share of each, read as they are needed."""
+    first = (iteration - 1) * cell.grad_accumulation
+    for number in range(first, first + cell.grad_accumulation):
+        yield collate([dataset[i] for i in shard(order.indices(number), world)], device)
+
+
 def train(
     method: nn.Module,
     dataset: torch.utils.data.Dataset,
@@ -203,6 +309,7 @@ def train(
     method.to(device).train()
     if world.distributed:
         seed_everything(rank_seed(cell.seed, "global", world))  # augmentations differ by rank
+        shard([0] * cell.batch_size, world)  # refuse a batch that does not split, up front
     loss_function = LossFunction(method, world, device)  # DDP: rank 0's weights on every rank
     # fused: one kernel over all parameters; on CPU 3-4x faster than foreach for the smoke
     # UNets (1.6 against 6.0 ms per step), and every optimizer step is harness overhead
@@ -212,59 +319,24 @@ def train(
     generator = torch.Generator(device=device).manual_seed(rank_seed(cell.seed, "diffusion", world))
     order = BatchOrder(len(dataset), cell.batch_size, cell.seed)
     result = TrainResult(iterations=0)
-    if world.distributed:
-        shard([0] * cell.batch_size, world)  # refuse a batch that does not split, up front
 
     if resume and checkpoint is not None and checkpoint.is_file():
         state = load_torch_file(checkpoint, trust=trust, map_location=device)
-        if settings is not None and state.get("settings") != settings:
-            raise BenchError(
-                f"--resume: {checkpoint} was trained under other settings: "
-                f"{settings_difference(state.get('settings') or {}, settings)}; drop --resume "
-                "to train afresh"
-            )
-        console.info(f"{cell.key}: resuming from {checkpoint} at iteration {state['iteration']}")
-        method.load_state_dict(state["model"])
-        ema.load_state_dict(state["ema"])
-        optimizer.load_state_dict(state["optimizer"])
-        streams = resumed_streams(state, world)
-        generator.set_state(streams["generator"])
-        set_rng_state(streams["rng"])
-        result.iterations = result.resumed_from = state["iteration"]
-        result.resumed_run = state.get("run_id")
-        result.losses = state["losses"]
+        restore(state, checkpoint, settings, cell.key, (method, ema, optimizer, generator), world)
+        result.resume_at(state)
 
     started = time.perf_counter()
-    saves = checkpoint is not None and world.is_main
+    keeping = Checkpoints(checkpoint, world.is_main, {"settings": settings, "run_id": run_id})
     stepping = False  # True while weights are being updated: no consistent state to save
     streams = random_streams(generator)  # as of the end of the last whole iteration
     try:
         for iteration in range(result.iterations + 1, cell.iterations + 1):
             optimizer.zero_grad(set_to_none=True)
-            parts_sum: dict[str, torch.Tensor] = {}
-            for micro in range(cell.grad_accumulation):
-                number = (iteration - 1) * cell.grad_accumulation + micro
-                indices = shard(order.indices(number), world)
-                batch = collate([dataset[i] for i in indices], device)
-                with loss_function.accumulating(last=micro == cell.grad_accumulation - 1):
-                    with autocast(cell.precision, device):
-                        parts = loss_function(batch, generator)
-                    loss = parts["loss"] / cell.grad_accumulation
-                    if clock is not None:
-                        clock.backward(loss)
-                    else:
-                        loss.backward()
-                for name, value in parts.items():
-                    parts_sum[name] = (
-                        parts_sum.get(name, 0.0) + value.detach() / cell.grad_accumulation
-                    )
+            batches = iteration_batches(dataset, order, iteration, cell, world, device)
+            parts_sum = accumulate_gradients(loss_function, batches, generator, cell, device, clock)  # fmt: skip
             # the global batch's loss, the same on every rank, so all ranks stop together
             parts_mean = mean_over_ranks(parts_sum, world)
-            if not math.isfinite(parts_mean["loss"]):
-                raise NonFiniteLoss(
-                    f"{cell.key}: loss became {parts_mean['loss']} at iteration {iteration}; "
-                    "lower the learning rate or check the data"
-                )
+            check_finite(parts_mean["loss"], cell.key, iteration)
             stepping = True
             torch.nn.utils.clip_grad_norm_(parameters, GRAD_CLIP)
             optimizer.step()
@@ -276,28 +348,18 @@ def train(
             stepping = False
             if on_step is not None:
                 on_step(iteration, parts_mean)
-            evaluates = cell.eval_every and iteration % cell.eval_every == 0
-            if on_eval is not None and evaluates and iteration < cell.iterations:
+            if on_eval is not None and evaluates_at(iteration, cell):
                 on_eval(iteration, ema)
-            if checkpoint is not None and (
-                iteration % cell.checkpoint_every == 0 or iteration == cell.iterations
-            ):
+            if keeping.due(iteration, cell):
                 every_rank = gather(random_streams(generator), world)
-                if saves:
-                    state = checkpoint_state(method, ema, optimizer, every_rank, result)
-                    save_checkpoint(checkpoint, state | {"settings": settings, "run_id": run_id})
+                keeping.save(checkpoint_state(method, ema, optimizer, every_rank, result))
     except KeyboardInterrupt:
         # Leave a resumable checkpoint at the last whole iteration, with the random streams
         # as they were then. Interrupted mid-update, the periodic checkpoint stays instead;
         # so it does under DDP, where the other ranks' streams cannot be gathered any more.
-        if (
-            saves
-            and not world.distributed
-            and not stepping
-            and result.iterations > result.resumed_from
-        ):
-            state = checkpoint_state(method, ema, optimizer, [streams], result)
-            save_checkpoint(checkpoint, state | {"settings": settings, "run_id": run_id})
+        whole = not world.distributed and not stepping
+        if whole and result.iterations > result.resumed_from:
+            keeping.save(checkpoint_state(method, ema, optimizer, [streams], result))
         raise
     result.seconds = time.perf_counter() - started
     return result, ema

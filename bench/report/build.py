@@ -131,6 +131,17 @@ class Completeness:
     filled_any: int
 
 
+@dataclass
+class _Filled:
+    """One measured row as it is filled slot by slot: per column key, the text shown, the
+    mean behind it (None: not measured), its interval, and the steps sampled with."""
+
+    texts: dict[str, str] = field(default_factory=dict)
+    means: dict[str, float | None] = field(default_factory=dict)
+    intervals: dict[str, tuple[float, float]] = field(default_factory=dict)
+    steps: dict[str, str] = field(default_factory=dict)
+
+
 class ReportBuilder:
     """Builds the Markdown for one store; plots are named here and drawn by plots.py."""
 
@@ -182,15 +193,7 @@ class ReportBuilder:
         return self.store.url(run)
 
     def group_note(self, slot: Slot, runs: list[TrackedRun], others: int) -> str:
-        first = runs[0]
-        options = ", ".join(f"{k}={v}" for k, v in sorted(first.options.items())) or "none"
-        parts = [
-            f"Protocol `{first.protocol or slot.protocol}` on dataset `{first.dataset}`",
-            f"method `{first.method}`, {first.steps or '?'} sampling steps, options {options}",
-            f"profile `{first.profile or 'unknown'}`: {first.iterations or '?'} iterations at "
-            f"{first.image_size or '?'} px, UNet dim {first.unet_dim or '?'}",
-            f"hardware {first.hardware}",
-        ]
+        parts = settings_note(runs[0], slot)
         pp = self.per_pixel_mae(runs) if slot.protocol == "istd" else ""
         if pp:
             parts.append(pp)
@@ -198,9 +201,7 @@ class ReportBuilder:
             f"[seed {r.seed if r.seed is not None else '?'}]({self.link(r)})" for r in runs
         )
         parts.append(f"n = {len(runs)}: {links}")
-        for run in runs:
-            if run.tags.get("resumed_from_run"):
-                parts.append(self.continued(run))
+        parts += [self.continued(run) for run in runs if run.tags.get("resumed_from_run")]
         if others:
             parts.append(f"{others} other matching run setting(s) not shown (fewer iterations)")
         return "; ".join(parts) + "."
@@ -307,54 +308,49 @@ class ReportBuilder:
     def measured_rows(
         self, table: PublishedTable, row: Row, slots: list[Slot], layout: list
     ) -> list[list[str]]:
+        """Per profile measured: the row's measured values, and its differences from the
+        paper when any value is measured."""
         profiles = sorted(
             {r.profile or "unknown" for s in slots for r in self.matching(s)},
             key=lambda p: (p != PROFILE, p),
         ) or [PROFILE]
         lines = []
         for profile in profiles:
-            texts: dict[str, str] = {}
-            means: dict[str, float | None] = {}
-            intervals: dict[str, tuple[float, float]] = {}
-            steps: dict[str, str] = {}
+            filled = _Filled()
             for slot in slots:
-                groups = self.groups(slot, profile)
-                runs = groups[0] if groups else []
-                for key in slot.columns:
-                    column = table.column(key)
-                    cell = table.context(row, column)
-                    metric = metric_key(cell)
-                    if not runs:
-                        texts[key], means[key] = self.not_run(slot, profile), None
-                        continue
-                    if metric is None:
-                        texts[key], means[key] = "", None
-                        continue
-                    texts[key], means[key] = self.measured(
-                        slot,
-                        runs,
-                        len(groups) - 1,
-                        metric,
-                        column.decimals or 0,
-                        significant=column.kind == "resource",
-                    )
-                    found = measured_interval(runs, metric)
-                    if found is not None:
-                        intervals[key] = found
-                for column in table.columns:
-                    if column.kind == "setting" and column.key == "steps":
-                        steps[column.key] = str(runs[0].steps) if runs else str(slot.steps or "")
-            texts.update(steps)
+                self.fill_slot(table, row, slot, profile, filled)
+            filled.texts.update(filled.steps)
             label = f"{row.label}: bench ({profile})"
-            lines.append([label, *(self.compose(entry, texts) for _, entry in layout)])
-            if any(v is not None for v in means.values()):
-                lines.append(
-                    [
-                        f"{row.label}: Δ bench − paper",
-                        *(self.delta(table, row, entry, means, intervals) for _, entry in layout),
-                    ]
-                )
+            lines.append([label, *(self.compose(entry, filled.texts) for _, entry in layout)])
+            if any(v is not None for v in filled.means.values()):
+                deltas = [self.delta(table, row, entry, filled.means, filled.intervals) for _, entry in layout]  # fmt: skip
+                lines.append([f"{row.label}: Δ bench − paper", *deltas])
         return lines
+
+    def fill_slot(
+        self, table: PublishedTable, row: Row, slot: Slot, profile: str, filled: _Filled
+    ) -> None:
+        """One slot's columns: the measured text and mean (or why there is none), the
+        interval where the runs logged one, and the steps they sampled with."""
+        groups = self.groups(slot, profile)
+        runs = groups[0] if groups else []
+        for key in slot.columns:
+            column = table.column(key)
+            metric = metric_key(table.context(row, column))
+            if not runs or metric is None:
+                filled.texts[key] = self.not_run(slot, profile) if not runs else ""
+                filled.means[key] = None
+                continue
+            filled.texts[key], filled.means[key] = self.measured(
+                slot, runs, len(groups) - 1, metric, column.decimals or 0,
+                significant=column.kind == "resource",
+            )  # fmt: skip
+            found = measured_interval(runs, metric)
+            if found is not None:
+                filled.intervals[key] = found
+        for column in table.columns:
+            if column.kind == "setting" and column.key == "steps":
+                filled.steps[column.key] = str(runs[0].steps) if runs else str(slot.steps or "")
 
     @staticmethod
     def compose(entry: str | Display, texts: Mapping[str, str]) -> str:
@@ -417,21 +413,7 @@ class ReportBuilder:
         """The report. ``plots``: file -> title; ``grids``: the sample grid of each (dataset,
         profile); ``docs``: the docs folder and its address from the report, which turn
         references such as docs/protocols.md §2.1 into links."""
-        status = sorted({r.status for r in self.store.runs})
-        counts = ", ".join(
-            f"{sum(r.status == s for r in self.store.runs)} {s.lower()}" for s in status
-        )
-        parts = [
-            f"# bench report: experiment `{self.store.experiment}`",
-            "",
-            f"Tracking store `{self.store.uri}`: {len(self.store.runs)} run(s)"
-            + (f" ({counts})" if counts else "")
-            + f"; {len(self.cells)} cell run(s). Run links open the MLflow UI"
-            + (" (start it with `bench ui`)." if not self.store.uri.startswith("http") else "."),
-            "",
-        ]
-        if not self.store.runs:
-            parts += ["**No runs in this experiment yet**: every measured cell is a dash.", ""]
+        parts = self.heading()
         parts += summary_markdown(self.store, self.link, md_table, grids or {})
         # a summarised run needs no other place, unless it lacks fields a table matches on
         summarised = [r for runs in summary_groups(self.store).values() for r in runs]
@@ -447,6 +429,26 @@ class ReportBuilder:
             parts += ["## Footnotes", "", self.notes.markdown(), ""]
         text = "\n".join(parts).rstrip() + "\n"
         return link_doc_references(text, *docs) if docs else text
+
+    def heading(self) -> list[str]:
+        """The title and the store: how many runs, by status."""
+        status = sorted({r.status for r in self.store.runs})
+        counts = ", ".join(
+            f"{sum(r.status == s for r in self.store.runs)} {s.lower()}" for s in status
+        )
+        served = self.store.uri.startswith("http")
+        parts = [
+            f"# bench report: experiment `{self.store.experiment}`",
+            "",
+            f"Tracking store `{self.store.uri}`: {len(self.store.runs)} run(s)"
+            + (f" ({counts})" if counts else "")
+            + f"; {len(self.cells)} cell run(s). Run links open the MLflow UI"
+            + ("." if served else " (start it with `bench ui`)."),
+            "",
+        ]
+        if not self.store.runs:
+            parts += ["**No runs in this experiment yet**: every measured cell is a dash.", ""]
+        return parts
 
     def paper_tables(self) -> list[str]:
         shown = self.shown_tables()
@@ -500,42 +502,65 @@ class ReportBuilder:
         return [md_table(header, rows), ""]
 
     def leftovers(self) -> list[str]:
-        parts = []
+        """The finished runs no table could place, and the runs that did not finish."""
+        return self.loose_runs() + self.unfinished_runs()
+
+    def loose_runs(self) -> list[str]:
         loose = [r for r in self.finished if r.run_id not in self.placed]
-        if loose:
-            rows = [
-                [
-                    f"[{r.run_id[:8]}]({self.link(r)})", r.method or "?", r.dataset or "?",
-                    r.profile or "?", str(r.steps or "?"), missing_fields(r) or "",
-                ]
-                for r in by_seed(loose)
-            ]  # fmt: skip
-            parts += [
-                "## Runs in no table",
-                "",
-                "Finished cell runs that lack settings the current harness records (an older harness), so no table can match them.",
-                "",
-                md_table(["Run", "Method", "Dataset", "Profile", "Steps", "Missing fields"], rows),
-                "",
+        if not loose:
+            return []
+        rows = [
+            [
+                f"[{r.run_id[:8]}]({self.link(r)})", r.method or "?", r.dataset or "?",
+                r.profile or "?", str(r.steps or "?"), missing_fields(r) or "",
             ]
+            for r in by_seed(loose)
+        ]  # fmt: skip
+        return [
+            "## Runs in no table",
+            "",
+            "Finished cell runs that lack settings the current harness records (an older harness), so no table can match them.",
+            "",
+            md_table(["Run", "Method", "Dataset", "Profile", "Steps", "Missing fields"], rows),
+            "",
+        ]
+
+    def unfinished_runs(self) -> list[str]:
         failed = [r for r in self.store.runs if r.kind != "grid" and not r.finished]
-        if failed:
-            rows = [
-                [
-                    f"[{r.run_id[:8]}]({self.link(r)})", r.method or "?", r.dataset or "?",
-                    r.status, (r.tags.get("error") or "").splitlines()[0][:200] if r.tags.get("error") else "",
-                ]
-                for r in by_seed(failed)
-            ]  # fmt: skip
-            parts += [
-                "## Runs that did not finish",
-                "",
-                "Not counted anywhere above: only FINISHED runs are measurements.",
-                "",
-                md_table(["Run", "Method", "Dataset", "Status", "Error"], rows),
-                "",
+        if not failed:
+            return []
+        rows = [
+            [
+                f"[{r.run_id[:8]}]({self.link(r)})", r.method or "?", r.dataset or "?",
+                r.status, first_line(r.tags.get("error") or "")[:200],
             ]
-        return parts
+            for r in by_seed(failed)
+        ]  # fmt: skip
+        return [
+            "## Runs that did not finish",
+            "",
+            "Not counted anywhere above: only FINISHED runs are measurements.",
+            "",
+            md_table(["Run", "Method", "Dataset", "Status", "Error"], rows),
+            "",
+        ]
+
+
+def first_line(text: str) -> str:
+    return text.splitlines()[0] if text else ""
+
+
+def settings_note(first: TrackedRun, slot: Slot) -> list[str]:
+    """What a group of runs was measured under: protocol, dataset, method, sampling steps,
+    options, profile and hardware."""
+    options = ", ".join(f"{k}={v}" for k, v in sorted(first.options.items())) or "none"
+    return [
+        f"Protocol `{first.protocol or slot.protocol}` on dataset `{first.dataset}`",
+        f"method `{first.method}`, {first.steps or '?'} sampling steps, options {options}",
+        f"profile `{first.profile or 'unknown'}`: {first.iterations or '?'} iterations at "
+        f"{first.image_size or '?'} px, UNet dim {first.unet_dim or '?'}",
+        f"hardware {first.hardware}",
+    ]
 
 
 #: what a cell run of the current harness records; a run lacking one is from an older one

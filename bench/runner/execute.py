@@ -250,39 +250,51 @@ def sample_split(method: Method, split: _SplitDataset, cell: Cell, device: torch
     with console.progress_bar(f"sampling {getattr(method, 'name', cell.method)}", count) as advance:
         for start in range(0, count, cell.eval_batch_size):
             items = [split[i] for i in range(start, min(start + cell.eval_batch_size, count))]
-            target = torch.stack([item["target"] for item in items])
-            condition = (
-                torch.stack([item["input"] for item in items]) if "input" in items[0] else None
-            )
-            mask = torch.stack([item["mask"] for item in items]) if "mask" in items[0] else None
+            batch = {role: _stacked(items, role) for role in ("target", "input", "mask")}
             with torch.no_grad(), autocast(cell.precision, device):
                 pred = method.sample(
-                    None if condition is None else condition.to(device),
-                    mask=None if mask is None else mask.to(device),
-                    shape=tuple(target.shape),
+                    _on(batch["input"], device),
+                    mask=_on(batch["mask"], device),
+                    shape=tuple(batch["target"].shape),
                     steps=cell.steps,
                     eta=cell.eta,
                     generator=generator,
                 )
             outputs["pred"].append(to_uint8(pred.cpu()))
-            outputs["target"].append(to_uint8(target))
-            if condition is not None:
-                outputs["input"].append(to_uint8(condition))
-            if mask is not None:
-                outputs["mask"].append((mask > 0.5).to(torch.uint8) * 255)
+            outputs["target"].append(to_uint8(batch["target"]))
+            if batch["input"] is not None:
+                outputs["input"].append(to_uint8(batch["input"]))
+            if batch["mask"] is not None:
+                outputs["mask"].append((batch["mask"] > 0.5).to(torch.uint8) * 255)
             names += [item["name"] for item in items]
-            for index in range(start, start + len(items)) if native is not None else ():
-                roles = ("target", "mask") + (("input",) if index < GRID_ROWS else ())
-                files = split.native(index, roles)
-                native.targets.append(torch.from_numpy(files["target"]).permute(2, 0, 1))
-                if "mask" in files:
-                    native.masks.append(torch.from_numpy(files["mask"])[None])
-                if "input" in files:
-                    native.inputs.append(torch.from_numpy(files["input"]).permute(2, 0, 1))
-                native.padded.append(split.padded_shape(*files["target"].shape[:2]))
+            if native is not None:
+                _read_native(split, range(start, start + len(items)), native)
             advance(len(items))
     batched = {key: torch.cat(value) if value else None for key, value in outputs.items()}
     return Samples(names=names, split_size=len(split), native=native, **batched)
+
+
+def _stacked(items: list[dict[str, Any]], role: str) -> torch.Tensor | None:
+    """The items' tensors of ``role`` as one batch; None when the data has no such role."""
+    return torch.stack([item[role] for item in items]) if role in items[0] else None
+
+
+def _on(tensor: torch.Tensor | None, device: torch.device) -> torch.Tensor | None:
+    return None if tensor is None else tensor.to(device)
+
+
+def _read_native(split: _SplitDataset, indices: range, native: NativeFiles) -> None:
+    """The images' ground truth, masks and (for the sample grid's rows) inputs as their
+    files hold them, with the size the loader padded each to."""
+    for index in indices:
+        roles = ("target", "mask") + (("input",) if index < GRID_ROWS else ())
+        files = split.native(index, roles)
+        native.targets.append(torch.from_numpy(files["target"]).permute(2, 0, 1))
+        if "mask" in files:
+            native.masks.append(torch.from_numpy(files["mask"])[None])
+        if "input" in files:
+            native.inputs.append(torch.from_numpy(files["input"]).permute(2, 0, 1))
+        native.padded.append(split.padded_shape(*files["target"].shape[:2]))
 
 
 def score(cell: Cell, samples: Samples, weights_dir: Path, kind: str, device: torch.device):
@@ -520,36 +532,8 @@ def run_cell(cell: Cell, context: RunContext) -> CellRecord:
             spec = get_dataset(cell.dataset)
             root = ensure_dataset(cell.dataset, context.data_root)
             data_fingerprint = check_lock(spec, root)
-            tracker.set_tags(run_id, {"dataset_fingerprint": data_fingerprint})
-            purpose = "evaluation" if context.checkpoint is not None else "training"
-            tracker.log_dataset(run_id, cell.dataset, data_fingerprint, root, purpose)
-            if context.trust_checkpoint:  # a reader must know this run unpickled fully
-                tracker.set_tags(run_id, {"trust_checkpoint": "true"})
-            if spec.split_rule is not None:
-                tracker.set_tags(run_id, {"dataset_split_rule": spec.split_rule})
-            tracker.log_params(run_id, {"cell": cell.params(), "config": context.config})
-            # whose data pipeline trained and tested it (cell.pipeline.* has the settings)
-            source = cell_pipeline(cell.pipeline, dict(spec.preprocess)).source
-            tracker.set_tags(run_id, {"pipeline": source})
-            loaded = None
-            if context.checkpoint is not None:
-                from bench.checkpoints import read_checkpoint
-
-                loaded = read_checkpoint(context.checkpoint, context.trust_checkpoint)
-            method = build(cell, spec.has_mask, loaded)
-            if loaded is not None:
-                from bench.checkpoints import build_options, load_weights
-
-                used = load_weights(method, loaded, context.weights)
-                tracker.set_tags(
-                    run_id,
-                    {
-                        "weights": str(context.checkpoint),
-                        "weights.format": loaded.format,
-                        "weights.set": used,
-                        "weights.options": str(build_options(loaded, cell.image_size)),
-                    },
-                )
+            log_setup(tracker, run_id, cell, context, spec, root, data_fingerprint)
+            method, loaded = built_method(cell, spec, context, tracker, run_id)
             method = method.to(device)
             clock = NetworkClock(method.networks())
             # scored at the end, and along the way with --eval-every: listed once
@@ -578,11 +562,7 @@ def run_cell(cell: Cell, context: RunContext) -> CellRecord:
             record.subset = subset["eval_images"] if subset["eval_subset"] == "yes" else None
         with phase("score"):
             scores = score(cell, samples, context.weights_dir, method.kind, device)
-            prefix = cell.protocol if method.kind != "generation" else "generation"
-            record.metrics = logged(prefix, scores.summary)
-            record.unavailable = logged(prefix, scores.unavailable)
-            if method.kind != "generation":
-                record.per_image = scores.per_image
+            keep_scores(record, scores, method.kind)
             if cell.eval_every:  # the learning curve ends at the run's own numbers
                 curve = curve_metrics(cell, scores.summary)
                 tracker.log_metrics(run_id, curve, step=cell.iterations)
@@ -622,6 +602,63 @@ def run_cell(cell: Cell, context: RunContext) -> CellRecord:
     tracker.log_metrics(run_id, {**timing, **phase.metrics()})
     tracker.end(run_id, record.status)
     return record
+
+
+def log_setup(
+    tracker: Tracker,
+    run_id: str,
+    cell: Cell,
+    context: RunContext,
+    spec: Any,
+    root: Path,
+    data_fingerprint: str,
+) -> None:
+    """What a reader of the run needs before anything trains: the data and its fingerprint,
+    the split rule, the settings, the data pipeline, whether checkpoints were unpickled."""
+    tracker.set_tags(run_id, {"dataset_fingerprint": data_fingerprint})
+    purpose = "evaluation" if context.checkpoint is not None else "training"
+    tracker.log_dataset(run_id, cell.dataset, data_fingerprint, root, purpose)
+    if context.trust_checkpoint:  # a reader must know this run unpickled fully
+        tracker.set_tags(run_id, {"trust_checkpoint": "true"})
+    if spec.split_rule is not None:
+        tracker.set_tags(run_id, {"dataset_split_rule": spec.split_rule})
+    tracker.log_params(run_id, {"cell": cell.params(), "config": context.config})
+    # whose data pipeline trained and tested it (cell.pipeline.* has the settings)
+    source = cell_pipeline(cell.pipeline, dict(spec.preprocess)).source
+    tracker.set_tags(run_id, {"pipeline": source})
+
+
+def built_method(
+    cell: Cell, spec: Any, context: RunContext, tracker: Tracker, run_id: str
+) -> tuple[Method, Any]:
+    """The cell's method, with the --checkpoint's weights loaded (and named on the run) when
+    one is given; the checkpoint read, or None when the method trains."""
+    if context.checkpoint is None:
+        return build(cell, spec.has_mask), None
+    from bench.checkpoints import build_options, load_weights, read_checkpoint
+
+    loaded = read_checkpoint(context.checkpoint, context.trust_checkpoint)
+    method = build(cell, spec.has_mask, loaded)
+    used = load_weights(method, loaded, context.weights)
+    tracker.set_tags(
+        run_id,
+        {
+            "weights": str(context.checkpoint),
+            "weights.format": loaded.format,
+            "weights.set": used,
+            "weights.options": str(build_options(loaded, cell.image_size)),
+        },
+    )
+    return method, loaded
+
+
+def keep_scores(record: CellRecord, scores: MetricResult, kind: str) -> None:
+    """The record's logged metrics, unavailable ones, and (restoration) per-image scores."""
+    prefix = record.cell.protocol if kind != "generation" else "generation"
+    record.metrics = logged(prefix, scores.summary)
+    record.unavailable = logged(prefix, scores.unavailable)
+    if kind != "generation":
+        record.per_image = scores.per_image
 
 
 def train_cell(

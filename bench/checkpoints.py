@@ -258,15 +258,8 @@ def _bench_training(state: dict) -> dict[str, Any]:
 
 
 def _read_rddm(path: Path, state: dict) -> Checkpoint:
-    sources = {}
-    if "ema" in state and _has_prefix(state["ema"], "ema_model."):
-        sources["ema"] = _strip(state["ema"], "ema_model.")
-    if "model" in state and _has_prefix(state["model"], "model."):
-        sources["online"] = state["model"]
-    elif "ema" in state and _has_prefix(state["ema"], "online_model."):
-        sources["online"] = _strip(state["ema"], "online_model.")
     states, extras = {}, {}
-    for weights, diffusion in sources.items():
+    for weights, diffusion in _rddm_weight_sets(state).items():
         unet = _strip(diffusion, "model.")
         if any(k.startswith("unet0.") for k in unet):
             slots = {s: _strip(unet, f"{s}.") for s in ("unet0", "unet1") if f"{s}.init_conv.weight" in unet}  # fmt: skip
@@ -276,24 +269,8 @@ def _read_rddm(path: Path, state: dict) -> Checkpoint:
         extras[weights] = {k: v for k, v in diffusion.items() if not k.startswith("model.")}
     any_state = next(iter(states.values()))
     any_extra = next(iter(extras.values()))
-    notes = []
-    slots = set(any_state)
     options, in_channels, out_channels = _infer_unet(next(iter(any_state.values())))
-    if slots == {"unet0", "unet1"}:
-        candidates = ("rddm",)
-    elif slots == {"shared"}:
-        candidates = ("rddm-shared-encoder",)
-    elif out_channels == 2 * IMAGE_CHANNELS:
-        candidates = ("rddm-1net",)
-    elif "alpha_res" in any_extra:
-        candidates = ("rddm-aosa",)
-        notes.append(f"AOSA lambda (alpha_res) = {float(any_extra['alpha_res'].flatten()[0]):.4f}")
-    else:
-        candidates = ("rddm-sm-res", "rddm-sm-n")
-        notes.append(
-            "one network: the file does not say whether it predicts residuals or noise; "
-            "choose --methods rddm-sm-res or rddm-sm-n"
-        )
+    candidates, notes = _rddm_variant(set(any_state), out_channels, any_extra)
     # RDDM reads the mask as an RGB image: 3 more channels
     options |= _conditioning(in_channels, 3 * IMAGE_CHANNELS)
     if in_channels == IMAGE_CHANNELS:
@@ -307,6 +284,37 @@ def _read_rddm(path: Path, state: dict) -> Checkpoint:
         "experiment 0's checkpoints need -o time_condition=coefficients"
     )
     return Checkpoint(path, "rddm-trainer", candidates, options, tuple(notes), states, extras)
+
+
+def _rddm_weight_sets(state: dict) -> dict[str, dict]:
+    """The trainer file's diffusion state dicts: "ema" and, where stored, "online"."""
+    sources = {}
+    if "ema" in state and _has_prefix(state["ema"], "ema_model."):
+        sources["ema"] = _strip(state["ema"], "ema_model.")
+    if "model" in state and _has_prefix(state["model"], "model."):
+        sources["online"] = state["model"]
+    elif "ema" in state and _has_prefix(state["ema"], "online_model."):
+        sources["online"] = _strip(state["ema"], "online_model.")
+    return sources
+
+
+def _rddm_variant(
+    slots: set[str], out_channels: int, buffers: dict[str, Tensor]
+) -> tuple[tuple[str, ...], list[str]]:
+    """Which RDDM variants the file's networks fit, and what the file cannot say."""
+    if slots == {"unet0", "unet1"}:
+        return ("rddm",), []
+    if slots == {"shared"}:
+        return ("rddm-shared-encoder",), []
+    if out_channels == 2 * IMAGE_CHANNELS:
+        return ("rddm-1net",), []
+    if "alpha_res" in buffers:
+        lam = float(buffers["alpha_res"].flatten()[0])
+        return ("rddm-aosa",), [f"AOSA lambda (alpha_res) = {lam:.4f}"]
+    return ("rddm-sm-res", "rddm-sm-n"), [
+        "one network: the file does not say whether it predicts residuals or noise; "
+        "choose --methods rddm-sm-res or rddm-sm-n"
+    ]
 
 
 def _rddm_schedule_options(buffers: dict[str, Tensor], notes: list[str]) -> dict[str, Any]:

@@ -14,9 +14,9 @@ IS) are computed from the whole set at once and have no per-image value to resam
 from __future__ import annotations
 
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -145,8 +145,6 @@ def paired_difference(
         return PairedDifference(**base, mean_diff=float("nan"), ci_low=None, ci_high=None,
                                 p_wilcoxon=None, p_permutation=None, n_images=0, a_wins=None,
                                 note="no image has a value in both")  # fmt: skip
-    rng = np.random.default_rng(settings.seed)
-    common = {"n_resamples": settings.resamples, "vectorized": True}
     if aggregate.denominator is None:
         difference = a_values[0] - b_values[0]
         mean_diff = float(difference.mean())
@@ -173,29 +171,54 @@ def paired_difference(
         return PairedDifference(**base, mean_diff=mean_diff, ci_low=None, ci_high=None,
                                 p_wilcoxon=None, p_permutation=None, n_images=n, a_wins=a_wins,
                                 note="one image: no interval or test" + skipped)  # fmt: skip
+    ci_low, ci_high = _paired_interval(data, statistic, difference, mean_diff, settings, notes)
+    p_wilcoxon, p_permutation = _paired_tests(data, statistic, difference, settings, notes)
+    return PairedDifference(
+        **base, mean_diff=mean_diff, ci_low=ci_low, ci_high=ci_high, p_wilcoxon=p_wilcoxon,
+        p_permutation=p_permutation, n_images=n, a_wins=a_wins, note="; ".join(notes) + skipped,
+    )  # fmt: skip
+
+
+def _paired_interval(
+    data: tuple[np.ndarray, ...],
+    statistic: Callable[..., Any],
+    difference: np.ndarray | None,
+    mean_diff: float,
+    settings: BootstrapSettings,
+    notes: list[str],
+) -> tuple[float | None, float | None]:
+    """The paired bootstrap interval of A − B (None where the method cannot give one)."""
     if difference is not None and np.ptp(difference) == 0:
         # every image moves by the same amount: the resampled statistic never varies
-        ci_low = ci_high = mean_diff
         notes.append("the difference is the same on every image: the interval is that value")
-    else:
-        result = _quiet(
-            stats.bootstrap, data, statistic, paired=True, method=settings.method,
-            confidence_level=settings.confidence, rng=rng, **common,
-        )  # fmt: skip
-        ci_low, ci_high = (float(v) for v in result.confidence_interval)
-        if not (np.isfinite(ci_low) and np.isfinite(ci_high)):
-            ci_low = ci_high = None
-            notes.append(f"the {settings.method} interval is undefined for these values")
-    p_wilcoxon = None
-    if difference is not None:
-        if np.any(difference != 0):
-            p_wilcoxon = float(_quiet(stats.wilcoxon, difference).pvalue)
-        else:
-            notes.append("A and B score the same on every image: no signed-rank test")
-    p_permutation = None
+        return mean_diff, mean_diff
+    result = _quiet(
+        stats.bootstrap, data, statistic, paired=True, method=settings.method,
+        confidence_level=settings.confidence, rng=np.random.default_rng(settings.seed),
+        n_resamples=settings.resamples, vectorized=True,
+    )  # fmt: skip
+    ci_low, ci_high = (float(v) for v in result.confidence_interval)
+    if not (np.isfinite(ci_low) and np.isfinite(ci_high)):
+        notes.append(f"the {settings.method} interval is undefined for these values")
+        return None, None
+    return ci_low, ci_high
+
+
+def _paired_tests(
+    data: tuple[np.ndarray, ...],
+    statistic: Callable[..., Any],
+    difference: np.ndarray | None,
+    settings: BootstrapSettings,
+    notes: list[str],
+) -> tuple[float | None, float | None]:
+    """The Wilcoxon signed-rank p-value (per-image differences only) and the paired
+    permutation p-value; None where A and B score the same on every image."""
+    common = {"n_resamples": settings.resamples, "vectorized": True,
+              "rng": np.random.default_rng(settings.seed), "permutation_type": "samples"}  # fmt: skip
     if difference is None:
         # swap A's and B's (numerator, denominator) image by image: scipy permutes the two
         # samples of row indices into the stacked values, A's rows first
+        a_num, a_den, b_num, b_den = data
         numerators, denominators = np.concatenate([a_num, b_num]), np.concatenate([a_den, b_den])
 
         def swapped(a_rows, b_rows, axis=-1):
@@ -203,18 +226,14 @@ def paired_difference(
             return statistic(numerators[a_rows], denominators[a_rows],
                              numerators[b_rows], denominators[b_rows], axis)  # fmt: skip
 
+        n = len(a_num)
         rows = (np.arange(n, dtype=float), np.arange(n, 2 * n, dtype=float))
-        test = _quiet(stats.permutation_test, rows, swapped, permutation_type="samples",
-                      rng=np.random.default_rng(settings.seed), **common)  # fmt: skip
-        p_permutation = float(test.pvalue)
-    elif np.any(difference != 0):
-        test = _quiet(stats.permutation_test, data, statistic, permutation_type="samples",
-                      rng=np.random.default_rng(settings.seed), **common)  # fmt: skip
-        p_permutation = float(test.pvalue)
-    return PairedDifference(
-        **base, mean_diff=mean_diff, ci_low=ci_low, ci_high=ci_high, p_wilcoxon=p_wilcoxon,
-        p_permutation=p_permutation, n_images=n, a_wins=a_wins, note="; ".join(notes) + skipped,
-    )  # fmt: skip
+        return None, float(_quiet(stats.permutation_test, rows, swapped, **common).pvalue)
+    if not np.any(difference != 0):
+        notes.append("A and B score the same on every image: no signed-rank test")
+        return None, None
+    p_wilcoxon = float(_quiet(stats.wilcoxon, difference).pvalue)
+    return p_wilcoxon, float(_quiet(stats.permutation_test, data, statistic, **common).pvalue)
 
 
 @dataclass(frozen=True)

@@ -254,30 +254,35 @@ def _collect(cells: list[Cell], jobs: list[Any], watch: bool) -> list[CellRecord
     while len(records) < len(jobs):
         states = squeue_states([job.job_id for job in jobs]) if watch else {}
         for index, (cell, job) in enumerate(zip(cells, jobs, strict=True)):
-            if index in records:
-                continue
             state = states.get(job.job_id, "")
-            ended = state.split()[0] in _ENDED if state else False
-            if job.paths.result_pickle.exists() or (not watch and job.done()) or ended:
+            if index not in records and _ended(job, state, watch):
                 records[index] = _record(cell, job, state)
-        counts = {"queued": 0, "running": 0}
-        for index, job in enumerate(jobs):
-            if index in records:  # collected: done or failed, whatever squeue still says
-                continue
-            state = states.get(job.job_id, "")
-            if state.startswith(("PENDING", "REQUEUED")):
-                counts["queued"] += 1
-            elif state.startswith(("RUNNING", "COMPLETING")):
-                counts["running"] += 1
-        done = sum(r.status == FINISHED for r in records.values())
-        line = (f"slurm: {counts['queued']} queued, {counts['running']} running, {done} done, "
-                f"{len(records) - done} failed")  # fmt: skip
+        line = _progress_line(jobs, states, records)
         if watch and line != shown:
             console.info(line)
             shown = line
         if len(records) < len(jobs):
             time.sleep(_POLL_SECONDS)
     return [records[i] for i in range(len(jobs))]
+
+
+def _ended(job: Any, state: str, watch: bool) -> bool:
+    """The job left its result, or (watching Slurm) squeue says it ended without one."""
+    if job.paths.result_pickle.exists():
+        return True
+    if not watch:
+        return job.done()
+    return bool(state) and state.split()[0] in _ENDED
+
+
+def _progress_line(jobs: list[Any], states: dict[str, str], records: dict[int, CellRecord]) -> str:  # fmt: skip
+    """ "slurm: Q queued, R running, D done, F failed"; a collected job counts as done or
+    failed, whatever squeue still says."""
+    waiting = [states.get(job.job_id, "") for i, job in enumerate(jobs) if i not in records]
+    queued = sum(state.startswith(("PENDING", "REQUEUED")) for state in waiting)
+    running = sum(state.startswith(("RUNNING", "COMPLETING")) for state in waiting)
+    done = sum(r.status == FINISHED for r in records.values())
+    return f"slurm: {queued} queued, {running} running, {done} done, {len(records) - done} failed"
 
 
 def _record(cell: Cell, job: Any, state: str) -> CellRecord:

@@ -219,40 +219,12 @@ class Istd(_RestorationProtocol):
 
     def measure(self, pred, target, mask):
         pred8, target8 = self._resized(pred), self._resized(target)
-        if not (self._wants("psnr") or self._wants("ssim")):
-            pred01 = target01 = None
-        elif self.order == "double-then-resize":  # zhu_cvpr2022, the script's PSNR/SSIM branch
-            pred01 = self._resized(pred.to(torch.float64) / 255)
-            target01 = self._resized(target.to(torch.float64) / 255)
-        else:  # fu_cvpr2021: the uint8 images resized, then double
-            pred01, target01 = pred8.to(torch.float64) / 255, target8.to(torch.float64) / 255
+        pred01, target01 = self._unit_images(pred, target, pred8, target8)
         if self._wants("mae"):
             lab_pred = rgb_to_lab(pred8.to(torch.float64) / 255, self.white)
             lab_target = rgb_to_lab(target8.to(torch.float64) / 255, self.white)
-
-        regions: dict[str, torch.Tensor | None] = {"all": None}
-        unavailable: dict[str, str] = {}
-        if mask is None:
-            reason = "no shadow mask given (pass --mask-dir with the test_B masks)"
-            for metric in ("psnr", "ssim", "mae"):
-                for region in ("s", "ns"):
-                    suffixes = ("_pi", "_pp") if metric == "mae" else ("",)
-                    unavailable.update({f"{metric}_{region}{s}": reason for s in suffixes})
-        else:
-            mask = mask.to(self.device)
-            resized = self._resized(mask if self.mask_resize == "uint8" else mask.double())
-            # the script: any non-zero pixel of the resized mask is shadow; "half": >= 0.5
-            shadow = resized != 0 if self.mask_threshold == "nonzero" else resized >= 127.5
-            regions["s"], regions["ns"] = shadow, ~shadow
-
-        if not self._wants("ssim"):
-            ssims = {}
-        elif regions.get("s") is not None:  # S and NS from one more filtering (linearity)
-            scores = ssim_inside_outside(pred01, target01, regions["s"], 1.0, self.ssim_form)
-            ssims = dict(zip(("all", "s", "ns"), scores, strict=True))
-        else:
-            ssims = {"all": ssim(pred01, target01, 1.0, self.ssim_form)}
-        columns: dict[str, torch.Tensor] = {f"ssim_{r}": value for r, value in ssims.items()}
+        regions, unavailable = self._regions(mask)
+        columns = self._ssim_columns(pred01, target01, regions)
         for region, inside in regions.items():
             if self._wants("psnr"):
                 if inside is None:
@@ -267,6 +239,47 @@ class Istd(_RestorationProtocol):
                 columns[f"pixels_{region}"] = pixels
         self._lpips_column(pred8, target8, columns, unavailable)
         return columns, unavailable
+
+    def _unit_images(self, pred, target, pred8, target8):
+        """The images in [0, 1] for PSNR and SSIM, in the script's order of resizing and
+        conversion; None when neither is asked for."""
+        if not (self._wants("psnr") or self._wants("ssim")):
+            return None, None
+        if self.order == "double-then-resize":  # zhu_cvpr2022, the script's PSNR/SSIM branch
+            pred01 = self._resized(pred.to(torch.float64) / 255)
+            target01 = self._resized(target.to(torch.float64) / 255)
+            return pred01, target01
+        # fu_cvpr2021: the uint8 images resized, then double
+        return pred8.to(torch.float64) / 255, target8.to(torch.float64) / 255
+
+    def _regions(self, mask) -> tuple[dict[str, torch.Tensor | None], dict[str, str]]:
+        """The whole image, and shadow / non-shadow where a mask is given; without one,
+        every region metric is unavailable, with the reason."""
+        regions: dict[str, torch.Tensor | None] = {"all": None}
+        unavailable: dict[str, str] = {}
+        if mask is None:
+            reason = "no shadow mask given (pass --mask-dir with the test_B masks)"
+            for metric in ("psnr", "ssim", "mae"):
+                for region in ("s", "ns"):
+                    suffixes = ("_pi", "_pp") if metric == "mae" else ("",)
+                    unavailable.update({f"{metric}_{region}{s}": reason for s in suffixes})
+            return regions, unavailable
+        mask = mask.to(self.device)
+        resized = self._resized(mask if self.mask_resize == "uint8" else mask.double())
+        # the script: any non-zero pixel of the resized mask is shadow; "half": >= 0.5
+        shadow = resized != 0 if self.mask_threshold == "nonzero" else resized >= 127.5
+        regions["s"], regions["ns"] = shadow, ~shadow
+        return regions, unavailable
+
+    def _ssim_columns(self, pred01, target01, regions) -> dict[str, torch.Tensor]:
+        if not self._wants("ssim"):
+            return {}
+        if regions.get("s") is not None:  # S and NS from one more filtering (linearity)
+            scores = ssim_inside_outside(pred01, target01, regions["s"], 1.0, self.ssim_form)
+            ssims = dict(zip(("all", "s", "ns"), scores, strict=True))
+        else:
+            ssims = {"all": ssim(pred01, target01, 1.0, self.ssim_form)}
+        return {f"ssim_{r}": value for r, value in ssims.items()}
 
     def aggregate(self, key: str) -> Aggregate | None:
         """``mae_<region>_pi``: the mean of per-image MAE (images with an empty region left

@@ -78,21 +78,10 @@ def table11_markdown(
             options = fixed | _method_options(method, row.settings, spec.task)
             steps = _steps(row, method, spec.task)
             counts = _counts(method, spec.task, spec.has_mask, json.dumps(options, sort_keys=True), steps)  # fmt: skip
-            measured = [
-                r for r in runs
-                if r.method == method and r.dataset == spec.name and r.image_size == PAPER_SIZE
-                and "profile/latency_image_s" in r.metrics
-            ]  # fmt: skip
-            latency = (
-                f"{statistics.median(r.metrics['profile/latency_image_s'] for r in measured):.3g} "
-                + ", ".join(f"[{r.run_id[:8]}]({link(r)})" for r in measured)
-                if measured
-                else "– (no run at 256²)"
-            )
+            latency = _paper_size_latency(runs, method, spec.name, link)
             rows.append(
                 [
-                    f"11({table.table.removeprefix('11(').rstrip(')')})" if table.table.startswith("11") else table.table,
-                    row.label, f"`{method}`", str(steps),
+                    _table_label(table), row.label, f"`{method}`", str(steps),
                     f"{_printed(row, 'params_m')} / {counts['params_thop'] / 1e6:.2f}",
                     f"{counts['params'] / 1e6:.2f}",
                     f"{_printed(row, 'macs_per_step_g')} / {counts['macs_thop'] / 1e9:.1f}",
@@ -116,6 +105,27 @@ def table11_markdown(
     return "\n".join([*text, md_table(header, rows), ""]) if rows else ""
 
 
+def _table_label(table: PublishedTable) -> str:
+    if table.table.startswith("11"):
+        return f"11({table.table.removeprefix('11(').rstrip(')')})"
+    return table.table
+
+
+def _paper_size_latency(
+    runs: list[TrackedRun], method: str, dataset: str, link: Callable[[TrackedRun], str]
+) -> str:
+    """The median latency per image of the method's runs at the papers' 256², linked."""
+    measured = [
+        r for r in runs
+        if r.method == method and r.dataset == dataset and r.image_size == PAPER_SIZE
+        and "profile/latency_image_s" in r.metrics
+    ]  # fmt: skip
+    if not measured:
+        return "– (no run at 256²)"
+    median = statistics.median(r.metrics["profile/latency_image_s"] for r in measured)
+    return f"{median:.3g} " + ", ".join(f"[{r.run_id[:8]}]({link(r)})" for r in measured)
+
+
 def resources_markdown(
     tables: list[PublishedTable], finished: list[TrackedRun], link: Callable[[TrackedRun], str]
 ) -> tuple[str, set[str]]:
@@ -133,35 +143,11 @@ def resources_markdown(
         "GMACs/image THOP", "GMACs/image audited", "Latency/step (s)", "Latency/image (s)",
         "Hardware", "Paper (THOP)", "Runs",
     ]  # fmt: skip
-    keys = [
-        "profile/params_thop_m", "profile/params_m", "profile/gmacs_thop_step",
-        "profile/gmacs_step", "profile/gmacs_thop_image", "profile/gmacs_image",
-        "profile/latency_step_s", "profile/latency_image_s",
-    ]  # fmt: skip
     rows = []
     for key in sorted(measured):
         runs = by_seed(measured[key])
-        first = runs[0]
-        values = []
-        for metric in keys:
-            found = [r.metrics[metric] for r in runs if metric in r.metrics]
-            decimals = 2 if "params" in metric or "gmacs" in metric else 3
-            values.append(
-                format_number(statistics.fmean(found), decimals, significant=True)
-                if found
-                else ABSENT
-            )
         placed.update(r.run_id for r in runs)
-        links = ", ".join(f"[seed {r.seed}]({link(r)})" for r in runs)
-        hardware = ", ".join(sorted({r.hardware for r in runs}))
-        rows.append(
-            [
-                f"`{first.method}`", f"`{first.dataset}`", first.profile or "unknown",
-                str(first.image_size or "?"), str(first.unet_dim or "?"),
-                str(first.steps or "?"), *values, hardware,
-                paper_resources(tables, first.method or "", first.dataset or ""), links,
-            ]
-        )  # fmt: skip
+        rows.append(_resources_row(runs, tables, link))
     text = [
         "## Table 11 beside bench: parameters, MACs and latency of every measured run",
         "",
@@ -177,6 +163,35 @@ def resources_markdown(
         text += ["No finished run has a profile yet: run `bench run` (any dataset).", ""]
         return "\n".join(text), placed
     return "\n".join([*text, md_table(header, rows), ""]), placed
+
+
+#: the profile metrics of Table 11 beside bench, in its column order
+_RESOURCE_KEYS = (
+    "profile/params_thop_m", "profile/params_m", "profile/gmacs_thop_step",
+    "profile/gmacs_step", "profile/gmacs_thop_image", "profile/gmacs_image",
+    "profile/latency_step_s", "profile/latency_image_s",
+)  # fmt: skip
+
+
+def _resources_row(
+    runs: list[TrackedRun], tables: list[PublishedTable], link: Callable[[TrackedRun], str]
+) -> list[str]:
+    """One setting's runs: the mean of each profile metric over seeds, the hardware, the
+    paper's counts and the links."""
+    first = runs[0]
+    values = []
+    for metric in _RESOURCE_KEYS:
+        found = [r.metrics[metric] for r in runs if metric in r.metrics]
+        decimals = 2 if "params" in metric or "gmacs" in metric else 3
+        values.append(format_number(statistics.fmean(found), decimals, significant=True) if found else ABSENT)  # fmt: skip
+    links = ", ".join(f"[seed {r.seed}]({link(r)})" for r in runs)
+    hardware = ", ".join(sorted({r.hardware for r in runs}))
+    return [
+        f"`{first.method}`", f"`{first.dataset}`", first.profile or "unknown",
+        str(first.image_size or "?"), str(first.unet_dim or "?"),
+        str(first.steps or "?"), *values, hardware,
+        paper_resources(tables, first.method or "", first.dataset or ""), links,
+    ]  # fmt: skip
 
 
 def paper_resources(tables: list[PublishedTable], method: str, dataset: str) -> str:

@@ -261,14 +261,39 @@ def register(
     The manifest is written into ``user_folder`` last, and only when every image decodes,
     every file has its partners, the pairs agree in size and both splits are non-empty;
     otherwise one :class:`UsageError` lists the problems and nothing is registered."""
-    from baselines import TASKS
     from bench.data import dataset_names, use_user_datasets
     from bench.data.spec import PROTOCOLS, parse_manifest
-    from bench.data.verify import find_pairs, verify
+    from bench.data.verify import verify
 
     check_name(name, dataset_names())
     folder = folder.expanduser().resolve()
     detected = detect(folder, layout)
+    task = _task_for(detected, task, folder)
+    protocol = protocol or default_protocol(detected.layout, task)
+    require_one_of(protocol, PROTOCOLS, f"--protocol '{protocol}'")
+    fraction = _test_fraction(detected, test_fraction, folder)
+    text = manifest_text(name, folder, detected, task, protocol, fraction)
+    with tempfile.TemporaryDirectory() as scratch:
+        draft = Path(scratch) / f"{name}.toml"
+        draft.write_text(text)
+        spec = parse_manifest(draft)
+    try:
+        _refuse_empty_splits(spec, folder, detected)
+        report = verify(spec, folder, relock=True, advance=advance)
+    except DataError as error:
+        raise UsageError(problems_message(error, folder)) from None
+    target = user_folder / f"{name}.toml"
+    ensure_writable(user_folder, "[paths] user_datasets (where your manifests go)")
+    with atomic_write(target, "w") as handle:
+        handle.write(text)
+    use_user_datasets(user_folder)
+    return replace(spec, manifest=target), report, detected
+
+
+def _task_for(detected: Detected, task: str | None, folder: Path) -> str:
+    """--task, or the layout's default; one that fits the layout."""
+    from baselines import TASKS
+
     task = task or DEFAULT_TASK.get(detected.layout)
     if task is None:
         raise UsageError(
@@ -281,8 +306,11 @@ def register(
             f"--task {task} does not fit {detected.describe()}: generation takes single "
             "images, every other task pairs or triplets"
         )
-    protocol = protocol or default_protocol(detected.layout, task)
-    require_one_of(protocol, PROTOCOLS, f"--protocol '{protocol}'")
+    return task
+
+
+def _test_fraction(detected: Detected, test_fraction: float | None, folder: Path) -> float:
+    """The share of a folder without a test split that becomes the test split."""
     if test_fraction is not None and not detected.by_hash:
         raise UsageError(
             f"--test-fraction splits a folder without a test split, but {folder} has its own "
@@ -291,26 +319,18 @@ def register(
     fraction = DEFAULT_TEST_FRACTION if test_fraction is None else test_fraction
     if not 0 < fraction < 1:
         raise UsageError(f"--test-fraction {fraction} is not between 0 and 1 (exclusive)")
-    text = manifest_text(name, folder, detected, task, protocol, fraction)
-    with tempfile.TemporaryDirectory() as scratch:
-        draft = Path(scratch) / f"{name}.toml"
-        draft.write_text(text)
-        spec = parse_manifest(draft)
-    try:
-        splits = {name: find_pairs(spec, folder, name) for name in spec.split_layouts}
-        empty = [name for name, (files, _) in splits.items() if len(files) == 0]
-        if empty and not any(found for _, found in splits.values()):
-            hint = "; change --test-fraction" if detected.by_hash else ""
-            raise DataError([f"{folder}: split {' and '.join(empty)} would be empty{hint}"])
-        report = verify(spec, folder, relock=True, advance=advance)
-    except DataError as error:
-        raise UsageError(problems_message(error, folder)) from None
-    target = user_folder / f"{name}.toml"
-    ensure_writable(user_folder, "[paths] user_datasets (where your manifests go)")
-    with atomic_write(target, "w") as handle:
-        handle.write(text)
-    use_user_datasets(user_folder)
-    return replace(spec, manifest=target), report, detected
+    return fraction
+
+
+def _refuse_empty_splits(spec: DatasetSpec, folder: Path, detected: Detected) -> None:
+    """A split with no files, when nothing else is wrong, is the error to report."""
+    from bench.data.verify import find_pairs
+
+    splits = {name: find_pairs(spec, folder, name) for name in spec.split_layouts}
+    empty = [name for name, (files, _) in splits.items() if len(files) == 0]
+    if empty and not any(found for _, found in splits.values()):
+        hint = "; change --test-fraction" if detected.by_hash else ""
+        raise DataError([f"{folder}: split {' and '.join(empty)} would be empty{hint}"])
 
 
 def unregister(name: str, user_folder: Path) -> Path:

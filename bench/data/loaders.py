@@ -98,6 +98,15 @@ def _padded_shape(height: int, width: int, minimum: int, multiple: int) -> tuple
     return new_h + -new_h % multiple, new_w + -new_w % multiple
 
 
+def _random_crop(images: dict[str, np.ndarray], size: int) -> dict[str, np.ndarray]:
+    """The same ``size``-square window of every image, its offsets drawn from torch's
+    global stream (top, then left)."""
+    height, width = next(iter(images.values())).shape[:2]
+    top = int(torch.randint(0, height - size + 1, ()))
+    left = int(torch.randint(0, width - size + 1, ()))
+    return {k: v[top : top + size, left : left + size] for k, v in images.items()}
+
+
 def _pad(image: np.ndarray, minimum: int, multiple: int) -> np.ndarray:
     height, width = image.shape[:2]
     new_h, new_w = _padded_shape(height, width, minimum, multiple)
@@ -199,6 +208,22 @@ class _SplitDataset(torch.utils.data.Dataset):
     ) -> dict[str, np.ndarray]:
         """``flip`` is drawn after the crop offsets, the order the random streams expect."""
         o = self.options
+        images = self._fixed_steps(images)
+        if o.random_crop is not None:
+            images = _random_crop({k: _pad(v, o.random_crop, 1) for k, v in images.items()}, o.random_crop)  # fmt: skip
+        if flip():
+            images = {k: v[:, ::-1] for k, v in images.items()}
+        if o.image_size is not None:
+            images = {
+                k: _resize(np.ascontiguousarray(v), o.image_size, o.resize_filter)
+                for k, v in images.items()
+            }
+        return images
+
+    def _fixed_steps(self, images: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """The steps that draw nothing: the fixed crop, the padding, the input's
+        histogram equalisation."""
+        o = self.options
         if o.fixed_crop is not None:
             cx, cy, size = o.fixed_crop
             top, left = cy - size // 2, cx - size // 2
@@ -209,22 +234,6 @@ class _SplitDataset(torch.utils.data.Dataset):
         if o.equalize_input and "input" in images:
             channels = [equalize_histogram(images["input"][..., c]) for c in range(3)]
             images["input"] = np.stack(channels, axis=-1)
-        if o.random_crop is not None:
-            images = {k: _pad(v, o.random_crop, 1) for k, v in images.items()}
-            height, width = next(iter(images.values())).shape[:2]
-            top = int(torch.randint(0, height - o.random_crop + 1, ()))
-            left = int(torch.randint(0, width - o.random_crop + 1, ()))
-            images = {
-                k: v[top : top + o.random_crop, left : left + o.random_crop]
-                for k, v in images.items()
-            }
-        if flip():
-            images = {k: v[:, ::-1] for k, v in images.items()}
-        if o.image_size is not None:
-            images = {
-                k: _resize(np.ascontiguousarray(v), o.image_size, o.resize_filter)
-                for k, v in images.items()
-            }
         return images
 
     def padded_shape(self, height: int, width: int) -> tuple[int, int]:

@@ -155,22 +155,21 @@ class Protocol:
             raise UsageError(
                 f"protocol '{self.name}': {pred.shape[0]} predictions but {target.shape[0]} targets"
             )
-        if mask is not None and (
-            mask.dtype != torch.uint8
-            or mask.ndim != 4
-            or mask.shape[1] != 1
-            or mask.shape[0] != target.shape[0]
-        ):
-            raise UsageError(
-                f"protocol '{self.name}': mask must be uint8 (N, 1, H, W) with N = "
-                f"{target.shape[0]}, got {mask.dtype} {tuple(mask.shape)}"
-            )
+        if mask is not None:
+            self._check_mask(mask, target.shape[0])
         if names is not None and len(names) != pred.shape[0]:
             raise UsageError(f"{len(names)} names for {pred.shape[0]} images")
         if not (self.resizes or self.set_metrics) and pred.shape[-2:] != target.shape[-2:]:
             raise UsageError(
                 f"protocol '{self.name}' does not resize: prediction {tuple(pred.shape[-2:])} "
                 f"and ground truth {tuple(target.shape[-2:])} differ; use a resizing protocol"
+            )
+
+    def _check_mask(self, mask, count: int) -> None:
+        if mask.dtype != torch.uint8 or (mask.ndim, tuple(mask.shape[:2])) != (4, (count, 1)):
+            raise UsageError(
+                f"protocol '{self.name}': mask must be uint8 (N, 1, H, W) with N = "
+                f"{count}, got {mask.dtype} {tuple(mask.shape)}"
             )
 
 

@@ -21,6 +21,7 @@ import zipfile
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path, PurePosixPath
+from typing import Any
 
 from bench.data.spec import Download
 from bench.errors import BenchError
@@ -76,50 +77,59 @@ def download(item: Download, downloads: Path, progress: Progress = no_progress) 
     downloads.mkdir(parents=True, exist_ok=True)
     partial = downloads / f"{item.file}.part"
     have = partial.stat().st_size if partial.is_file() else 0
-    request = urllib.request.Request(item.url, headers={"User-Agent": "bench"})
-    if have:
-        request.add_header("Range", f"bytes={have}-")
-    try:
-        response = urllib.request.urlopen(request, timeout=60)
-    except urllib.error.HTTPError as error:
-        if error.code == 416 and have:  # the partial file is already complete
-            response = None
-        else:
-            raise BenchError(
-                f"{item.url}: download failed (HTTP {error.code} {error.reason})"
-            ) from None
-    except (urllib.error.URLError, OSError) as error:
-        reason = getattr(error, "reason", error)
-        raise BenchError(
-            f"{item.url}: download failed ({reason}); run the command again to resume"
-        ) from None
+    response = _open(item.url, have)
     if response is not None:
         with response:
-            resumed = have and getattr(response, "status", 200) == 206
-            if not resumed:
-                have = 0  # the server ignored the Range request: start over
-            length = response.headers.get("Content-Length")
-            total = have + int(length) if length is not None else None
-            done = have
-            try:
-                with partial.open("ab" if resumed else "wb") as handle, progress(total) as advance:
-                    advance(have)
-                    for block in iter(lambda: response.read(CHUNK), b""):
-                        handle.write(block)
-                        done += len(block)
-                        advance(len(block))
-            except OSError as error:
-                raise BenchError(
-                    f"{item.url}: download interrupted ({error}); run the command again to resume"
-                ) from None
-            if total is not None and done < total:
-                raise BenchError(
-                    f"{item.url}: download ended early ({done} of {total} bytes); "
-                    "run the command again to resume"
-                )
+            _receive(response, partial, have, item.url, progress)
     check_file(partial, item, downloads / "quarantine")
     os.replace(partial, final)
     return final
+
+
+def _open(url: str, have: int) -> Any:
+    """The server's answer, asking for the bytes after the ``have`` already kept; None when
+    those bytes are the whole file already."""
+    request = urllib.request.Request(url, headers={"User-Agent": "bench"})
+    if have:
+        request.add_header("Range", f"bytes={have}-")
+    try:
+        return urllib.request.urlopen(request, timeout=60)
+    except urllib.error.HTTPError as error:
+        if error.code == 416 and have:  # the partial file is already complete
+            return None
+        raise BenchError(f"{url}: download failed (HTTP {error.code} {error.reason})") from None
+    except (urllib.error.URLError, OSError) as error:
+        reason = getattr(error, "reason", error)
+        raise BenchError(
+            f"{url}: download failed ({reason}); run the command again to resume"
+        ) from None
+
+
+def _receive(response: Any, partial: Path, have: int, url: str, progress: Progress) -> None:
+    """Append the answer to ``partial`` (or start it over when the server ignored the
+    range), with progress; an interrupted or short answer is an error that says to resume."""
+    resumed = have and getattr(response, "status", 200) == 206
+    if not resumed:
+        have = 0  # the server ignored the Range request: start over
+    length = response.headers.get("Content-Length")
+    total = have + int(length) if length is not None else None
+    done = have
+    try:
+        with partial.open("ab" if resumed else "wb") as handle, progress(total) as advance:
+            advance(have)
+            for block in iter(lambda: response.read(CHUNK), b""):
+                handle.write(block)
+                done += len(block)
+                advance(len(block))
+    except OSError as error:
+        raise BenchError(
+            f"{url}: download interrupted ({error}); run the command again to resume"
+        ) from None
+    if total is not None and done < total:
+        raise BenchError(
+            f"{url}: download ended early ({done} of {total} bytes); "
+            "run the command again to resume"
+        )
 
 
 def _member_problem(

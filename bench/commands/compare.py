@@ -216,11 +216,7 @@ def _read_run(uri: str, run_id: str, scratch: Path) -> Side:
         name = MetricKey.parse(key)
         if name is not None and name.stream == "result":
             summary[name.metric] = value
-    samples = Path(tags.get("samples_dir", ""))
-    files = {}
-    if samples.is_dir():
-        files = {str(name): samples / f"{name}.png" for name in per_image["name"]}
-        files = {name: path for name, path in files.items() if path.is_file()}
+    files = _sample_files(Path(tags.get("samples_dir", "")), per_image["name"])
     hardware = {
         k.removeprefix("hardware."): v for k, v in tags.items() if k.startswith("hardware.")
     }
@@ -229,3 +225,11 @@ def _read_run(uri: str, run_id: str, scratch: Path) -> Side:
     seed = run.data.params.get("cell.seed")
     label = f"run {run_id} ({tags.get('method', '?')}{'' if seed is None else f', seed {seed}'})"
     return Side(label, per_image, summary, files, protocol, hardware)
+
+
+def _sample_files(samples: Path, names: Any) -> dict[str, Path]:
+    """The run's sample PNG of each scored image, where it is still on disk."""
+    if not samples.is_dir():
+        return {}
+    files = {str(name): samples / f"{name}.png" for name in names}
+    return {name: path for name, path in files.items() if path.is_file()}

@@ -151,19 +151,8 @@ def _draw(store, folder: Path) -> list[str]:
         )
         for r in finished
     }
-    learning: dict[tuple[str, str], dict[str, list[tuple[int, float]]]] = {}
-    floors: dict[tuple[str, str], float] = {}
-    for run in finished:
-        if key := plots.curve_key(run):
-            label = f"{run.method} seed {run.seed} ({run.profile}) {run.run_id[:8]}"
-            learning.setdefault((run.dataset or "?", key), {})[label] = metric_history(
-                store.uri, run.run_id, key
-            )
-    for run in store.runs:  # the newest identity baseline of each dataset
-        for dataset, key in learning:
-            final = key.replace("curve/", "", 1)
-            if run.kind == "identity" and run.dataset == dataset and final in run.metrics:
-                floors[(dataset, key)] = run.metrics[final]
+    learning = _learning_curves(store, finished)
+    floors = _identity_floors(store, learning)
     made = {
         "learning.png": plots.learning_plot(learning, floors, folder / "learning.png"),
         "steps.png": plots.steps_plot(finished, folder / "steps.png"),
@@ -174,6 +163,32 @@ def _draw(store, folder: Path) -> list[str]:
         if not drawn:
             (folder / file).unlink(missing_ok=True)
     return [file for file, drawn in made.items() if drawn]
+
+
+def _learning_curves(store, finished: list) -> dict[tuple[str, str], dict[str, list]]:
+    """Per (dataset, curve metric), each run's learning curve (--eval-every)."""
+    from bench.report import plots
+    from bench.report.runs import metric_history
+
+    learning: dict[tuple[str, str], dict[str, list[tuple[int, float]]]] = {}
+    for run in finished:
+        if key := plots.curve_key(run):
+            label = f"{run.method} seed {run.seed} ({run.profile}) {run.run_id[:8]}"
+            learning.setdefault((run.dataset or "?", key), {})[label] = metric_history(
+                store.uri, run.run_id, key
+            )
+    return learning
+
+
+def _identity_floors(store, learning: dict) -> dict[tuple[str, str], float]:
+    """Each curve's floor: the newest identity baseline of its dataset on its metric."""
+    floors: dict[tuple[str, str], float] = {}
+    for run in (r for r in store.runs if r.kind == "identity"):
+        for dataset, key in learning:
+            final = key.replace("curve/", "", 1)
+            if run.dataset == dataset and final in run.metrics:
+                floors[(dataset, key)] = run.metrics[final]
+    return floors
 
 
 def _draw_grids(store, folder: Path) -> dict:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import math
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -174,11 +174,9 @@ def _audit(pred_dir, gt_dir, base, mask_dir, csv, match, device, batch, config) 
     """`bench score --audit`: the audit table, its CSV, and --json."""
     import pandas as pd
 
-    from bench.audit import Yardstick, format_value
+    from bench.audit import format_value
     from bench.conventions import HEADLINES
-    from bench.protocols import get_protocol
     from bench.scoring import audit_folders
-    from bench.statistics import estimate
 
     native_dir = None
     if (run_samples := run_folders(pred_dir)) is not None:
@@ -190,18 +188,8 @@ def _audit(pred_dir, gt_dir, base, mask_dir, csv, match, device, batch, config) 
         native_dir,
     )  # fmt: skip
     titles = list(rows[0].values)
-    # a folder has no input to measure a method's gap against: the value's own interval
     spec = HEADLINES[base][0]
-    aggregate = get_protocol(base, config.paths.weights_dir).aggregate(spec.key)
-    yardstick = None
-    if aggregate is not None and aggregate.column in reference.per_image:
-        found = estimate(reference.per_image, aggregate)
-        if found.ci_low is not None:
-            label = (
-                f"the 95% interval of the paper protocol's value over these images is "
-                f"[{found.ci_low:.4g}, {found.ci_high:.4g}]"
-            )
-            yardstick = Yardstick(spec.title, label, (found.ci_high - found.ci_low) / 2)
+    yardstick = _value_yardstick(base, spec, reference.per_image, config.paths.weights_dir)
     csv = csv or default_csv(config.paths.results_dir, pred_dir, f"{base}-audit")
     frame = pd.DataFrame(
         [
@@ -232,3 +220,23 @@ def _audit(pred_dir, gt_dir, base, mask_dir, csv, match, device, batch, config) 
         console.info(f"{spec.title}: {yardstick.label}; the last column divides each move by "
                      "its half-width (docs/statistics.md)")  # fmt: skip
     console.info(f"audit table: {csv}")
+
+
+def _value_yardstick(base: str, spec: Any, per_image: Any, weights_dir: Path) -> Any:
+    """A folder has no input to measure a method's gap against: the paper protocol's value's
+    own 95% interval over the images, or None where it has none."""
+    from bench.audit import Yardstick
+    from bench.protocols import get_protocol
+    from bench.statistics import estimate
+
+    aggregate = get_protocol(base, weights_dir).aggregate(spec.key)
+    if aggregate is None or aggregate.column not in per_image:
+        return None
+    found = estimate(per_image, aggregate)
+    if found.ci_low is None:
+        return None
+    label = (
+        f"the 95% interval of the paper protocol's value over these images is "
+        f"[{found.ci_low:.4g}, {found.ci_high:.4g}]"
+    )
+    return Yardstick(spec.title, label, (found.ci_high - found.ci_low) / 2)

@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from bench.conventions import HEADLINES, MetricKey, conventions_for
+from bench.conventions import HEADLINES, Convention, MetricKey, conventions_for
 
 REFERENCE = "the paper's script"
 
@@ -68,18 +68,9 @@ def audit_rows(
     zero = dict.fromkeys(reference, 0.0)
     rows = [AuditRow(base, base, REFERENCE, reference_used_by, reference, zero)]
     for convention in conventions_for(base):
-        source = summaries.get(convention.name)
-        if source is None and not convention.is_protocol:
-            source = summaries[base]
+        source = _convention_values(base, convention, summaries)
         if source is None:
             continue
-        if convention.recomputes:  # scored for what it can change; the rest is the paper's
-            unchanged = {
-                spec.key: summaries[base][spec.key]
-                for spec in HEADLINES[base]
-                if spec.group not in convention.recomputes and spec.key in summaries[base]
-            }
-            source = {**unchanged, **source}
         reads = headlines | convention.reads
         values = {t: _finite(source.get(reads[t])) for t in headlines}
         deltas = {
@@ -91,6 +82,25 @@ def audit_rows(
             AuditRow(convention.name, pick, convention.label, convention.used_by, values, deltas)
         )
     return rows
+
+
+def _convention_values(
+    base: str, convention: Convention, summaries: Mapping[str, Mapping[str, float]]
+) -> Mapping[str, float] | None:
+    """What a convention scored, completed by the paper's values for what it leaves alone;
+    a convention that only reads the paper's result reads it there. None: not scored."""
+    source = summaries.get(convention.name)
+    if source is None and not convention.is_protocol:
+        return summaries[base]
+    if source is None or not convention.recomputes:
+        return source
+    # scored for what it can change; the rest is the paper's
+    unchanged = {
+        spec.key: summaries[base][spec.key]
+        for spec in HEADLINES[base]
+        if spec.group not in convention.recomputes and spec.key in summaries[base]
+    }
+    return {**unchanged, **source}
 
 
 def _slug(title: str) -> str:

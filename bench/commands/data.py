@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from functools import partial
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -70,36 +70,7 @@ def list_datasets(
     """Known datasets, yours beside the built-in ones: task, splits, status (missing, not
     generated for the offline suites, present, verified), size on disk and what to do next."""
     config = setup(config_path, quiet, as_json)
-    records = []
-    for name in dataset_names():
-        spec = get_dataset(name)
-        root = spec.folder(config.paths.data_root)
-        status, size = _status(root)
-        info = synth_info(root) if spec.synthetic and status != "missing" else None
-        if spec.synthetic and status == "missing":  # made offline on first use, not fetched
-            status = "not generated"
-        next_step = {
-            "not generated": f"bench data synth {name} (or any bench run on it)",
-            "missing": f"bench data fetch {name}",
-            "present": f"bench data verify {name}",
-        }.get(status, "")
-        if info is None and status == "verified":  # the counts the lock recorded
-            info = read_lock(root)
-        records.append(
-            {
-                "name": name,
-                "task": spec.task,
-                "protocol": spec.protocol,
-                "synthetic": spec.synthetic,
-                "source": "yours" if is_user_dataset(name) else "built-in",
-                "splits": {s: info["counts"].get(s) for s in spec.splits} if info else spec.splits,
-                "status": status,
-                "size_bytes": size,
-                "path": str(root),
-                "fingerprint": fingerprint(root) if status == "verified" else None,
-                "next": next_step,
-            }
-        )
+    records = [_dataset_record(name, config.paths.data_root) for name in dataset_names()]
     rows = [
         (
             r["name"] + (" (yours)" if r["source"] == "yours" else ""),
@@ -117,6 +88,36 @@ def list_datasets(
         rows,
     )
     console.emit(records, table)
+
+
+def _dataset_record(name: str, data_root: Path) -> dict[str, Any]:
+    """One dataset's line of `bench data list`: where it is, its state, and what to do next."""
+    spec = get_dataset(name)
+    root = spec.folder(data_root)
+    status, size = _status(root)
+    info = synth_info(root) if spec.synthetic and status != "missing" else None
+    if spec.synthetic and status == "missing":  # made offline on first use, not fetched
+        status = "not generated"
+    next_step = {
+        "not generated": f"bench data synth {name} (or any bench run on it)",
+        "missing": f"bench data fetch {name}",
+        "present": f"bench data verify {name}",
+    }.get(status, "")
+    if info is None and status == "verified":  # the counts the lock recorded
+        info = read_lock(root)
+    return {
+        "name": name,
+        "task": spec.task,
+        "protocol": spec.protocol,
+        "synthetic": spec.synthetic,
+        "source": "yours" if is_user_dataset(name) else "built-in",
+        "splits": {s: info["counts"].get(s) for s in spec.splits} if info else spec.splits,
+        "status": status,
+        "size_bytes": size,
+        "path": str(root),
+        "fingerprint": fingerprint(root) if status == "verified" else None,
+        "next": next_step,
+    }
 
 
 @app.command(epilog=examples("bench data fetch cifar10"))

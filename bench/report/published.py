@@ -383,22 +383,29 @@ class _TableChecks:
         if len(set(keys)) != len(keys):
             raise self.fail("columns", "column keys must be unique")
         rows = tuple(self.row(r, f"rows[{i}]", raw.columns) for i, r in enumerate(raw.rows))
+        self.unique_rows(rows)
+        self.derived_columns(raw, keys)
+        return PublishedTable(
+            **{**vars(raw), "rows": rows, "page": None if raw.page == "unknown" else raw.page},
+            path=self.path,
+        )
+
+    def unique_rows(self, rows: tuple[Row, ...]) -> None:
         identities = [_identity(r) for r in rows]
         for i, identity in enumerate(identities):
             if identity in identities[:i]:
                 raise self.fail(
                     f"rows[{i}]", "repeats an earlier row's label, method, variant and settings"
                 )
+
+    def derived_columns(self, raw: _TableFile, keys: list[str]) -> None:
+        """Displays and products name only the table's columns."""
         for i, display in enumerate(raw.displays):
             unknown = [name for name in display.fields if name not in keys]
             if unknown or not display.fields:
                 raise self.fail(f"displays[{i}].template", f"must name columns; unknown: {unknown}")
         for i, product in enumerate(raw.products):
             self.only_columns(vars(product).values(), keys, f"products[{i}]")
-        return PublishedTable(
-            **{**vars(raw), "rows": rows, "page": None if raw.page == "unknown" else raw.page},
-            path=self.path,
-        )
 
     def column(self, column: Column, where: str, table_protocol: str | None) -> None:
         kind = column.kind

@@ -69,6 +69,42 @@ class State:
     gamma: float
 
 
+#: each option with a fixed set of values, and that set
+_CHOICES = {
+    "kind": ("restoration", "generation"), "objective": OBJECTIVES, "network": NETWORKS,
+    "condition": ("input", "none"), "variance": VARIANCES, "eta_scales": ("variance", "std"),
+    "time_condition": ("t", "coefficients"), "sampler": SAMPLERS, "start_noise": START_NOISE,
+}  # fmt: skip
+
+
+def check_options(mask_channels: int, **options: str) -> None:
+    """Refuse an unknown value, and the combinations the method cannot realise."""
+    for what, value in options.items():
+        if value not in _CHOICES[what]:
+            allowed = ", ".join(_CHOICES[what])
+            raise ValueError(f"unknown RDDM {what} {value!r}; valid: {allowed}")
+    objective, network = options["objective"], options["network"]
+    separate = network == "2net" and objective != "aosa"
+    if network != "2net" and objective != "res_noise":
+        raise ValueError(f"network={network!r} realises SM-Res-N; use objective='res_noise'")
+    if options["time_condition"] == "coefficients" and not separate:
+        raise ValueError(
+            "time_condition='coefficients' feeds alpha_bar*T to the residual net and "
+            "beta_bar*T to the noise net, so it needs separate networks (network='2net')"
+        )
+    if options["sampler"] != "joint" and (objective != "res_noise" or network != "2net"):
+        raise ValueError("the decoupled samplers (Fig. 6 d2/d3) need SM-Res-N-2Net")
+    if options["kind"] == "generation" and mask_channels:
+        raise ValueError("RDDM generation takes no mask")
+
+
+def heads(objective: str, network: str) -> list[str]:
+    """The networks an objective trains: one per predicted quantity, or one joint network."""
+    if objective != "res_noise":
+        return [objective]
+    return ["res", "noise"] if network == "2net" else ["joint"]
+
+
 class RDDM(Method):
     """See the module docstring. Options are listed in the constructor signature."""
 
@@ -105,32 +141,13 @@ class RDDM(Method):
         honour_eta: bool = False,
     ):
         super().__init__(image_channels, mask_channels)
-        for value, allowed, what in [
-            (kind, ("restoration", "generation"), "kind"),
-            (objective, OBJECTIVES, "objective"),
-            (network, NETWORKS, "network"),
-            (condition, ("input", "none"), "condition"),
-            (variance, VARIANCES, "variance"),
-            (eta_scales, ("variance", "std"), "eta_scales"),
-            (time_condition, ("t", "coefficients"), "time_condition"),
-            (sampler, SAMPLERS, "sampler"),
-            (start_noise, START_NOISE, "start_noise"),
-        ]:
-            if value not in allowed:
-                raise ValueError(f"unknown RDDM {what} {value!r}; valid: {', '.join(allowed)}")
-        if network != "2net" and objective != "res_noise":
-            raise ValueError(f"network={network!r} realises SM-Res-N; use objective='res_noise'")
-        if time_condition == "coefficients" and (network != "2net" or objective == "aosa"):
-            raise ValueError(
-                "time_condition='coefficients' feeds alpha_bar*T to the residual net and "
-                "beta_bar*T to the noise net, so it needs separate networks (network='2net')"
-            )
-        if sampler != "joint" and (objective != "res_noise" or network != "2net"):
-            raise ValueError("the decoupled samplers (Fig. 6 d2/d3) need SM-Res-N-2Net")
+        check_options(
+            kind=kind, objective=objective, network=network, condition=condition,
+            variance=variance, eta_scales=eta_scales, time_condition=time_condition,
+            sampler=sampler, start_noise=start_noise, mask_channels=mask_channels,
+        )  # fmt: skip
         if kind == "generation":
             condition = "none"  # I_in = 0: nothing to condition on
-            if mask_channels:
-                raise ValueError("RDDM generation takes no mask")
         self.kind = kind
         self.objective, self.network, self.condition = objective, network, condition
         self.variance, self.eta_scales = variance, eta_scales
@@ -161,15 +178,7 @@ class RDDM(Method):
         if condition == "none" and mask_channels:
             raise ValueError("condition='none' feeds x_t only; a mask would be ignored")
         self._unet_args = {"dim": unet_dim, "dim_mults": tuple(unet_mults)}
-        heads = {
-            "res": ["res"],
-            "noise": ["noise"],
-            "aosa": ["aosa"],
-            "res_noise": {"2net": ["res", "noise"], "1net": ["joint"], "shared_encoder": ["joint"]}[
-                network
-            ],
-        }[objective]
-        self.nets = nn.ModuleDict({name: self._new_unet(name) for name in heads})
+        self.nets = nn.ModuleDict({name: self._new_unet(name) for name in heads(objective, network)})  # fmt: skip
 
         self.aosa_delta = aosa_delta
         self.aosa_lambda = nn.Parameter(torch.tensor(0.5), requires_grad=objective == "aosa")

@@ -25,6 +25,17 @@ ConfigOption = Annotated[
 ]
 QuietOption = Annotated[bool, typer.Option("--quiet", "-q", help="Print only results and errors.")]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print the result as one JSON document.")]
+TrackingUriOption = Annotated[
+    str | None,
+    typer.Option(
+        help="MLflow tracking URI: a SQLite file, a database (postgresql://...) or a tracking "
+        "server (http://...) [default: tracking.uri, else MLFLOW_TRACKING_URI, else "
+        "<results_dir>/mlflow.db]."
+    ),
+]
+ExperimentOption = Annotated[
+    str | None, typer.Option(help="MLflow experiment [default: tracking.experiment].")
+]
 
 
 def examples(*lines: str) -> str:

@@ -17,7 +17,7 @@ import typer
 
 from bench import console
 from bench.errors import UsageError
-from bench.options import ConfigOption, JsonOption, QuietOption, examples, setup
+from bench.options import ConfigOption, JsonOption, QuietOption, TrackingUriOption, examples, setup
 
 EPILOG = examples(
     "bench compare 3f2a... 9c1b...             # two runs of one store (bench ui)",
@@ -76,7 +76,7 @@ def compare(
         float, typer.Option(min=0.5, max=0.999, help="Confidence level of the intervals.")
     ] = 0.95,
     seed: Annotated[int, typer.Option(min=0, help="Seed of the resampling.")] = 0,
-    tracking_uri: Annotated[str | None, typer.Option(help="MLflow tracking URI.")] = None,
+    tracking_uri: TrackingUriOption = None,
     device: Annotated[str, typer.Option(help="With folders: cpu or cuda for scoring.")] = "cpu",
     config_path: ConfigOption = None,
     quiet: QuietOption = False,

@@ -22,7 +22,15 @@ import typer
 from bench import console
 from bench.errors import BenchError
 from bench.files import atomic_write
-from bench.options import ConfigOption, JsonOption, QuietOption, examples, setup
+from bench.options import (
+    ConfigOption,
+    ExperimentOption,
+    JsonOption,
+    QuietOption,
+    TrackingUriOption,
+    examples,
+    setup,
+)
 
 EXAMPLE = examples(
     "bench report                         # reports/<experiment>/report.md and plots/",
@@ -44,9 +52,7 @@ def _folder_name(experiment: str) -> str:
 
 
 def report(
-    experiment: Annotated[
-        str | None, typer.Option(help="MLflow experiment [default: tracking.experiment].")
-    ] = None,
+    experiment: ExperimentOption = None,
     out: Annotated[
         Path | None,
         typer.Option(
@@ -67,7 +73,7 @@ def report(
         ),
     ] = False,
     plots: Annotated[bool, typer.Option(help="Draw the PNG plots and the sample grids.")] = True,
-    tracking_uri: Annotated[str | None, typer.Option(help="MLflow tracking URI.")] = None,
+    tracking_uri: TrackingUriOption = None,
     config_path: ConfigOption = None,
     quiet: QuietOption = False,
     as_json: JsonOption = False,

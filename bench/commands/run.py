@@ -15,7 +15,16 @@ from baselines.registry import registered_names
 from bench import console
 from bench.conventions import MetricKey, printed_columns
 from bench.errors import EXIT_FAILURE, BenchError, UsageError
-from bench.options import ARGV_KEY, ConfigOption, JsonOption, QuietOption, examples, setup
+from bench.options import (
+    ARGV_KEY,
+    ConfigOption,
+    ExperimentOption,
+    JsonOption,
+    QuietOption,
+    TrackingUriOption,
+    examples,
+    setup,
+)
 
 if TYPE_CHECKING:  # types only: importing the runner loads torch, which --help must not
     from bench.config import Config
@@ -172,8 +181,8 @@ def run(
     log_checkpoint: Annotated[
         bool, typer.Option(help="Log each cell's checkpoint to MLflow.")
     ] = False,
-    tracking_uri: Annotated[str | None, typer.Option(help="MLflow tracking URI.")] = None,
-    experiment: Annotated[str | None, typer.Option(help="MLflow experiment name.")] = None,
+    tracking_uri: TrackingUriOption = None,
+    experiment: ExperimentOption = None,
     table: Annotated[
         str | None,
         typer.Option(

@@ -17,7 +17,14 @@ import typer
 
 from bench import console
 from bench.errors import BenchError
-from bench.options import ConfigOption, QuietOption, examples, setup
+from bench.options import (
+    ConfigOption,
+    ExperimentOption,
+    QuietOption,
+    TrackingUriOption,
+    examples,
+    setup,
+)
 
 EXAMPLE = examples(
     "bench ui --port 5001   # then open the printed address",
@@ -89,15 +96,8 @@ def wait_until_ready(url: str, process: subprocess.Popen, timeout: float) -> Non
 def ui(
     port: Annotated[int, typer.Option(help="Port on 127.0.0.1.")] = 5000,
     timeout: Annotated[float, typer.Option(help="Seconds to wait for the server to start.")] = 60,
-    experiment: Annotated[str | None, typer.Option(help="MLflow experiment to open.")] = None,
-    tracking_uri: Annotated[
-        str | None,
-        typer.Option(
-            help="MLflow tracking URI: a SQLite file or a database (postgresql://...) starts "
-            "a UI here; a tracking server (http://...) is the UI already, and its runs page "
-            "is printed."
-        ),
-    ] = None,
+    experiment: ExperimentOption = None,
+    tracking_uri: TrackingUriOption = None,
     config_path: ConfigOption = None,
     quiet: QuietOption = False,
 ) -> None:

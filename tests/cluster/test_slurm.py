@@ -218,7 +218,7 @@ def test_a_requeued_job_resumes_from_its_checkpoint(cluster, uninterrupted, tmp_
                        capture_output=True, text=True)  # fmt: skip
         return False
 
-    wait_for("the requeued job released", released, seconds=120)
+    wait_for("the requeued job released", released, seconds=300)
     _, err = grid.communicate(timeout=600)
     assert grid.returncode == 0, err
     runs = [r for r in cell_runs(cluster, "slurm-requeue") if r.data.tags["method"] == "rddm"]

@@ -46,7 +46,7 @@ Stream = Literal["result", "audit", "curve", "interval"]
 class MetricKey:
     """The name a run logs a protocol's value under, typed instead of a string built in one
     layer and re-parsed in others: ``<protocol>/<metric>`` for a result (``istd/psnr_all``,
-    ``generation/fid``), ``audit/<protocol>/<metric>`` for the protocol audit and
+    ``celeba/fid``), ``audit/<protocol>/<metric>`` for the protocol audit and
     ``curve/<protocol>/<metric>`` for a point of the learning curve and
     ``interval/<protocol>/<metric>_<what>`` for the intervals and tests of a value
     (docs/statistics.md: ``psnr_all_ci_low``, ``psnr_all_vs_identity_ci_high``, ...)."""

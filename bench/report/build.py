@@ -56,7 +56,6 @@ RESOURCE_METRICS = {
     "time_per_step_s": "profile/latency_step_s",
     "time_s": "profile/latency_image_s",
 }
-GENERATION_METRICS = {"fid": "generation/fid", "is": "generation/isc"}
 #: resource columns measured on bench's hardware: a difference to the paper's GPU is no Δ
 
 
@@ -67,8 +66,6 @@ def metric_key(cell: PublishedCell) -> str | None:
     column = cell.column
     if column.kind == "resource":
         return RESOURCE_METRICS.get(column.key)
-    if cell.protocol in ("celeba", "cifar10"):
-        return GENERATION_METRICS.get(column.metric or "")
     stream = "audit" if cell.protocol in VARIANTS else "result"
     if base_of(cell.protocol) == "istd" and column.metric != "lpips":
         region = REGIONS[cell.settings.get("region", "all")]

@@ -31,7 +31,7 @@ def metric_keys(runs: list[TrackedRun]) -> list[str]:
     from bench.conventions import HEADLINES, base_of
 
     protocols = {r.protocol for r in runs if r.protocol}
-    prefixes = tuple(f"{p}/" for p in protocols) + ("generation/",)
+    prefixes = tuple(f"{p}/" for p in protocols)
     found = {k for r in runs for k in r.metrics if k.startswith(prefixes)}
     first = [
         str(MetricKey(protocol, spec.key))

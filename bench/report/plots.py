@@ -12,30 +12,25 @@ import statistics
 from collections.abc import Callable
 from pathlib import Path
 
-from bench.conventions import HEADLINES, MetricKey, base_of
+from bench.conventions import HEADLINES, SET_METRICS, MetricKey, base_of
 from bench.files import atomic_write
 from bench.report.runs import TrackedRun
 
 LATENCY = "profile/latency_image_s"
 LOSS = "train/loss"
-GENERATION = ("generation/fid", "FID", True)
 
 
 def headline(protocol: str) -> tuple[str, str, bool]:
     """(metric key, axis label, lower is better) of a protocol's headline metric: the first
-    of its headlines in bench/conventions.py (PSNR for restoration), FID for generation."""
-    headlines = HEADLINES.get(base_of(protocol))
-    if not headlines or protocol == "generation":
-        return GENERATION
-    spec = headlines[0]
+    of its headlines in bench/conventions.py (PSNR for restoration), else its first set
+    metric (FID for generation)."""
+    spec = (HEADLINES.get(base_of(protocol)) or SET_METRICS)[0]
     label = f"{spec.title} ({spec.unit})" if spec.unit else spec.title
     return str(MetricKey(protocol, spec.key)), label, spec.lower_is_better
 
 
 def primary(run: TrackedRun) -> str | None:
-    """The panel of ``run``'s headline metric (its protocol, or "generation"), if logged."""
-    if GENERATION[0] in run.metrics:
-        return "generation"
+    """The panel of ``run``'s headline metric (its protocol), if logged."""
     if run.protocol and headline(run.protocol)[0] in run.metrics:
         return run.protocol
     return None
@@ -129,8 +124,6 @@ def curve_key(run: TrackedRun) -> str | None:
     if not run.protocol or not int(run.field("eval_every") or 0):
         return None
     key = headline(run.protocol)[0]
-    if key == GENERATION[0]:
-        return None
     return str(dataclasses.replace(MetricKey.parse(key), stream="curve"))
 
 

@@ -297,12 +297,9 @@ def _read_native(split: _SplitDataset, indices: range, native: NativeFiles) -> N
         native.padded.append(split.padded_shape(*files["target"].shape[:2]))
 
 
-def score(cell: Cell, samples: Samples, weights_dir: Path, kind: str, device: torch.device):
-    """Score with the dataset's protocol (restoration) or FID/IS/KID (generation)."""
-    if kind == "generation":
-        from bench.metrics.fidelity import generation_metrics
-
-        return generation_metrics(samples.pred, samples.target, weights_dir, device=str(device))
+def score(cell: Cell, samples: Samples, weights_dir: Path, device: torch.device) -> MetricResult:
+    """Score with the cell's protocol: a restoration protocol image by image against the
+    files at their own size, a generation protocol (FID / IS / KID) on the whole set."""
     from bench.protocols import get_protocol
 
     return evaluate_native(get_protocol(cell.protocol, weights_dir, device=str(device)), samples)
@@ -383,7 +380,7 @@ def audit_metrics(
 
 def curve_metrics(cell: Cell, summary: dict[str, float]) -> dict[str, float]:
     """``curve/<protocol>/<metric>`` of the protocol's headline metrics (every summary value
-    for generation): one point of the learning curve."""
+    for a generation protocol's set metrics): one point of the learning curve."""
     from bench.conventions import HEADLINES, base_of
 
     keys = [spec.key for spec in HEADLINES.get(base_of(cell.protocol), ())] or list(summary)
@@ -490,17 +487,16 @@ def finished_record(
         return None
     run = runs[0]
     record = CellRecord(cell, FINISHED, run.info.run_id)
-    prefixes = (f"{cell.protocol}/", "generation/")
-    record.metrics = {k: v for k, v in run.data.metrics.items() if k.startswith(prefixes)}
+    prefix = f"{cell.protocol}/"
+    record.metrics = {k: v for k, v in run.data.metrics.items() if k.startswith(prefix)}
     record.unavailable = {
         k.removeprefix("unavailable."): v
         for k, v in run.data.tags.items()
-        if k.startswith("unavailable.") and k.removeprefix("unavailable.").startswith(prefixes)
+        if k.startswith(f"unavailable.{prefix}")
     }
     if run.data.tags.get("eval_subset") == "yes":
         record.subset = run.data.tags.get("eval_images")
-    if not any(key.startswith("generation/") for key in record.metrics):  # restoration
-        record.per_image = pd.read_csv(tracker.download(run.info.run_id, "per_image.csv"))
+    record.per_image = pd.read_csv(tracker.download(run.info.run_id, "per_image.csv"))
     return record
 
 
@@ -561,12 +557,12 @@ def run_cell(cell: Cell, context: RunContext) -> CellRecord:
             tracker.set_tags(run_id, subset)
             record.subset = subset["eval_images"] if subset["eval_subset"] == "yes" else None
         with phase("score"):
-            scores = score(cell, samples, context.weights_dir, method.kind, device)
-            keep_scores(record, scores, method.kind)
+            scores = score(cell, samples, context.weights_dir, device)
+            keep_scores(record, scores)
             if cell.eval_every:  # the learning curve ends at the run's own numbers
                 curve = curve_metrics(cell, scores.summary)
                 tracker.log_metrics(run_id, curve, step=cell.iterations)
-        if cell.audit and method.kind != "generation" and auditable(base_of(cell.protocol)):
+        if cell.audit and auditable(base_of(cell.protocol)):
             with phase("audit"):
                 tracker.log_metrics(run_id, audit_metrics(cell, samples, scores, context, device))
         with phase("profile"), autocast(cell.precision, device):
@@ -652,13 +648,11 @@ def built_method(
     return method, loaded
 
 
-def keep_scores(record: CellRecord, scores: MetricResult, kind: str) -> None:
-    """The record's logged metrics, unavailable ones, and (restoration) per-image scores."""
-    prefix = record.cell.protocol if kind != "generation" else "generation"
-    record.metrics = logged(prefix, scores.summary)
-    record.unavailable = logged(prefix, scores.unavailable)
-    if kind != "generation":
-        record.per_image = scores.per_image
+def keep_scores(record: CellRecord, scores: MetricResult) -> None:
+    """The record's logged metrics, unavailable ones, and per-image scores."""
+    record.metrics = logged(record.cell.protocol, scores.summary)
+    record.unavailable = logged(record.cell.protocol, scores.unavailable)
+    record.per_image = scores.per_image
 
 
 def train_cell(
@@ -679,8 +673,8 @@ def train_cell(
 
         def on_eval(iteration: int, ema: Any) -> None:
             with console.quiet():
-                scores = score(cell, sample_split(ema.model, test_split, cell, device),
-                               context.weights_dir, ema.model.kind, device)  # fmt: skip
+                samples = sample_split(ema.model, test_split, cell, device)
+                scores = score(cell, samples, context.weights_dir, device)
             tracker.log_metrics(run_id, curve_metrics(cell, scores.summary), step=iteration)
 
     with console.progress_bar(f"training {cell.method}", cell.iterations) as advance:

@@ -97,7 +97,7 @@ def score_identity(cell: Cell, context: RunContext) -> CellRecord:
         samples = sample_split(Identity(), split, cell, torch.device("cpu"))
         subset = samples.subset_tags()
         record.subset = subset["eval_images"] if subset["eval_subset"] == "yes" else None
-        scores = score(cell, samples, context.weights_dir, "restoration", torch.device("cpu"))
+        scores = score(cell, samples, context.weights_dir, torch.device("cpu"))
         record.metrics = logged(cell.protocol, scores.summary)
         record.unavailable = logged(cell.protocol, scores.unavailable)
         record.per_image = scores.per_image

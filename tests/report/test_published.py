@@ -86,7 +86,7 @@ def test_every_table_loads_with_its_file_name_as_id(tables):
 
 def test_directions_follow_the_metric(tables):
     expected = {"mae": "lower", "lpips": "lower", "fid": "lower", "psnr": "higher"}
-    expected |= {"ssim": "higher", "is": "higher"}
+    expected |= {"ssim": "higher", "isc": "higher"}
     seen = set()
     for table in tables.values():
         for column in table.columns:
@@ -494,3 +494,14 @@ def test_a_malformed_file_fails_the_whole_load(tmp_path):
     (tmp_path / "demo.toml").write_text(GOOD.replace('"30.91"', "30.91"), encoding="utf-8")
     with pytest.raises(BenchError, match=r"demo\.toml: rows\[0\]\.values\.psnr"):
         load_published(tmp_path)
+
+
+def test_generation_columns_read_the_runs_own_protocol(tables):
+    """A CelebA FID or IS column of RDDM Table 1 compares with what a generation run logs
+    under its protocol, celeba/fid and celeba/isc, like any restoration column."""
+    from bench.report.build import metric_key
+
+    table = tables["rddm-table-1"]
+    row = table.rows[0]
+    keys = {metric_key(table.context(row, table.column(k))) for k in ("celeba_fid", "celeba_is")}
+    assert keys == {"celeba/fid", "celeba/isc"}

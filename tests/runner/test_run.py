@@ -684,3 +684,23 @@ def test_a_cell_run_logs_its_dataset_with_the_lock_fingerprint(reference):
     assert entry.dataset.name == "synth-shadow" and entry.dataset.digest == fingerprint[:36]
     assert json.loads(entry.dataset.source)["fingerprint"] == fingerprint
     assert {t.key: t.value for t in entry.tags}["mlflow.data.context"] == "training"
+
+
+def test_a_generation_run_is_scored_by_its_protocol(tmp_path):
+    """synth-faces is scored by protocol celeba like any dataset by its own: the run logs
+    celeba/<metric>, FID without Inception weights is unavailable with the reason (never 0),
+    and the scoring record carries the protocol's notes (the paper's tool)."""
+    config = ["-c", str(short_config(tmp_path)), "--json"]
+    result = CliRunner().invoke(app, ["run", "synth-faces", "-m", "ddim", "--iters", "2", *config])
+    assert result.exit_code == 0, result.output
+    (cell,) = json.loads(result.stdout)["cells"]
+    assert cell["status"] == FINISHED
+    assert cell["unavailable"]["celeba/fid"].startswith("FID")  # the reason, not a value
+    assert not [key for key in cell["metrics"] if not key.startswith("celeba/")]
+    client, found = runs(tmp_path)
+    (run,) = [r for r in found if r.data.tags.get("run_kind") == "cell"]
+    assert run.data.tags["protocol"] == "celeba" and "unavailable.celeba/fid" in run.data.tags
+    assert not [key for key in run.data.metrics if key.startswith("generation/")]
+    local = client.download_artifacts(run.info.run_id, "scoring.json", str(tmp_path))
+    meta = json.loads(Path(local).read_text())
+    assert meta["protocol"] == "celeba" and "pytorch-fid" in meta["paper_tool"]

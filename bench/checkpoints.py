@@ -383,16 +383,36 @@ def _read_resfusion(path: Path, state: dict) -> Checkpoint:
     return Checkpoint(path, "resfusion-lightning", ("resfusion",), options, tuple(notes), states)
 
 
+#: Janspiry's released SR3 configurations (config/sr_sr3_*.json), by what the weights show:
+#: (channel multipliers, res blocks per level, attention levels) -> (config, norm_groups).
+#: GroupNorm's group count leaves no trace in the weights; these configs state it (or leave
+#: the code's default, 32).
+_SR3_CONFIGS = {
+    ((1, 2, 4, 8, 8), 2, (3,)): ("sr_sr3_16_128", 32),
+    ((1, 2, 4, 8, 16), 1, ()): ("sr_sr3_64_512", 16),
+}
+
+
 def _read_sr3(path: Path, state: dict) -> Checkpoint:
     tensors = _translate(_strip(state, "denoise_fn."), _SR3_RULES)
     options = _infer_sr3(tensors)
-    # GroupNorm's group count leaves no trace in the weights; the official default is 32
-    options["norm_groups"] = 32
-    notes = [
-        "norm_groups is not stored in the weights: 32, the official default (pass "
-        "-o norm_groups=N if your config set another)",
-        "attention levels come from the weights; attn_res is stated for --size",
-    ]
+    structure = (options["unet_mults"], options["res_blocks"], options["attn_levels"])
+    if structure in _SR3_CONFIGS:
+        config, options["norm_groups"] = _SR3_CONFIGS[structure]
+        groups = (
+            f"the weights have the structure of the official {config} configuration "
+            f"(multipliers {','.join(map(str, structure[0]))}, {structure[1]} res block(s) per "
+            f"level, attention at levels {list(structure[2])}): norm_groups = "
+            f"{options['norm_groups']}, as that configuration sets"
+        )
+    else:
+        options["norm_groups"] = 32
+        groups = (
+            "norm_groups is not stored in the weights and the structure is no released "
+            "configuration's: 32, the official default (pass -o norm_groups=N if your config "
+            "set another)"
+        )
+    notes = [groups, "attention levels come from the weights; attn_res is stated for --size"]
     betas = state.get("betas")
     if betas is not None:
         betas = betas.double()

@@ -145,6 +145,37 @@ def test_sr3_generator_file_loads_exactly(tmp_path):
         _close(method.nets["denoiser"](x, level), official.sr3_unet(state, x, level, groups=4))
 
 
+def test_the_sr3_64_512_structure_loads_with_its_16_groups_and_no_options(tmp_path):
+    """Janspiry's sr_sr3_64_512 (multipliers 1,2,4,8,16, one res block, no attention) sets
+    norm_groups = 16. A file of that structure is built with 16 groups, says so, and its
+    output equals the official network's with 16 groups (another count differs)."""
+    mults = (1, 2, 4, 8, 16)
+    state = official.sr3_unet_state(6, 3, inner=16, mults=mults, res_blocks=1, attn_res=(), image_size=32)  # fmt: skip
+    path = tmp_path / "I1000000_E200_gen.pth"
+    torch.save(_prefixed(state, "denoise_fn."), path)
+    info = read_checkpoint(path)
+    assert info.options["norm_groups"] == 16 and info.options["attn_levels"] == ()
+    assert any("sr_sr3_64_512" in note and "norm_groups = 16" in note for note in info.notes)
+    method = load_method(path, image_size=32)  # nothing passed: the file's structure decides
+    x = _inputs(6, size=32)[0]
+    level = torch.tensor([0.3, 0.9])
+    with torch.no_grad():
+        ours = method.nets["denoiser"](x, level)
+        _close(ours, official.sr3_unet(state, x, level, groups=16))
+        assert not torch.allclose(ours, official.sr3_unet(state, x, level, groups=8), atol=1e-3)
+
+
+def test_the_sr3_16_128_structure_is_named_with_the_default_32_groups(tmp_path):
+    """sr_sr3_16_128 (multipliers 1,2,4,8,8, two res blocks, attention at 16 px of 128)
+    leaves norm_groups at the code's default, 32."""
+    state = official.sr3_unet_state(6, 3, inner=32, mults=(1, 2, 4, 8, 8), res_blocks=2, attn_res=(16,), image_size=128)  # fmt: skip
+    path = tmp_path / "I830000_E32_gen.pth"
+    torch.save(_prefixed(state, "denoise_fn."), path)
+    info = read_checkpoint(path)
+    assert info.options["norm_groups"] == 32 and info.options["attn_levels"] == (3,)
+    assert any("sr_sr3_16_128" in note for note in info.notes)
+
+
 def test_sr3_attention_follows_the_image_size_like_the_official_16_128():
     """sr_sr3_16_128: attn_res 16 at 128 px puts attention at the fourth level (128/2^3)."""
     method = build_method(

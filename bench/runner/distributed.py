@@ -28,13 +28,10 @@ from collections.abc import Callable
 from contextlib import nullcontext
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 import torch.distributed as dist
-
-if TYPE_CHECKING:
-    from bench.runner.execute import RunContext
 from torch import nn
 
 from bench.errors import BenchError
@@ -202,21 +199,3 @@ def _reason(failure: Any) -> str:
     if isinstance(message, dict):  # the worker's error file: {"message": ..., "extraInfo": ...}
         message = message.get("message")
     return str(message or f"exit code {failure.exitcode}")
-
-
-class NoTracking:
-    """A tracker for ranks other than 0: every call does nothing, nothing touches the store."""
-
-    def __getattr__(self, name: str) -> Callable[..., None]:
-        return lambda *args, **kwargs: None
-
-
-def open_tracker(context: RunContext, world: World) -> Any:
-    """The store's tracker on rank 0; :class:`NoTracking` elsewhere."""
-    from bench.tracking import Tracker
-
-    if not world.is_main:
-        return NoTracking()
-    # a cell of a grid whose parent run exists: the store answered before, so it waits
-    waits = context.parent_run_id is not None
-    return Tracker.open(context.tracking_uri, context.experiment, context.tracking_patience, waits)

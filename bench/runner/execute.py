@@ -15,7 +15,7 @@ import json
 import re
 import time
 import traceback
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,7 +31,7 @@ from bench.data.pipeline import cell_pipeline
 from bench.errors import BenchError
 from bench.files import atomic_write, write_image
 from bench.runner.cells import Cell
-from bench.runner.distributed import World, open_tracker
+from bench.runner.distributed import World
 from bench.runner.precision import autocast, compile_networks, native_bf16
 from bench.runner.seeding import derived_seed, seed_everything
 from bench.runner.train import NetworkClock, settings_difference, train
@@ -89,6 +89,24 @@ class CellRecord:
     subset: str | None = None
     #: the protocol's per-image scores (restoration), for the intervals of the grid's table
     per_image: pd.DataFrame | None = None
+
+
+class NoTracking:
+    """A tracker for ranks other than 0: every call does nothing, nothing touches the store."""
+
+    def __getattr__(self, name: str) -> Callable[..., None]:
+        return lambda *args, **kwargs: None
+
+
+def open_tracker(context: RunContext, world: World) -> Any:
+    """The store's tracker on rank 0; :class:`NoTracking` elsewhere."""
+    from bench.tracking import Tracker
+
+    if not world.is_main:
+        return NoTracking()
+    # a cell of a grid whose parent run exists: the store answered before, so it waits
+    waits = context.parent_run_id is not None
+    return Tracker.open(context.tracking_uri, context.experiment, context.tracking_patience, waits)
 
 
 def to_uint8(images: torch.Tensor) -> torch.Tensor:

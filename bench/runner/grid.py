@@ -21,8 +21,15 @@ from bench.data.verify import DataError
 from bench.envinfo import environment
 from bench.files import atomic_write
 from bench.runner.cells import Cell
-from bench.runner.distributed import World, barrier, gather, join, leave, open_tracker
-from bench.runner.execute import CellRecord, RunContext, finished_record, sample_split, score
+from bench.runner.distributed import World, barrier, gather, join, leave
+from bench.runner.execute import (
+    CellRecord,
+    RunContext,
+    finished_record,
+    open_tracker,
+    sample_split,
+    score,
+)
 from bench.runner.executors import Executor, InProcess, settle_lost
 from bench.tracking import FAILED, FINISHED, KILLED, Tracker
 

@@ -1,7 +1,10 @@
-"""Scoring a folder of result images against ground truth under a protocol (`bench score`).
+"""Scoring outputs against ground truth under a protocol: the one path every score takes.
 
-``score_folders(pred_dir, gt_dir, protocol, mask_dir)`` is the entry point for scripts; the
-command mirrors it. Pairing uses the protocol's naming rule (file stems, minus suffixes such
+``score_samples(protocol, samples)`` scores what a run sampled (`bench run`, its audit and its
+learning curve); ``score_folders(pred_dir, gt_dir, protocol, mask_dir)`` scores a folder of
+result images (`bench score`, which mirrors it). Both evaluate same-size groups and merge
+them (:func:`evaluate_groups`), and both follow one rule for a prediction whose size differs
+from its ground truth file (:func:`size_problem`). Pairing uses the protocol's naming rule (file stems, minus suffixes such
 as RainDrop's ``_clean``); every problem with the inputs is found before any metric runs.
 Hidden files are ignored, as everywhere in bench.
 """
@@ -10,7 +13,8 @@ from __future__ import annotations
 
 import re
 from collections import defaultdict
-from dataclasses import dataclass
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -26,6 +30,135 @@ from bench.files import read_image
 from bench.metrics.result import MetricResult
 from bench.protocols import Protocol
 from bench.protocols.audit_scoring import audit_protocols
+
+
+@dataclass
+class NativeFiles:
+    """The ground truth (and masks) of sampled images as their files hold them, and the size
+    the loader padded each to before resizing (docs/protocols.md §5)."""
+
+    targets: list[torch.Tensor] = field(default_factory=list)  # uint8 (3, H, W) each
+    masks: list[torch.Tensor] = field(default_factory=list)  # uint8 (1, H, W) each, or none
+    padded: list[tuple[int, int]] = field(default_factory=list)
+    #: the inputs of the first images, for the sample grid (never scored)
+    inputs: list[torch.Tensor] = field(default_factory=list)
+
+
+@dataclass
+class Samples:
+    """What sampling a test split gives: uint8 predictions and, batched like them, the
+    loader's inputs, targets and masks (N, C, h, w), the image names, how many images the
+    split has, and the files at their own size (None for unpaired data)."""
+
+    pred: torch.Tensor
+    target: torch.Tensor
+    input: torch.Tensor | None
+    mask: torch.Tensor | None
+    names: list[str]
+    split_size: int
+    native: NativeFiles | None = None
+
+    def subset_tags(self) -> dict[str, str]:
+        """How much of the test split was scored: "64/540" and whether it is a subset."""
+        scored = len(self.names)
+        return {
+            "eval_images": f"{scored}/{self.split_size}",
+            "eval_subset": "yes" if scored < self.split_size else "no",
+        }
+
+
+def native_groups(native: NativeFiles) -> dict[tuple, list[int]]:
+    """Image indices grouped by (file size, padded size): one resize per group."""
+    groups: dict[tuple, list[int]] = {}
+    for index, (target, padded) in enumerate(zip(native.targets, native.padded, strict=True)):
+        groups.setdefault((tuple(target.shape[-2:]), padded), []).append(index)
+    return groups
+
+
+def to_native_size(pred: torch.Tensor, size: tuple, padded: tuple) -> torch.Tensor:
+    """Predictions brought back to their file's size: resized (MATLAB bicubic) to the size
+    the loader padded the file to, then cropped to the file (docs/protocols.md, "Native
+    size")."""
+    from bench.metrics.resize import imresize
+
+    return imresize(pred, padded)[..., : size[0], : size[1]].contiguous()
+
+
+def native_predictions(samples: Samples) -> dict[str, torch.Tensor]:
+    """Every prediction at its ground truth file's size, by name: what the protocols that do
+    not resize scored, and what `bench score` needs to reproduce the run's audit."""
+    out = {}
+    for (size, padded), indices in native_groups(samples.native).items():
+        pred = samples.pred[indices]
+        if pred.shape[-2:] != size:
+            pred = to_native_size(pred, size, padded)
+        out.update({samples.names[i]: image for i, image in zip(indices, pred, strict=True)})
+    return out
+
+
+def score_samples(protocol: Protocol, samples: Samples) -> MetricResult:
+    """Score a run's predictions against the ground truth files at their own size, as the
+    papers' scripts read them, never against the loader's resized copies: each protocol
+    then resizes as its script does (ISTD: both to 256x256; Y-channel and GoPro scripts:
+    the ground truth to the prediction's size). A protocol that does not resize gets the
+    prediction brought back to the file's size (:func:`fitted`). Images of different sizes
+    are scored in groups of one size and merged. Unpaired data (generation) has no files to
+    go back to: its protocol scores the loader's images as one set."""
+    native = samples.native
+    if native is None:
+        return protocol.evaluate(samples.pred, samples.target, samples.mask, samples.names)
+
+    def groups() -> Iterable[tuple]:
+        for (size, padded), indices in native_groups(native).items():
+            pred = fitted(protocol, samples.pred[indices], size, padded)
+            target = torch.stack([native.targets[i] for i in indices])
+            mask = torch.stack([native.masks[i] for i in indices]) if native.masks else None
+            yield pred, target, mask, [samples.names[i] for i in indices]
+
+    return evaluate_groups([protocol], groups(), samples.names)[0]
+
+
+def size_problem(
+    protocol: Protocol, pred: tuple[int, int], truth: tuple[int, int], padded: tuple | None
+) -> str | None:
+    """The one rule for a prediction of another size than its ground truth file: fine when
+    the protocol resizes (as its script does), or when the padded size the loader made is
+    known (the prediction is brought back: resized to it, then cropped); otherwise why it
+    cannot be scored. Sizes are (height, width)."""
+    if protocol.resizes or pred == truth or padded is not None:
+        return None
+    return (
+        f"is {pred[1]}x{pred[0]} but its ground truth is {truth[1]}x{truth[0]}; protocol "
+        f"'{protocol.name}' does not resize"
+    )
+
+
+def fitted(protocol: Protocol, pred: torch.Tensor, size: tuple, padded: tuple | None) -> torch.Tensor:  # fmt: skip
+    """Predictions as ``protocol`` scores them against files of ``size`` (:func:`size_problem`)."""
+    problem = size_problem(protocol, tuple(pred.shape[-2:]), tuple(size), padded)
+    if problem is not None:
+        raise UsageError(f"a prediction {problem}")
+    if protocol.resizes or tuple(pred.shape[-2:]) == tuple(size):
+        return pred
+    return to_native_size(pred, size, padded)
+
+
+def evaluate_groups(
+    protocols: Sequence[Protocol], groups: Iterable[tuple], order: Sequence[str]
+) -> list[MetricResult]:
+    """Each protocol's result over same-size groups of (pred, target, mask, names), each
+    group read once for all of them; per-image rows in ``order`` (the images' names)."""
+    parts: list[list[MetricResult]] = [[] for _ in protocols]
+    for pred, target, mask, names in groups:
+        for protocol, results in zip(protocols, parts, strict=True):
+            results.append(protocol.evaluate(pred, target, mask, names))
+    position = {name: i for i, name in enumerate(order)}
+    merged = []
+    for protocol, results in zip(protocols, parts, strict=True):
+        result = protocol.combine(results)
+        result.per_image = result.per_image.sort_values("name", key=lambda s: s.map(position))
+        merged.append(result)
+    return merged
 
 
 def list_images(folder: Path, what: str) -> list[Path]:
@@ -134,11 +267,9 @@ def check_sizes(protocol: Protocol, pairs) -> list[tuple]:
     sized = []
     for key, pred, gt, mask in pairs:
         shapes = (image_size(pred), image_size(gt), image_size(mask) if mask else None)
-        if not protocol.resizes and shapes[0] != shapes[1]:
-            raise UsageError(
-                f"size mismatch: {pred} is {shapes[0][1]}x{shapes[0][0]} but {gt} is "
-                f"{shapes[1][1]}x{shapes[1][0]}; protocol '{protocol.name}' does not resize"
-            )
+        problem = size_problem(protocol, shapes[0], shapes[1], None)
+        if problem is not None:  # a file's padding is unknown: it cannot be brought back
+            raise UsageError(f"size mismatch: {pred} {problem} ({gt})")
         if mask and shapes[2] != shapes[1]:
             raise UsageError(
                 f"size mismatch: mask {mask} is {shapes[2][1]}x{shapes[2][0]} but its ground "
@@ -164,28 +295,23 @@ def score_pairs(protocol: Protocol, sized, batch: int) -> MetricResult:
 
 def score_pairs_under(protocols: list[Protocol], sized, batch: int) -> list[MetricResult]:
     """:func:`score_pairs` under several protocols, each image read once."""
-    groups: dict[tuple, list] = defaultdict(list)
+    by_size: dict[tuple, list] = defaultdict(list)
     for item in sized:
-        groups[item[4]].append(item)
-    parts: list[list[MetricResult]] = [[] for _ in protocols]
-    label = protocols[0].name if len(protocols) == 1 else f"{len(protocols)} conventions"
-    with console.progress_bar(f"scoring ({label})", len(sized)) as advance:
-        for items in groups.values():
+        by_size[item[4]].append(item)
+
+    def groups(advance) -> Iterable[tuple]:
+        for items in by_size.values():
             for start in range(0, len(items), batch):
                 chunk = items[start : start + batch]
                 pred = torch.stack([_load(p) for _, p, _, _, _ in chunk])
                 gt = torch.stack([_load(g) for _, _, g, _, _ in chunk])
                 mask = torch.stack([_load(m, "L") for *_, m, _ in chunk]) if chunk[0][3] else None
-                for protocol, results in zip(protocols, parts, strict=True):
-                    results.append(protocol.evaluate(pred, gt, mask, [k for k, *_ in chunk]))
+                yield pred, gt, mask, [k for k, *_ in chunk]
                 advance(len(chunk))
-    order = {item[0]: i for i, item in enumerate(sized)}
-    merged = []
-    for protocol, results in zip(protocols, parts, strict=True):
-        result = protocol.combine(results)
-        result.per_image = result.per_image.sort_values("name", key=lambda s: s.map(order))
-        merged.append(result)
-    return merged
+
+    label = protocols[0].name if len(protocols) == 1 else f"{len(protocols)} conventions"
+    with console.progress_bar(f"scoring ({label})", len(sized)) as advance:
+        return evaluate_groups(protocols, groups(advance), [item[0] for item in sized])
 
 
 def score_sets(protocol: Protocol, pred_dir: Path, gt_dir: Path) -> MetricResult:

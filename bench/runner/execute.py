@@ -35,6 +35,7 @@ from bench.runner.distributed import World
 from bench.runner.precision import autocast, compile_networks, native_bf16
 from bench.runner.seeding import derived_seed, seed_everything
 from bench.runner.train import NetworkClock, settings_difference, train
+from bench.scoring import NativeFiles, Samples, native_predictions, score_samples
 from bench.torch_files import load_torch_file
 from bench.tracking import FAILED, FINISHED, KILLED, Tracker
 
@@ -42,7 +43,6 @@ if TYPE_CHECKING:  # types only: the runner builds these through their registrie
     from baselines.base import Method
     from bench.data.loaders import _SplitDataset
     from bench.metrics.result import MetricResult
-    from bench.protocols.base import Protocol
 
 #: images per row in the logged sample grid (input / output / ground truth columns)
 GRID_ROWS = 4
@@ -222,41 +222,6 @@ def apply_precision(method: Method, cell: Cell, device: torch.device) -> dict[st
     return tags
 
 
-@dataclass
-class NativeFiles:
-    """The ground truth (and masks) of sampled images as their files hold them, and the size
-    the loader padded each to before resizing (docs/protocols.md §5)."""
-
-    targets: list[torch.Tensor] = field(default_factory=list)  # uint8 (3, H, W) each
-    masks: list[torch.Tensor] = field(default_factory=list)  # uint8 (1, H, W) each, or none
-    padded: list[tuple[int, int]] = field(default_factory=list)
-    #: the inputs of the first GRID_ROWS images, for the sample grid (never scored)
-    inputs: list[torch.Tensor] = field(default_factory=list)
-
-
-@dataclass
-class Samples:
-    """What sampling a test split gives: uint8 predictions and, batched like them, the
-    loader's inputs, targets and masks (N, C, h, w), the image names, how many images the
-    split has, and the files at their own size (None for unpaired data)."""
-
-    pred: torch.Tensor
-    target: torch.Tensor
-    input: torch.Tensor | None
-    mask: torch.Tensor | None
-    names: list[str]
-    split_size: int
-    native: NativeFiles | None = None
-
-    def subset_tags(self) -> dict[str, str]:
-        """How much of the test split was scored: "64/540" and whether it is a subset."""
-        scored = len(self.names)
-        return {
-            "eval_images": f"{scored}/{self.split_size}",
-            "eval_subset": "yes" if scored < self.split_size else "no",
-        }
-
-
 def sample_split(method: Method, split: _SplitDataset, cell: Cell, device: torch.device) -> Samples:
     """Sample every test image (the first ``cell.eval_images``), batched."""
     count = len(split) if cell.eval_images == 0 else min(cell.eval_images, len(split))
@@ -320,59 +285,7 @@ def score(cell: Cell, samples: Samples, weights_dir: Path, device: torch.device)
     files at their own size, a generation protocol (FID / IS / KID) on the whole set."""
     from bench.protocols import get_protocol
 
-    return evaluate_native(get_protocol(cell.protocol, weights_dir, device=str(device)), samples)
-
-
-def native_groups(native: NativeFiles) -> dict[tuple, list[int]]:
-    """Image indices grouped by (file size, padded size): one resize per group."""
-    groups: dict[tuple, list[int]] = {}
-    for index, (target, padded) in enumerate(zip(native.targets, native.padded, strict=True)):
-        groups.setdefault((tuple(target.shape[-2:]), padded), []).append(index)
-    return groups
-
-
-def to_native_size(pred: torch.Tensor, size: tuple, padded: tuple) -> torch.Tensor:
-    """Predictions brought back to their file's size: resized (MATLAB bicubic) to the size
-    the loader padded the file to, then cropped to the file (docs/protocols.md, "Native
-    size")."""
-    from bench.metrics.resize import imresize
-
-    return imresize(pred, padded)[..., : size[0], : size[1]].contiguous()
-
-
-def native_predictions(samples: Samples) -> dict[str, torch.Tensor]:
-    """Every prediction at its ground truth file's size, by name: what the protocols that do
-    not resize scored, and what `bench score` needs to reproduce the run's audit."""
-    out = {}
-    for (size, padded), indices in native_groups(samples.native).items():
-        pred = samples.pred[indices]
-        if pred.shape[-2:] != size:
-            pred = to_native_size(pred, size, padded)
-        out.update({samples.names[i]: image for i, image in zip(indices, pred, strict=True)})
-    return out
-
-
-def evaluate_native(protocol: Protocol, samples: Samples) -> MetricResult:
-    """Score the predictions against the ground truth files at their own size, as the
-    papers' scripts read them, never against the loader's resized copies: each protocol
-    then resizes as its script does (ISTD: both to 256x256; Y-channel and GoPro scripts:
-    the ground truth to the prediction's size). A protocol that does not resize gets the
-    prediction brought back to the file's size: resized to the padded size the loader
-    made, then cropped (docs/protocols.md, "Native size"). Images of different sizes are
-    scored in groups of one size and merged."""
-    native = samples.native
-    if native is None:  # unpaired data: the loader's images are all there is
-        return protocol.evaluate(samples.pred, samples.target, samples.mask, samples.names)
-    results = []
-    for (size, padded), indices in native_groups(native).items():
-        pred = samples.pred[indices]
-        if not protocol.resizes and pred.shape[-2:] != size:
-            pred = to_native_size(pred, size, padded)
-        target = torch.stack([native.targets[i] for i in indices])
-        mask = torch.stack([native.masks[i] for i in indices]) if native.masks else None
-        names = [samples.names[i] for i in indices]
-        results.append(protocol.evaluate(pred, target, mask, names))
-    return results[0] if len(results) == 1 else protocol.combine(results)
+    return score_samples(get_protocol(cell.protocol, weights_dir, device=str(device)), samples)
 
 
 def audit_metrics(
@@ -386,7 +299,7 @@ def audit_metrics(
     from bench.protocols.audit_scoring import audit_summaries
 
     summaries, table = audit_summaries(
-        cell.protocol, lambda protocol: evaluate_native(protocol, samples),
+        cell.protocol, lambda protocol: score_samples(protocol, samples),
         context.weights_dir, str(device), known=scores,
     )  # fmt: skip
     metrics = to_metrics(audit_rows(base_of(cell.protocol), summaries, table))

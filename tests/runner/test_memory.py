@@ -25,7 +25,7 @@ cell = Cell(dataset="synth-shadow", method="identity", seed=0, profile="smoke",
             eval_batch_size=16)
 split = open_split("synth-shadow", root, "test", image_size=48, train=False)
 samples = sample_split(Identity(), split, cell, torch.device("cpu"))
-scores = score(cell, samples, root / "no-weights", "restoration", torch.device("cpu"))
+scores = score(cell, samples, root / "no-weights", torch.device("cpu"))
 assert len(scores.per_image) == count
 print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024)
 """

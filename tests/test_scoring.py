@@ -1,4 +1,5 @@
-"""Runs score against the ground-truth files at their own size (bench.runner.execute.evaluate_native)."""
+"""The one scoring path (bench.scoring): a run's samples against the ground-truth files at their
+own size, and one rule for predictions of another size than their files."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from bench.errors import UsageError
 from bench.metrics.resize import imresize
 from bench.protocols import get_protocol
 from bench.protocols.base import Protocol
-from bench.runner.execute import NativeFiles, Samples, evaluate_native
+from bench.scoring import NativeFiles, Samples, score_samples, size_problem
 
 
 def smooth(height: int, width: int, phase: float) -> torch.Tensor:
@@ -39,7 +40,7 @@ def mixed():
 
 
 def test_native_scoring_groups_sizes_and_undoes_the_padding(tmp_path, mixed):
-    result = evaluate_native(get_protocol("rgb", tmp_path), mixed)
+    result = score_samples(get_protocol("rgb", tmp_path), mixed)
     assert sorted(result.per_image["name"]) == ["a", "b", "c"]
     # the prediction (the loader's copy of the file) brought back to the file: resize to the
     # padded size, crop the padding away; only the 48-pixel bottleneck is lost
@@ -64,7 +65,7 @@ def test_native_scoring_groups_sizes_and_undoes_the_padding(tmp_path, mixed):
 
 def test_resizing_protocols_get_the_files_as_they_are(tmp_path, mixed):
     """ISTD's script resizes the ground truth file itself (MATLAB imresize to 256x256)."""
-    result = evaluate_native(get_protocol("istd", tmp_path), mixed)
+    result = score_samples(get_protocol("istd", tmp_path), mixed)
     direct = get_protocol("istd", tmp_path).evaluate(
         mixed.pred[[1]], mixed.native.targets[1][None], names=["b"]
     )
@@ -87,8 +88,8 @@ class PlainMae(Protocol):
 def test_a_protocol_that_does_not_resize_gets_predictions_at_the_files_size(tmp_path, mixed):
     """The default of a new protocol: the runner brings each prediction back to its file's
     size (as for rgb), and evaluate refuses two sizes with one line instead of a torch error."""
-    result = evaluate_native(PlainMae(tmp_path), mixed)
-    rgb = evaluate_native(get_protocol("rgb", tmp_path), mixed)
+    result = score_samples(PlainMae(tmp_path), mixed)
+    rgb = score_samples(get_protocol("rgb", tmp_path), mixed)
     assert list(result.per_image["name"]) == list(rgb.per_image["name"])
     for index, name in enumerate(result.per_image["name"]):
         i = "abc".index(name)
@@ -98,3 +99,15 @@ def test_a_protocol_that_does_not_resize_gets_predictions_at_the_files_size(tmp_
         assert result.per_image["mae"].iloc[index] == pytest.approx(expected, rel=1e-12)
     with pytest.raises(UsageError, match=r"'plain-mae' does not resize: prediction \(48, 48\)"):
         PlainMae(tmp_path).evaluate(mixed.pred[:1], mixed.native.targets[0][None])
+
+
+def test_one_size_rule_for_runs_and_folders(tmp_path):
+    """A prediction of another size than its file: a resizing protocol scores it; a
+    non-resizing one scores it only when the loader's padding is known (a run's samples),
+    never for a folder of files, where the message names both sizes."""
+    istd, rgb = get_protocol("istd", tmp_path), get_protocol("rgb", tmp_path)
+    assert size_problem(istd, (48, 48), (60, 90), None) is None
+    assert size_problem(rgb, (60, 90), (60, 90), None) is None
+    assert size_problem(rgb, (48, 48), (60, 90), (64, 96)) is None
+    said = size_problem(rgb, (48, 48), (60, 90), None)
+    assert said == "is 48x48 but its ground truth is 90x60; protocol 'rgb' does not resize"

@@ -10,6 +10,7 @@ The runner's interface::
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -119,6 +120,26 @@ def ensure_dataset(name: str, data_root: Path, seed: int = 0) -> Path:
     if not root.is_dir():
         raise BenchError(missing_message(spec, root))
     return root
+
+
+@dataclass(frozen=True)
+class DataInUse:
+    """A dataset as a run uses it, resolved once: its manifest, its folder (a synthetic
+    suite generated if missing) and the fingerprint of its files, checked against its lock."""
+
+    spec: DatasetSpec
+    root: Path
+    fingerprint: str
+
+
+def use_dataset(name: str, data_root: Path) -> DataInUse:
+    """Resolve ``name`` for a run: the folder ensured and its files checked against the lock
+    (`bench.data.verify.check_lock`, which verifies in full when there is none yet)."""
+    from bench.data.verify import check_lock
+
+    spec = get_dataset(name)
+    root = ensure_dataset(name, data_root)
+    return DataInUse(spec, root, check_lock(spec, root))
 
 
 def fingerprint(name: str, root: Path) -> str | None:

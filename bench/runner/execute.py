@@ -41,6 +41,7 @@ from bench.tracking import FAILED, FINISHED, KILLED, Tracker
 
 if TYPE_CHECKING:  # types only: the runner builds these through their registries
     from baselines.base import Method
+    from bench.data import DataInUse
     from bench.data.loaders import _SplitDataset
     from bench.metrics.result import MetricResult
 
@@ -60,6 +61,9 @@ class RunContext:
     results_dir: Path
     device: str
     resume: bool = False
+    #: the grid's datasets, resolved and checked against their locks once before any cell
+    #: (bench.runner.grid.prepare_data); a cell run without them resolves its own
+    datasets: dict[str, DataInUse] = field(default_factory=dict)
     #: seconds each tracking call waits for a store that stopped answering (tracking.retry_minutes)
     tracking_patience: float = 600.0
     #: the folder of the user's dataset manifests (a worker process reads them again)
@@ -436,8 +440,7 @@ def run_cell(cell: Cell, context: RunContext) -> CellRecord:
     from baselines.registry import load_file
     from bench.audit import auditable
     from bench.conventions import base_of
-    from bench.data import ensure_dataset, get_dataset, open_split, use_user_datasets
-    from bench.data.verify import check_lock
+    from bench.data import open_split, use_dataset, use_user_datasets
     from bench.profiling import flat_metrics, profile_method
 
     if context.user_datasets is not None:
@@ -456,9 +459,8 @@ def run_cell(cell: Cell, context: RunContext) -> CellRecord:
         with phase("setup"):
             seed_everything(cell.seed)
             device = resolve_device(context.device)
-            spec = get_dataset(cell.dataset)
-            root = ensure_dataset(cell.dataset, context.data_root)
-            data_fingerprint = check_lock(spec, root)
+            data = context.datasets.get(cell.dataset) or use_dataset(cell.dataset, context.data_root)  # fmt: skip
+            spec, root, data_fingerprint = data.spec, data.root, data.fingerprint
             log_setup(tracker, run_id, cell, context, spec, root, data_fingerprint)
             method, loaded = built_method(cell, spec, context, tracker, run_id)
             method = method.to(device)

@@ -21,7 +21,7 @@ from bench.data.verify import DataError
 from bench.envinfo import environment
 from bench.files import atomic_write
 from bench.runner.cells import Cell
-from bench.runner.distributed import World, barrier, gather, join, leave
+from bench.runner.distributed import World, gather, join, leave
 from bench.runner.execute import (
     CellRecord,
     RunContext,
@@ -35,6 +35,7 @@ from bench.tracking import FAILED, FINISHED, KILLED, Tracker
 
 if TYPE_CHECKING:
     from bench.comparisons import CellComparison
+    from bench.data import DataInUse
     from bench.statistics import SeedSpread
 
 IDENTITY = "identity"
@@ -80,13 +81,13 @@ def score_identity(cell: Cell, context: RunContext) -> CellRecord:
     again."""
     import pandas as pd
 
-    from bench.data import ensure_dataset, get_dataset, open_split
+    from bench.data import open_split, use_dataset
 
     started = time.perf_counter()
     record = CellRecord(cell, FAILED)
     try:
-        spec = get_dataset(cell.dataset)
-        root = ensure_dataset(cell.dataset, context.data_root)
+        data = context.datasets.get(cell.dataset) or use_dataset(cell.dataset, context.data_root)  # fmt: skip
+        spec, root = data.spec, data.root
         key = identity_key(cell, spec, root, context)
         cached = context.results_dir / "identity" / f"{key}.json" if key else None
         if cached is not None and cached.is_file():
@@ -183,9 +184,9 @@ def run_grid(
     with ThreadPoolExecutor(max_workers=1) as pool:
         opening = pool.submit(open_tracker, context, world)
         try:
-            prepare_data(cells, context, world)
+            context = dataclasses.replace(context, datasets=prepare_data(cells, context, world))
             identity = None
-            if world.is_main and cells and _is_restoration(cells[0]):
+            if world.is_main and cells and _is_restoration(cells[0], context):
                 identity = score_identity(cells[0], context)
         finally:
             tracker = opening.result()  # the store's error, if any, wins
@@ -343,21 +344,22 @@ def grid_worker(config: Config, cells: list[Cell], context: RunContext, output: 
         leave()
 
 
-def prepare_data(cells: list[Cell], context: RunContext, world: World) -> None:
-    """Generate missing synthetic suites and check every dataset against its lock once,
-    before cells start side by side (parallel workers or ranks would race to write the same
-    files), so data changed since its lock stops the run before any training. A missing
-    real dataset is left for each cell to report."""
-    from bench.data import ensure_dataset, get_dataset, use_user_datasets
-    from bench.data.verify import check_lock
+def prepare_data(cells: list[Cell], context: RunContext, world: World) -> dict[str, DataInUse]:
+    """Each dataset of the grid resolved once (bench.data.use_dataset), on rank 0 and shared
+    with the other ranks: missing synthetic suites generated before cells start side by side
+    (parallel workers or ranks would race to write the same files), and the files checked
+    against the lock once, so data changed since its lock stops the run before any
+    training. A dataset that cannot be used is left out, for each cell to report."""
+    from bench.data import use_dataset, use_user_datasets
 
     if context.user_datasets is not None:  # a --nproc worker reads the user's manifests again
         use_user_datasets(context.user_datasets)
+    resolved = {}
     if world.is_main:
         for name in sorted({cell.dataset for cell in cells}):
             with contextlib.suppress(DataError):
-                check_lock(get_dataset(name), ensure_dataset(name, context.data_root))
-    barrier(world)
+                resolved[name] = use_dataset(name, context.data_root)
+    return gather(resolved, world)[0]
 
 
 def hardware(env: dict[str, Any], device: str) -> str:
@@ -367,7 +369,8 @@ def hardware(env: dict[str, Any], device: str) -> str:
     return f"{env['cpu']} ({env['cpu_count']} cores)"
 
 
-def _is_restoration(cell: Cell) -> bool:
+def _is_restoration(cell: Cell, context: RunContext) -> bool:
     from bench.data import get_dataset
 
-    return get_dataset(cell.dataset).kind != "unpaired"
+    data = context.datasets.get(cell.dataset)
+    return (data.spec if data else get_dataset(cell.dataset)).kind != "unpaired"

@@ -704,3 +704,22 @@ def test_a_generation_run_is_scored_by_its_protocol(tmp_path):
     local = client.download_artifacts(run.info.run_id, "scoring.json", str(tmp_path))
     meta = json.loads(Path(local).read_text())
     assert meta["protocol"] == "celeba" and "pytorch-fid" in meta["paper_tool"]
+
+
+def test_a_grid_checks_each_dataset_against_its_lock_once(tmp_path, monkeypatch):
+    """The dataset is resolved once at the grid's start and carried to its cells: two cells
+    on one dataset check its files against the lock once, not once per cell."""
+    from bench.data import verify
+
+    calls = []
+    original = verify.check_lock
+
+    def counted(spec, root):
+        calls.append(spec.name)
+        return original(spec, root)
+
+    monkeypatch.setattr(verify, "check_lock", counted)
+    args = ["run", "-c", str(short_config(tmp_path)), "-m", "rddm-sm-res,sr3", "--iters", "2"]
+    result = CliRunner().invoke(app, args, terminal_width=300)
+    assert result.exit_code == 0, result.output
+    assert calls == ["synth-shadow"]

@@ -28,45 +28,25 @@ sampling is deterministic whatever ``eta`` is asked for unless ``honour_eta=True
 """
 
 import warnings
-from dataclasses import dataclass
 from typing import Any
 
 import torch
 from torch import Tensor, nn
 
 from baselines.base import Method, Progress, elementwise_loss, randint, randn
+from baselines.rddm_sampling import SAMPLERS, VARIANCES, RDDMMove, RDDMSampling, State
 from baselines.sampling import Prediction, sample_loop
-from baselines.schedules import RDDMSchedule, rddm_grid, rddm_schedule
+from baselines.schedules import RDDMSchedule, rddm_schedule
 from baselines.unet import UNet
 
 OBJECTIVES = ("res_noise", "res", "noise", "aosa")
 NETWORKS = ("2net", "1net", "shared_encoder")
-VARIANCES = ("sum-constrained", "ddim")
-SAMPLERS = ("joint", "residual-first", "noise-first")
 START_NOISE = ("sum_scale", "beta-bar-T")
-#: which parts of eq. 12 each pass of a sampler applies: the joint sampler moves both
-#: coefficients at once, the decoupled ones (Fig. 6 d2/d3) one per pass over the grid
-_PASSES = {
-    "joint": (("res", "noise"),),
-    "residual-first": (("res",), ("noise",)),
-    "noise-first": (("noise",), ("res",)),
-}
 
 # The code floors 1 - alpha_bar_T at 1e-6 before dividing by it; beta_bar can be exactly 0
 # at t = 1 in the linspace discretisation, where its factor in the update is 0 as well.
 _MIN_ONE_MINUS_ALPHA = 1e-6
 _MIN_BETA = 1e-12
-
-
-@dataclass(frozen=True)
-class State:
-    """A point on a sampling path: grid index k (-1 for the end), alpha_bar, beta_bar^2 and
-    the DDPM cumulative product gamma used by the DDIM-consistent variance."""
-
-    k: int
-    a: float
-    b2: float
-    gamma: float
 
 
 #: each option with a fixed set of values, and that set
@@ -150,11 +130,9 @@ class RDDM(Method):
             condition = "none"  # I_in = 0: nothing to condition on
         self.kind = kind
         self.objective, self.network, self.condition = objective, network, condition
-        self.variance, self.eta_scales = variance, eta_scales
-        self.time_condition, self.sampler = time_condition, sampler
+        self.time_condition = time_condition
         self.loss_type = loss or ("l1" if kind == "restoration" else "l2")
         self.clip, self.clip_residual = clip, clip_residual
-        self.ancestral_at_full_steps = ancestral_at_full_steps
         self.start_noise, self.honour_eta = start_noise, honour_eta
         # code default: 0.01 when conditioned on an input image, 1 for generation (§1.7)
         sum_scale = sum_scale if sum_scale is not None else (0.01 if kind == "restoration" else 1.0)
@@ -171,6 +149,8 @@ class RDDM(Method):
             adjust=adjust,
         )
         self.timesteps = timesteps
+        #: the grid, the moves and their variance: the sampler's schedule, apart from the nets
+        self.sampling = RDDMSampling(self.schedule, variance, eta_scales, sampler, ancestral_at_full_steps)  # fmt: skip
 
         c = image_channels
         # RDDM reads the shadow mask as an RGB image, so it adds c channels (§5)
@@ -350,45 +330,6 @@ class RDDM(Method):
 
     # sampling -------------------------------------------------------------------------------
 
-    def _state(self, k: int) -> State:
-        """The state of grid time k (-1: the end, alpha_bar = beta_bar = 0)."""
-        s = self.schedule
-        if k < 0:
-            return State(-1, 0.0, 0.0, 1.0)
-        return State(k, float(s.alpha_bar[k]), float(s.beta2_bar[k]), float(s.gamma[k]))
-
-    def grid_states(self, steps: int) -> list[State]:
-        """The grid states one pass visits, ending at I_0 (k = -1, alpha_bar = beta_bar = 0)."""
-        times = [t for t, _ in rddm_grid(self.timesteps, steps)]
-        return [self._state(t) for t in times] + [self._state(-1)]
-
-    def sampling_path(self, steps: int, eta: float = 0.0) -> list["RDDMMove"]:
-        """The moves of a ``steps``-step sampler: S = T with the joint sampler is the
-        ancestral chain of eqs. 24-27 (``ancestral_at_full_steps``); otherwise one pass of
-        eq. 12 over the official grid (§1.9) per part of the sampler (Fig. 6 d2/d3 make two)."""
-        if steps == self.timesteps and self.ancestral_at_full_steps and self.sampler == "joint":
-            states = [self._state(k) for k in range(self.timesteps - 1, -2, -1)]
-            return [
-                RDDMMove(u, v, ancestral=True) for u, v in zip(states[:-1], states[1:], strict=True)
-            ]
-        states = self.grid_states(steps)
-        return [
-            RDDMMove(u, v, self.sigma2(u, v, eta), parts)
-            for parts in _PASSES[self.sampler]
-            for u, v in zip(states[:-1], states[1:], strict=True)
-        ]
-
-    def sigma2(self, u: State, v: State, eta: float) -> float:
-        """Variance of the move u -> v (eq. 12 / Algorithm 1), 0 into the final state."""
-        if eta == 0 or v.b2 == 0:
-            return 0.0
-        scale = eta if self.eta_scales == "variance" else eta**2
-        if self.variance == "sum-constrained":
-            value = scale * (u.b2 - v.b2) * v.b2 / u.b2 if u.b2 > 0 else 0.0
-        else:
-            value = scale * (1 - v.gamma) / (1 - u.gamma) * (1 - u.gamma / v.gamma)
-        return min(max(value, 0.0), v.b2)
-
     def sampling_eta(self, eta: float) -> float:
         """The eta the sampler applies. The official code sets eta = 0 whenever it is
         conditioned on an input image, so restoration is deterministic given I_T; a non-zero
@@ -434,7 +375,7 @@ class RDDM(Method):
         progress: Progress | None = None,
     ) -> Tensor:
         """Eq. 12 over the official grid (§1.9), one pass per part of the sampler, or the
-        ancestral chain when S = T (``sampling_path``), through the shared loop.
+        ancestral chain when S = T (``RDDMSampling.path``), through the shared loop.
 
         Every move calls the networks at the grid state u of each pair (t, s) and ends with
         I <- clip(I_0^) at s = -1; the decoupled samplers apply only their pass's part of
@@ -453,32 +394,8 @@ class RDDM(Method):
             return self.predictions(x, i_in, mask, move.u)
 
         return sample_loop(
-            denoise, rddm_step, x, self.sampling_path(steps, eta), generator, progress
+            denoise, rddm_step, x, self.sampling.path(steps, eta), generator, progress
         )
-
-
-@dataclass(frozen=True)
-class RDDMMove:
-    """One move u -> v of RDDM's reverse process: eq. 12 with variance ``sigma2`` applying
-    ``parts`` of it ("res", "noise"), or with ``ancestral`` the S = T step of eqs. 24-27."""
-
-    u: State
-    v: State
-    sigma2: float = 0.0
-    parts: tuple[str, ...] = ("res", "noise")
-    ancestral: bool = False
-
-    @property
-    def noise_std(self) -> float:
-        """sigma of eq. 12, or sqrt(beta_t^2 beta_bar_{t-1}^2 / beta_bar_t^2) (eq. 27); 0 into
-        I_0."""
-        u, v = self.u, self.v
-        if v.k < 0:
-            return 0.0
-        if self.ancestral:
-            beta2 = u.b2 - v.b2
-            return (beta2 * v.b2 / u.b2) ** 0.5
-        return self.sigma2**0.5 if self.sigma2 > 0 else 0.0
 
 
 def rddm_step(prediction: Prediction, move: RDDMMove, x: Tensor) -> Tensor:

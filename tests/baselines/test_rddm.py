@@ -5,7 +5,8 @@ import torch
 from torch import nn
 
 from baselines import build_method
-from baselines.rddm import RDDM, State, rddm_step
+from baselines.rddm import RDDM, rddm_step
+from baselines.rddm_sampling import State
 from baselines.sampling import Prediction, sample_loop
 
 SMALL = {"unet_dim": 8, "unet_mults": (1, 2)}
@@ -119,13 +120,15 @@ def test_sum_constrained_variance_ratio_eq50():
     ddim = build_method(
         "rddm-sm-n", kind="generation", schedule="ddim-linear", variance="ddim", **SMALL
     )
-    u, v = native.grid_states(10)[:2]
-    ratio = native.sigma2(u, v, 1.0) / ddim.sigma2(u, v, 1.0)
+    u, v = native.sampling.grid_states(10)[:2]
+    ratio = native.sampling.sigma2(u, v, 1.0) / ddim.sampling.sigma2(u, v, 1.0)
     assert ratio == pytest.approx(float(native.schedule.gamma[899]), rel=1e-9)
     assert ratio == pytest.approx(2.75e-4, rel=0.01)
     # the sum of sum-constrained variances over the full chain stays below beta_bar_T^2 (eq. 52)
-    path = native.grid_states(1000)
-    total = sum(native.sigma2(a, b, 1.0) for a, b in zip(path[:-2], path[1:-1], strict=True))
+    path = native.sampling.grid_states(1000)
+    total = sum(
+        native.sampling.sigma2(a, b, 1.0) for a, b in zip(path[:-2], path[1:-1], strict=True)
+    )
     assert total <= float(native.schedule.beta2_bar[-1])
 
 
@@ -186,7 +189,7 @@ def _sample_recording(method, predictions, i_in, steps, seed, eta=0.0):
         denoise,
         rddm_step,
         method.start_state(i_in, generator),
-        method.sampling_path(steps, eta),
+        method.sampling.path(steps, eta),
         generator,
         progress=lambda i, n: seen.append((i, n)),
     )
@@ -256,7 +259,7 @@ def test_last_step_formula_equals_x0_prediction():
         method = build_method("rddm", objective=objective, clip=False, **SMALL).double()
         torch.manual_seed(0)
         x = torch.randn(SHAPE, dtype=torch.float64)
-        state = method.grid_states(5)[-2]
+        state = method.sampling.grid_states(5)[-2]
         pred_x0, eps, res = method.predictions(x, i_in, None, state)
         # eq. 12 into alpha_bar_{-1} = beta_bar_{-1} = 0 with sigma = 0
         formula = x - state.a * res - state.b2**0.5 * eps
@@ -285,7 +288,7 @@ def test_decoupled_samplers_make_two_passes_over_the_grid(sampler):
     method = build_method(
         "rddm", sampler=sampler, time_condition="coefficients", clip=False, sum_scale=1.0, **SMALL
     ).double()
-    assert [s.k for s in method.grid_states(4)] == [999, 749, 499, 249, -1]
+    assert [s.k for s in method.sampling.grid_states(4)] == [999, 749, 499, 249, -1]
     oracle = _oracle_predictions(x0, i_in)
     out, visited, seen = _sample_recording(method, oracle, i_in, steps=4, seed=2)
     assert [state.k for _, state in visited] == [999, 749, 499, 249] * 2
@@ -328,8 +331,8 @@ def test_ancestral_loop_equals_eq12_with_eta_one():
     ancestral = build_method("rddm", **kwargs).double()
     stepped = build_method("rddm", ancestral_at_full_steps=False, **kwargs).double()
     oracle = _oracle_predictions(x0, i_in)
-    assert all(move.ancestral for move in ancestral.sampling_path(20))
-    assert not any(move.ancestral for move in stepped.sampling_path(20))
+    assert all(move.ancestral for move in ancestral.sampling.path(20))
+    assert not any(move.ancestral for move in stepped.sampling.path(20))
     a, _, _ = _sample_recording(ancestral, oracle, i_in, steps=20, seed=4, eta=1.0)
     b, _, _ = _sample_recording(stepped, oracle, i_in, steps=20, seed=4, eta=1.0)
     torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-9)
@@ -340,7 +343,7 @@ def test_clipping_follows_the_official_table():
     method = build_method("rddm", **SMALL).double()
     method.nets["res"] = OracleNet(method.schedule, x0 - 1.5, i_in, "res")  # residual beyond 1
     method.nets["noise"] = OracleNet(method.schedule, x0, i_in, "noise")
-    state = method.grid_states(5)[0]
+    state = method.sampling.grid_states(5)[0]
     x = torch.zeros(SHAPE, dtype=torch.float64)
     pred_x0, _, res = method.predictions(x, i_in, None, state)
     assert res.abs().max() <= 1 and pred_x0.abs().max() <= 1

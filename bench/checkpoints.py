@@ -31,7 +31,8 @@ from bench.errors import UsageError
 from bench.torch_files import UntrustedFileError, load_torch_file
 
 FORMATS = ("bench", "rddm-trainer", "resfusion-lightning", "sr3-generator")
-WEIGHTS = ("ema", "online")
+#: the weight sets a checkpoint may hold (--weight-set): the EMA copy and the raw one
+WEIGHT_SETS = ("ema", "online")
 IMAGE_CHANNELS = 3
 
 # official RDDM/Resfusion UNet names -> bench.baselines.unet names, applied in order
@@ -110,19 +111,19 @@ class Checkpoint:
         return self.candidates[0] if len(self.candidates) == 1 else None
 
     @property
-    def weights(self) -> tuple[str, ...]:
-        return tuple(w for w in WEIGHTS if w in self.states)
+    def weight_sets(self) -> tuple[str, ...]:
+        return tuple(w for w in WEIGHT_SETS if w in self.states)
 
     def describe(self) -> dict[str, Any]:
         """A JSON-able summary (what ``bench checkpoint inspect`` prints)."""
-        any_weights = self.states[self.weights[0]]
+        any_weights = self.states[self.weight_sets[0]]
         return {
             "path": str(self.path),
             "format": self.format,
             "method": self.method,
             "candidates": list(self.candidates),
             "options": {k: list(v) if isinstance(v, tuple) else v for k, v in self.options.items()},
-            "weights": list(self.weights),
+            "weight_sets": list(self.weight_sets),
             "networks": {
                 slot: {
                     "tensors": len(tensors),
@@ -491,9 +492,11 @@ _RDDM_SLOTS = {
 }
 
 
-def check_weights(weights: str) -> None:
-    if weights not in WEIGHTS:
-        raise CheckpointError(f"--weights '{weights}' is not known; valid: {', '.join(WEIGHTS)}")
+def check_weight_set(weight_set: str) -> None:
+    if weight_set not in WEIGHT_SETS:
+        raise CheckpointError(
+            f"--weight-set '{weight_set}' is not known; valid: {', '.join(WEIGHT_SETS)}"
+        )
 
 
 def check_method(checkpoint: Checkpoint, name: str) -> None:
@@ -506,31 +509,31 @@ def check_method(checkpoint: Checkpoint, name: str) -> None:
         )
 
 
-def load_weights(method: nn.Module, checkpoint: Checkpoint, weights: str = "ema") -> str:
+def load_weights(method: nn.Module, checkpoint: Checkpoint, weight_set: str = "ema") -> str:
     """Load ``checkpoint`` into the built ``method`` strictly; return the weight set used.
 
-    ``weights="ema"`` takes the EMA weights when the file has them (the papers sample with
+    ``weight_set="ema"`` takes the EMA weights when the file has them (the papers sample with
     them) and says so when it has only one set; ``"online"`` takes the raw weights."""
-    check_weights(weights)
+    check_weight_set(weight_set)
     name = getattr(method, "name", "")
     check_method(checkpoint, name)
-    if weights not in checkpoint.states:
-        if weights == "online":
-            raise CheckpointError(f"{checkpoint.path} holds no online (raw) weights; use --weights ema")  # fmt: skip
-        weights = checkpoint.weights[0]
-    states = checkpoint.states[weights]
-    extras = checkpoint.extras.get(weights, {})
+    if weight_set not in checkpoint.states:
+        if weight_set == "online":
+            raise CheckpointError(f"{checkpoint.path} holds no online (raw) weights; use --weight-set ema")  # fmt: skip
+        weight_set = checkpoint.weight_sets[0]
+    states = checkpoint.states[weight_set]
+    extras = checkpoint.extras.get(weight_set, {})
     if checkpoint.format == "bench":  # the whole method, its own tensors (AOSA's lambda) too
         full = {f"nets.{n}.{k}": v for n, tensors in states.items() for k, v in tensors.items()}
         _check_and_load(method, full | extras, checkpoint.path, f"method {name}")
-        return weights
+        return weight_set
     networks = method.networks()
     for network, slot in _RDDM_SLOTS.get(name, {"denoiser": "denoiser"}).items():
         _check_and_load(networks[network], states[slot], checkpoint.path, f"network {network!r}")
     if "alpha_res" in extras and hasattr(method, "aosa_lambda"):
         with torch.no_grad():
             method.aosa_lambda.fill_(float(extras["alpha_res"].flatten()[0]))
-    return weights
+    return weight_set
 
 
 def _check_and_load(module: nn.Module, state: dict[str, Tensor], path: Path, where: str) -> None:
@@ -571,7 +574,7 @@ def build_options(checkpoint: Checkpoint, image_size: int | None = None) -> dict
 def load_method(
     path: str | Path,
     method: str | None = None,
-    weights: str = "ema",
+    weight_set: str = "ema",
     trust: bool = False,
     **options: Any,
 ) -> nn.Module:
@@ -589,5 +592,5 @@ def load_method(
         )
     check_method(checkpoint, name)
     built = build_method(name, **(build_options(checkpoint, options.get("image_size")) | options))
-    load_weights(built, checkpoint, weights)
+    load_weights(built, checkpoint, weight_set)
     return built.eval()

@@ -70,7 +70,7 @@ def sampling_rows(
     size: int, batches: tuple[int, ...], device: torch.device, repeats: int, warmup: int
 ) -> list[dict[str, Any]]:
     """One row per method x (precision, compiled) x batch: s/step, s/image, rate, memory."""
-    from bench.profiling import static_counts
+    from bench.cost import static_counts
     from bench.runner.precision import autocast, compile_networks
 
     rows = []

@@ -65,7 +65,7 @@ def test_rddm_two_networks_load_ema_and_online_exactly(tmp_path, channels):
     assert info.options["sum_scale"] == 0.01 and info.options["timesteps"] == T
     x, t = _inputs(channels)
     for weights, states in (("ema", ema), ("online", online)):
-        method = load_method(path, weights=weights)
+        method = load_method(path, weight_set=weights)
         with torch.no_grad():
             _close(method.nets["res"](x, t), official.rddm_unet(states["unet0"], x, t))
             _close(method.nets["noise"](x, t), official.rddm_unet(states["unet1"], x, t))
@@ -227,7 +227,7 @@ def test_inspect_command_prints_the_format(tmp_path):
     assert result.exit_code == 0, result.output
     record = json.loads(result.output)
     assert record["format"] == "rddm-trainer" and record["method"] == "rddm"
-    assert record["options"]["mask_channels"] == 1 and record["weights"] == ["ema", "online"]
+    assert record["options"]["mask_channels"] == 1 and record["weight_sets"] == ["ema", "online"]
     bad = CliRunner().invoke(app, ["checkpoint", "inspect", str(tmp_path / "missing.pt")])
     assert bad.exit_code == 2 and "does not exist" in bad.output
 

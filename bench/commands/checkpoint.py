@@ -48,7 +48,7 @@ def inspect(
     rows = [
         ("format", record["format"]),
         ("method", record["method"] or f"one of {', '.join(record['candidates'])}"),
-        ("weights", ", ".join(record["weights"])),
+        ("weight sets", ", ".join(record["weight_sets"])),
         *((f"trained {k}", v) for k, v in record["stored"].items()),
         *((f"option {k}", v) for k, v in record["options"].items()),
         *(

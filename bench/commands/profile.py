@@ -49,9 +49,9 @@ def profile(
 ) -> None:
     """Count parameters and MACs (as the papers did with thop, and audited) and time the networks."""
     from baselines import METHODS, paper_settings
+    from bench.cost import measure_cost
     from bench.data import get_dataset
     from bench.errors import unknown_name
-    from bench.profiling import profile_method
     from bench.runner.execute import resolve_device
 
     if suite:
@@ -75,7 +75,7 @@ def profile(
         **settings.get("options", {}),
     )
     console.info(f"profiling {method} ({spec.task}, {steps} steps) at {size}x{size}, dim {dim}")
-    result = profile_method(model, size, steps, resolve_device(device), repeats=repeats)
+    result = measure_cost(model, size, steps, resolve_device(device), repeats=repeats)
     result |= {"method": method, "task": spec.task, "unet_dim": dim}
     rows = []
     for name, net in result["networks"].items():

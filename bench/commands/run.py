@@ -128,9 +128,13 @@ def run(
             dir_okay=False,
         ),
     ] = None,
-    weights: Annotated[
+    weight_set: Annotated[
         str,
-        typer.Option(help="With --checkpoint: the EMA weights (ema) or the raw ones (online)."),
+        typer.Option(
+            "--weight-set",
+            "--weights",
+            help="With --checkpoint: the EMA weights (ema) or the raw ones (online).",
+        ),
     ] = "ema",
     resume: Annotated[
         bool, typer.Option(help="Resume each cell from its last checkpoint.")
@@ -227,7 +231,7 @@ def run(
         "tracking": {"uri": tracking_uri, "experiment": experiment},
     }
     invocation = {"resume": resume, "checkpoint": checkpoint, "log_checkpoint": log_checkpoint}
-    invocation |= {"weights": weights, "precision": precision, "compile": compile}
+    invocation |= {"weight_set": weight_set, "precision": precision, "compile": compile}
     invocation |= {"eval_every": eval_every, "methods_from": plugins, "trust": trust_checkpoint}
     invocation["pipeline"] = pipeline
     if precision not in (None, "fp32", "bf16"):
@@ -387,7 +391,7 @@ def _plan(
     options: dict[str, Any],
     resume: bool,
     checkpoint: Path | None,
-    weights: str,
+    weight_set: str,
     precision: str | None,
     compile: bool | None,
     eval_every: int | None,
@@ -422,9 +426,9 @@ def _plan(
                     f"'{experiment}': it trains from the start"
                 )
     if checkpoint is not None:  # a file that fits no cell stops here, before any work
-        from bench.checkpoints import check_method, check_weights, read_checkpoint
+        from bench.checkpoints import check_method, check_weight_set, read_checkpoint
 
-        check_weights(weights)
+        check_weight_set(weight_set)
         found = read_checkpoint(checkpoint, trust)
         for method in dict.fromkeys(cell.method for cell in cells):
             check_method(found, method)
@@ -441,7 +445,7 @@ def _plan(
         device=config.run.device,
         resume=resume,
         checkpoint=checkpoint,
-        weights=weights,
+        weight_set=weight_set,
         log_checkpoint=log_checkpoint,
         trust_checkpoint=trust,
         config=config.to_dict(),

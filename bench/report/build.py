@@ -48,7 +48,7 @@ from bench.report.summary import Group, measured_interval, summary_groups, summa
 from bench.report.table11 import resources_markdown, table11_markdown
 
 REGIONS = {"all": "all", "shadow": "s", "non-shadow": "ns"}
-#: Table 11's columns -> profile metrics; the paper's counts are THOP's (bench/profiling.py)
+#: Table 11's columns -> profile metrics; the paper's counts are THOP's (bench/cost.py)
 RESOURCE_METRICS = {
     "params_m": "profile/params_thop_m",
     "macs_per_step_g": "profile/gmacs_thop_step",

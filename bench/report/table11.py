@@ -2,7 +2,7 @@
 configuration (256x256, the paper's widths, options and steps), its parameters and MACs
 counted as the paper did (thop 0.1.1) and audited (parameter sum, torch flop counter),
 beside the printed counts. No training and no run are needed: the networks are built and
-counted on the meta device (bench.profiling.static_counts). Measured latency joins from
+counted on the meta device (bench.cost.static_counts). Measured latency joins from
 finished runs of the same method and dataset at 256x256 when there are any."""
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ def _counts(method: str, task: str, has_mask: bool, options: str, steps: int) ->
     import warnings
 
     from baselines import build_method, paper_settings
-    from bench.profiling import static_counts
+    from bench.cost import static_counts
 
     settings = paper_settings(method, task).get("options", {}) | json.loads(options)
     with warnings.catch_warnings():  # thop's distutils deprecation

@@ -71,7 +71,7 @@ class RunContext:
     #: --methods-from files (a worker process imports them again)
     methods_from: tuple[Path, ...] = ()
     checkpoint: Path | None = None  # load these weights instead of training
-    weights: str = "ema"  # which weight set of the checkpoint: "ema" or "online"
+    weight_set: str = "ema"  # which weight set of the checkpoint: "ema" or "online"
     log_checkpoint: bool = False
     #: --trust-checkpoint: unpickle --checkpoint and --resume files fully (they can run code)
     trust_checkpoint: bool = False
@@ -362,7 +362,7 @@ def sample_grid(
 
 
 class Phases:
-    """Wall time per phase of a cell (setup, train, sample, score, profile, log)."""
+    """Wall time per phase of a cell (setup, train, sample, score, cost, log)."""
 
     def __init__(self) -> None:
         self.seconds: dict[str, float] = {}
@@ -397,7 +397,7 @@ def cell_settings(cell: Cell, context: RunContext) -> str:
     --resume keeps instead of running it again."""
     from bench import __version__
 
-    loaded = {"checkpoint": str(context.checkpoint or ""), "weights": context.weights}
+    loaded = {"checkpoint": str(context.checkpoint or ""), "weight_set": context.weight_set}
     parts = {"cell": cell.params(), "loaded": loaded, "bench_version": __version__}
     text = json.dumps(parts, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
@@ -440,8 +440,8 @@ def run_cell(cell: Cell, context: RunContext) -> CellRecord:
     from baselines.registry import load_file
     from bench.audit import auditable
     from bench.conventions import base_of
+    from bench.cost import cost_metrics, measure_cost
     from bench.data import open_split, use_dataset, use_user_datasets
-    from bench.profiling import flat_metrics, profile_method
 
     if context.user_datasets is not None:
         use_user_datasets(context.user_datasets)
@@ -498,13 +498,13 @@ def run_cell(cell: Cell, context: RunContext) -> CellRecord:
         if cell.audit and auditable(base_of(cell.protocol)):
             with phase("audit"):
                 tracker.log_metrics(run_id, audit_metrics(cell, samples, scores, context, device))
-        with phase("profile"), autocast(cell.precision, device):
-            profile = profile_method(method, cell.image_size, cell.steps, device)
+        with phase("cost"), autocast(cell.precision, device):
+            cost = measure_cost(method, cell.image_size, cell.steps, device)
         with phase("log"):
-            tracker.log_metrics(run_id, {**record.metrics, **flat_metrics(profile)})
+            tracker.log_metrics(run_id, {**record.metrics, **cost_metrics(cost)})
             tracker.set_tags(run_id, {f"unavailable.{k}": v for k, v in record.unavailable.items()})
             log_outputs(tracker, run_id, context.results_dir / "runs" / run_id, samples, scores)
-            tracker.log_json(run_id, profile, "profile.json")
+            tracker.log_json(run_id, cost, "cost.json")
         record.status = FINISHED
     except KeyboardInterrupt:
         record.status, record.error = KILLED, "interrupted (Ctrl-C); resume with --resume"
@@ -568,7 +568,7 @@ def built_method(
 
     loaded = read_checkpoint(context.checkpoint, context.trust_checkpoint)
     method = build(cell, spec.has_mask, loaded)
-    used = load_weights(method, loaded, context.weights)
+    used = load_weights(method, loaded, context.weight_set)
     tracker.set_tags(
         run_id,
         {

@@ -11,7 +11,7 @@ from bench.tracking import FINISHED, Tracker
 
 HARDWARE = "Synthetic CPU @ 2.0GHz"
 
-#: a profile as bench.profiling.flat_metrics logs it (numbers are the tests' choice)
+#: a profile as bench.cost.cost_metrics logs it (numbers are the tests' choice)
 PROFILES = {
     "rddm": {"params_m": 36.4, "params_thop_m": 15.49, "gmacs_step": 240.0, "gmacs_thop_step": 67.1},
     "resfusion": {"params_m": 18.2, "params_thop_m": 7.744, "gmacs_step": 120.0, "gmacs_thop_step": 33.35},

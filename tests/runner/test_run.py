@@ -114,7 +114,7 @@ def test_default_run_tracks_parent_and_children(default_run):
         count = int(iterations[run.data.tags["method"]])
         assert [m.step for m in history] == list(range(1, count + 1))
         artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
-        assert {"per_image.csv", "sample_grid.png", "profile.json"} <= artifacts
+        assert {"per_image.csv", "sample_grid.png", "cost.json"} <= artifacts
         samples = Path(run.data.tags["samples_dir"])
         assert len(list(samples.glob("*.png"))) == 3
         assert run.data.tags["eval_images"] == "3/12" and run.data.tags["eval_subset"] == "yes"
@@ -482,7 +482,7 @@ def test_official_checkpoint_runs_without_training(tmp_path, method):
     config = ["--config", str(short_config(tmp_path))]
     steps = {"rddm": "2", "resfusion": "5", "sr3": "3"}[method]
     base = ["run", "synth-shadow", "--methods", method, "--steps", steps, *config]
-    result = CliRunner().invoke(app, [*base, "--checkpoint", str(path), "--weights", "online"])
+    result = CliRunner().invoke(app, [*base, "--checkpoint", str(path), "--weight-set", "online"])
     assert result.exit_code == 0, result.output
     _, found = runs(tmp_path)
     cell = next(r for r in found if r.data.tags.get("run_kind") == "cell")
@@ -574,7 +574,7 @@ def test_bf16_sampling_of_the_same_weights_stays_within_0_05_db(reference):
     weights = dataclasses.replace(context, checkpoint=saved)
     fp32 = run_cell(cell, weights)
     bf16 = run_cell(dataclasses.replace(cell, precision="bf16"), weights)
-    assert fp32.status == bf16.status == FINISHED
+    assert fp32.status == bf16.status == FINISHED, (fp32.error, bf16.error)
     assert fp32.metrics["istd/psnr_all"] == trained.metrics["istd/psnr_all"]  # same weights
     assert abs(bf16.metrics["istd/psnr_all"] - fp32.metrics["istd/psnr_all"]) < 0.05
 

@@ -1,4 +1,7 @@
-"""Parameters, MACs, latency and memory of a method's networks.
+"""The cost of a method's networks: parameters, MACs, latency and memory (`bench profile`,
+and every run). Named "cost" so that "profile" keeps one meaning in the code, a config
+profile (smoke, paper); the logged metrics keep their historical ``profile/`` prefix, which
+stores and reports already hold.
 
 Two counts per network, labelled as such (docs/environment.md §5, docs/methods.md §5):
 - "paper" (thop 0.1.1, the version the papers pinned): what RDDM Table 11 printed. thop
@@ -121,10 +124,10 @@ def static_counts(method: Any, size: int, steps: int) -> dict[str, float]:
     }
 
 
-def profile_method(
+def measure_cost(
     method: Any, size: int, steps: int, device: torch.device, repeats: int = 15
 ) -> dict[str, Any]:
-    """The profile logged with every run and printed by ``bench profile``."""
+    """The cost logged with every run and printed by ``bench profile``."""
     method.to(device).eval()
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
@@ -152,9 +155,9 @@ def profile_method(
     }
 
 
-def flat_metrics(profile: dict[str, Any]) -> dict[str, float]:
-    """The profile as MLflow metrics under ``profile/``."""
-    total = profile["total"]
+def cost_metrics(cost: dict[str, Any]) -> dict[str, float]:
+    """The cost as MLflow metrics under ``profile/``."""
+    total = cost["total"]
     metrics = {
         "profile/params_m": total["params"] / 1e6,
         "profile/params_thop_m": total["params_thop"] / 1e6,
@@ -165,8 +168,8 @@ def flat_metrics(profile: dict[str, Any]) -> dict[str, float]:
         "profile/latency_step_s": total["latency_step_s"],
         "profile/latency_image_s": total["latency_image_s"],
     }
-    for name, network in profile["networks"].items():
+    for name, network in cost["networks"].items():
         metrics[f"profile/{name}/latency_iqr_s"] = network["latency_s"]["iqr"]
-    for key, value in profile["memory"].items():
+    for key, value in cost["memory"].items():
         metrics[f"profile/{key}"] = value
     return metrics

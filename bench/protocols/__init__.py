@@ -11,7 +11,7 @@ from bench.conventions import BASE_PROTOCOLS, VARIANTS
 from bench.protocols.base import PROTOCOLS, Protocol, get_protocol, register_variant
 
 for _module in pkgutil.iter_modules(__path__):  # every protocol file registers its classes
-    if _module.name not in ("base", "audit"):
+    if _module.name not in ("base", "audit_scoring"):
         importlib.import_module(f"{__name__}.{_module.name}")
 _missing = set(BASE_PROTOCOLS) - set(PROTOCOLS.names())
 if _missing:  # a name in bench/conventions.py without its class

@@ -22,6 +22,34 @@ from baselines.schedules import ddim_timesteps, ddpm_betas
 from baselines.unet import UNet
 
 
+@dataclass(frozen=True)
+class DDIMSampling:
+    """DDIM's sampler schedule: the cumulative products g, the timestep list (``spacing``,
+    ``steps_offset``) and what follows its last entry (g = 1 with ``set_alpha_to_one``,
+    else g_0)."""
+
+    gamma: Tensor
+    spacing: str = "leading"
+    steps_offset: int = 0
+    set_alpha_to_one: bool = True
+
+    def timestep_pairs(self, steps: int) -> list[tuple[int, int]]:
+        """(t, s) pairs; s = -1 after the last listed timestep."""
+        ts = ddim_timesteps(self.gamma.numel(), steps, self.spacing, self.steps_offset)
+        return list(zip(ts, [*ts[1:], -1], strict=True))
+
+    def path(self, steps: int, eta: float = 0.0) -> list["DDIMMove"]:
+        """The moves t -> s of the timestep list, with sigma (eq. 16 of DDIM) for ``eta``."""
+        final_gamma = 1.0 if self.set_alpha_to_one else float(self.gamma[0])
+        moves = []
+        for t, s in self.timestep_pairs(steps):
+            g_t = float(self.gamma[t])
+            g_s = float(self.gamma[s]) if s >= 0 else final_gamma
+            sigma = eta * ((1 - g_s) / (1 - g_t)) ** 0.5 * (1 - g_t / g_s) ** 0.5
+            moves.append(DDIMMove(t, g_t, g_s, sigma))
+        return moves
+
+
 class DDIM(Method):
     kind = "generation"
 
@@ -44,10 +72,11 @@ class DDIM(Method):
         super().__init__(image_channels, mask_channels)
         if mask_channels:
             raise ValueError("ddim is unconditional generation and takes no mask")
-        self.timesteps, self.spacing, self.steps_offset = timesteps, spacing, steps_offset
-        self.set_alpha_to_one, self.clip_sample = set_alpha_to_one, clip_sample
+        self.timesteps, self.clip_sample = timesteps, clip_sample
         betas = ddpm_betas(beta_schedule, timesteps, beta_start, beta_end)
         self.gamma = torch.cumprod(1 - betas, 0)
+        #: the timestep list and each move's sigma: the sampler's schedule, apart from the net
+        self.sampling = DDIMSampling(self.gamma, spacing, steps_offset, set_alpha_to_one)
         self.nets = nn.ModuleDict(
             {"eps": UNet(image_channels, image_channels, unet_dim, tuple(unet_mults))}
         )
@@ -68,22 +97,6 @@ class DDIM(Method):
         x_t = g.sqrt() * x0 + (1 - g).sqrt() * eps
         value = F.mse_loss(self.nets["eps"](x_t, t.to(x0.dtype)), eps)
         return {"loss": value, "loss_noise": value.detach()}
-
-    def timestep_pairs(self, steps: int) -> list[tuple[int, int]]:
-        """(t, s) pairs; s = -1 after the last listed timestep."""
-        ts = ddim_timesteps(self.timesteps, steps, self.spacing, self.steps_offset)
-        return list(zip(ts, [*ts[1:], -1], strict=True))
-
-    def sampling_path(self, steps: int, eta: float = 0.0) -> list["DDIMMove"]:
-        """The moves t -> s of the timestep list, with sigma (eq. 16 of DDIM) for ``eta``."""
-        final_gamma = 1.0 if self.set_alpha_to_one else float(self.gamma[0])
-        moves = []
-        for t, s in self.timestep_pairs(steps):
-            g_t = float(self.gamma[t])
-            g_s = float(self.gamma[s]) if s >= 0 else final_gamma
-            sigma = eta * ((1 - g_s) / (1 - g_t)) ** 0.5 * (1 - g_t / g_s) ** 0.5
-            moves.append(DDIMMove(t, g_t, g_s, sigma))
-        return moves
 
     @torch.no_grad()
     def sample(
@@ -112,7 +125,7 @@ class DDIM(Method):
             return Prediction(x0=x0.clamp(-1, 1) if self.clip_sample else x0, noise=eps)
 
         return sample_loop(
-            denoise, ddim_step, x, self.sampling_path(steps, eta), generator, progress
+            denoise, ddim_step, x, self.sampling.path(steps, eta), generator, progress
         )
 
 

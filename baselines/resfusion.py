@@ -19,6 +19,7 @@ sqrt(0.75) eps and the network sees x_t alone, as the official ``resfusion_gener
 The network is RDDM's UNet (§5) or the DDPM CIFAR-10 UNet (``network="ddpm-cifar"``).
 """
 
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -29,6 +30,7 @@ from baselines.ddpm_unet import DDPMUNet
 from baselines.sampling import Prediction, sample_loop
 from baselines.schedules import (
     DDPMMove,
+    ResfusionSchedule,
     ddpm_posterior_mean,
     resfusion_schedule,
     resfusion_timesteps_for,
@@ -38,6 +40,28 @@ from baselines.unet import UNet
 PREDICTIONS = ("epsilon", "sample", "residual")
 NETWORKS = ("rddm-unet", "ddpm-cifar")
 KINDS = ("restoration", "generation")
+
+
+@dataclass(frozen=True)
+class ResfusionSampling:
+    """Resfusion's sampler schedule: the truncated schedule (eq. 27) and its T' moves, from
+    index T' - 1 down to 0, with the posterior variance b~_t (no noise after index 0)."""
+
+    schedule: ResfusionSchedule
+
+    def path(self) -> list[DDPMMove]:
+        s = self.schedule
+        variance = s.posterior_variance
+        return [
+            DDPMMove(
+                idx,
+                float(s.gamma[idx]),
+                float(s.gamma[idx - 1]) if idx > 0 else 1.0,
+                float(s.betas[idx]),
+                float(variance[idx]) ** 0.5 if idx > 0 else 0.0,
+            )
+            for idx in range(s.acc_steps - 1, -1, -1)
+        ]
 
 
 class Resfusion(Method):
@@ -80,6 +104,8 @@ class Resfusion(Method):
         self.prediction, self.loss_type, self.clip = prediction, loss, clip
         self.schedule = resfusion_schedule(timesteps, schedule)
         self.timesteps, self.schedule_name = timesteps, schedule
+        #: the T' reverse moves and their variance, apart from the network
+        self.sampling = ResfusionSampling(self.schedule)
         # restoration input (x_t, x^_0[, mask one-hot]), the mask a 2-channel one-hot in
         # [-1, 1] ordered [1 - m, m]; generation feeds x_t alone (x^_0 = 0 carries nothing)
         if kind == "generation":
@@ -169,22 +195,6 @@ class Resfusion(Method):
         value = elementwise_loss(self.loss_type, out, target)
         return {"loss": value, f"loss_{self.prediction}": value.detach()}
 
-    def sampling_path(self) -> list[DDPMMove]:
-        """The T' moves from index T' - 1 down to 0 with the posterior variance b~_t (no noise
-        after index 0)."""
-        s = self.schedule
-        variance = s.posterior_variance
-        return [
-            DDPMMove(
-                idx,
-                float(s.gamma[idx]),
-                float(s.gamma[idx - 1]) if idx > 0 else 1.0,
-                float(s.betas[idx]),
-                float(variance[idx]) ** 0.5 if idx > 0 else 0.0,
-            )
-            for idx in range(self.steps - 1, -1, -1)
-        ]
-
     def read_output(self, out: Tensor, degraded: Tensor) -> Prediction:
         """The network output read in the trained parametrisation: the resnoise eps_R (eq. 24),
         or x_0 (given directly or as x^_0 - R) clamped when ``clip``, with its residual."""
@@ -230,7 +240,7 @@ class Resfusion(Method):
                 self.nets["denoiser"](self._inputs(x, degraded, mask), t), degraded
             )
 
-        x = sample_loop(denoise, resfusion_step, x, self.sampling_path(), generator, progress)
+        x = sample_loop(denoise, resfusion_step, x, self.sampling.path(), generator, progress)
         return x.clamp(-1, 1) if self.clip else x
 
 

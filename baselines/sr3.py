@@ -10,6 +10,7 @@ the training g at N evenly spaced indices (the last one included) and re-derives
 per-step b from them, so N = T is the training schedule itself. RDDM compared at N = 100.
 """
 
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -29,6 +30,34 @@ def paper_norm_groups(inner_channel: int) -> int:
     epsilon predictor must reproduce; tiny SR3s built that way sampled 4-10 dB below the input.
     """
     return max(1, inner_channel // 4)
+
+
+@dataclass(frozen=True)
+class SR3Sampling:
+    """SR3's sampler schedule: the training schedule's cumulative products g, respaced to the
+    evaluation's number of steps, and the ancestral moves over it."""
+
+    gamma: Tensor
+
+    def gammas(self, steps: int) -> Tensor:
+        """Cumulative products of the N-step evaluation schedule (index 0 = least noisy)."""
+        timesteps = self.gamma.numel()
+        if not 1 <= steps <= timesteps:
+            raise ValueError(f"steps must be in 1..{timesteps}, got {steps}")
+        idx = (torch.arange(1, steps + 1, dtype=torch.float64) * timesteps / steps).round()
+        return self.gamma[idx.long() - 1]
+
+    def path(self, steps: int) -> list[DDPMMove]:
+        """The ``steps`` ancestral moves over the respaced schedule, noisiest first, with the
+        posterior standard deviation sqrt(b_t (1 - g_{t-1}) / (1 - g_t)) (none after the last)."""
+        gammas = [float(g) for g in self.gammas(steps)]
+        moves = []
+        for j in range(steps - 1, -1, -1):
+            g, g_prev = gammas[j], (gammas[j - 1] if j > 0 else 1.0)
+            beta = 1 - g / g_prev
+            std = (beta * (1 - g_prev) / (1 - g)) ** 0.5 if j > 0 else 0.0
+            moves.append(DDPMMove(j, g, g_prev, beta, std))
+        return moves
 
 
 class SR3(Method):
@@ -55,6 +84,8 @@ class SR3(Method):
         self.loss_type = loss
         self.timesteps = timesteps
         self.gamma = torch.cumprod(1 - ddpm_betas("linear", timesteps, beta_start, beta_end), 0)
+        #: the respaced evaluation schedule and its moves, apart from the network
+        self.sampling = SR3Sampling(self.gamma)
         # condition (c) + mask (1) + noisy image (c): 7 channels for RGB with a mask
         self.in_channels = 2 * image_channels + mask_channels
         self.nets = nn.ModuleDict(
@@ -100,25 +131,6 @@ class SR3(Method):
         value = elementwise_loss(self.loss_type, out, eps)
         return {"loss": value, "loss_noise": value.detach()}
 
-    def sampling_gammas(self, steps: int) -> torch.Tensor:
-        """Cumulative products of the N-step evaluation schedule (index 0 = least noisy)."""
-        if not 1 <= steps <= self.timesteps:
-            raise ValueError(f"steps must be in 1..{self.timesteps}, got {steps}")
-        idx = (torch.arange(1, steps + 1, dtype=torch.float64) * self.timesteps / steps).round()
-        return self.gamma[idx.long() - 1]
-
-    def sampling_path(self, steps: int) -> list[DDPMMove]:
-        """The ``steps`` ancestral moves over the respaced schedule, noisiest first, with the
-        posterior standard deviation sqrt(b_t (1 - g_{t-1}) / (1 - g_t)) (none after the last)."""
-        gammas = [float(g) for g in self.sampling_gammas(steps)]
-        moves = []
-        for j in range(steps - 1, -1, -1):
-            g, g_prev = gammas[j], (gammas[j - 1] if j > 0 else 1.0)
-            beta = 1 - g / g_prev
-            std = (beta * (1 - g_prev) / (1 - g)) ** 0.5 if j > 0 else 0.0
-            moves.append(DDPMMove(j, g, g_prev, beta, std))
-        return moves
-
     @torch.no_grad()
     def sample(
         self,
@@ -145,7 +157,7 @@ class SR3(Method):
             x0 = ((x - (1 - move.gamma) ** 0.5 * eps) / move.gamma**0.5).clamp(-1, 1)
             return Prediction(x0=x0, noise=eps)
 
-        return sample_loop(denoise, sr3_step, x, self.sampling_path(steps), generator, progress)
+        return sample_loop(denoise, sr3_step, x, self.sampling.path(steps), generator, progress)
 
 
 def sr3_step(prediction: Prediction, move: DDPMMove, x: Tensor) -> Tensor:

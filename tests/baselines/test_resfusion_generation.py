@@ -84,7 +84,7 @@ def test_sample_mode_clamps_the_x0_prediction_before_the_posterior():
     method = build_method("resfusion", prediction="sample", unet_dim=8, unet_mults=(1, 2)).double()
     x = torch.full(SHAPE, 0.3, dtype=torch.float64)
     degraded = torch.zeros(SHAPE, dtype=torch.float64)
-    moves = {m.index: m for m in method.sampling_path()}
+    moves = {m.index: m for m in method.sampling.path()}
 
     def step(out, idx):
         return resfusion_step(method.read_output(out, degraded), moves[idx], x)

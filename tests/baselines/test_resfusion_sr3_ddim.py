@@ -63,7 +63,7 @@ def test_resfusion_reverse_step_is_ddpm_posterior_on_x_minus_R(prediction):
         # the true network output for each mode
         resnoise = eps + (1 - (1 - beta) ** 0.5) * (1 - g) ** 0.5 / beta * residual  # eq. 24
         out = {"epsilon": resnoise, "sample": x0, "residual": residual}[prediction]
-        move = {m.index: m for m in method.sampling_path()}[idx]
+        move = {m.index: m for m in method.sampling.path()}[idx]
         got = resfusion_step(method.read_output(out, degraded), move, x_t)
         expected = _ddpm_posterior_mean(x_t - residual, x0 - residual, g, g_prev, beta) + residual
         torch.testing.assert_close(got, expected, rtol=1e-10, atol=1e-10)
@@ -108,7 +108,7 @@ def test_resfusion_loss_types():
 
 def test_resfusion_path_is_the_truncated_chain_with_posterior_noise():
     method = build_method("resfusion", timesteps=12, **SMALL)
-    path = method.sampling_path()
+    path = method.sampling.path()
     assert [m.index for m in path] == [4, 3, 2, 1, 0]  # T' = 5 moves from index T' - 1
     variance = method.schedule.posterior_variance
     assert [m.noise_std for m in path] == [float(variance[i]) ** 0.5 for i in (4, 3, 2, 1)] + [0.0]
@@ -117,7 +117,7 @@ def test_resfusion_path_is_the_truncated_chain_with_posterior_noise():
 
 def test_sr3_step_is_the_ddpm_posterior_mean_and_the_path_its_respaced_chain():
     method = build_method("sr3", unet_dim=16, unet_mults=(1, 2))
-    path = method.sampling_path(100)
+    path = method.sampling.path(100)
     gammas = method.gamma[19::20]
     assert [m.gamma for m in path] == gammas.flip(0).tolist()
     x0, _ = _pair()
@@ -146,8 +146,8 @@ def test_ddim_step_keeps_the_forward_marginal_of_exact_predictions():
 
 def test_ddim_path_sigma_follows_eta():
     method = build_method("ddim", **SMALL)
-    assert all(m.noise_std == 0 for m in method.sampling_path(10))
-    moves = method.sampling_path(10, eta=1.0)
+    assert all(m.noise_std == 0 for m in method.sampling.path(10))
+    moves = method.sampling.path(10, eta=1.0)
     assert [m.t for m in moves] == ddim_timesteps(1000, 10, "leading")
     first = moves[0]
     sigma = (
@@ -188,9 +188,9 @@ def test_sample_loop_draws_noise_only_for_noisy_moves():
 
 def test_sr3_respacing_and_ancestral_step():
     method = build_method("sr3", unet_dim=16, unet_mults=(1, 2))
-    full = method.sampling_gammas(2000)
+    full = method.sampling.gammas(2000)
     torch.testing.assert_close(full, method.gamma)  # N = T is the training schedule
-    coarse = method.sampling_gammas(100)
+    coarse = method.sampling.gammas(100)
     torch.testing.assert_close(coarse, method.gamma[19::20])
     gamma = torch.cumprod(1 - torch.linspace(1e-6, 1e-2, 2000, dtype=torch.float64), 0)
     torch.testing.assert_close(method.gamma, gamma)
@@ -237,7 +237,7 @@ def test_sr3_sampler_with_oracle_recovers_the_target():
 @pytest.mark.parametrize("spacing", ["leading", "trailing", "linspace"])
 def test_ddim_steps_follow_the_list(spacing):
     method = build_method("ddim", spacing=spacing, **SMALL)
-    pairs = method.timestep_pairs(13)
+    pairs = method.sampling.timestep_pairs(13)
     listed = ddim_timesteps(1000, 13, spacing)
     assert [t for t, _ in pairs] == listed
     assert [s for _, s in pairs] == [*listed[1:], -1]

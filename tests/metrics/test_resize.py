@@ -32,8 +32,9 @@ def _cubic(t: float) -> float:
     return 0.0
 
 
-def _resize_line(line: list[float], n_out: int) -> list[float]:
-    """Scalar transcription of MATLAB's contributions() for one axis (test reference)."""
+def _resize_line(line: list[float], n_out: int, edge: str = "symmetric") -> list[float]:
+    """Scalar transcription of MATLAB's contributions() for one axis (test reference); taps
+    outside the line mirrored, or (``edge="clamp"``, older releases) clamped to the end."""
     n_in = len(line)
     scale = n_out / n_in
     stretch = scale if scale < 1 else 1.0
@@ -47,18 +48,23 @@ def _resize_line(line: list[float], n_out: int) -> list[float]:
         total = sum(weights)
         value = 0.0
         for j, w in zip(taps, weights, strict=True):
+            if edge == "clamp":
+                value += w / total * line[min(max(j, 1), n_in) - 1]
+                continue
             k = (j - 1) % (2 * n_in)  # symmetric padding: 1..n, n..1
             value += w / total * line[k if k < n_in else 2 * n_in - 1 - k]
         result.append(value)
     return result
 
 
-def _reference(image: np.ndarray, size: tuple[int, int], uint8: bool) -> np.ndarray:
+def _reference(
+    image: np.ndarray, size: tuple[int, int], uint8: bool, edge: str = "symmetric"
+) -> np.ndarray:
     scales = {0: size[0] / image.shape[0], 1: size[1] / image.shape[1]}
     out = image.astype(np.float64)
     for axis in sorted(scales, key=lambda a: (scales[a], a)):
         lines = np.moveaxis(out, axis, -1)
-        resized = np.array([_resize_line(list(row), size[axis]) for row in lines])
+        resized = np.array([_resize_line(list(row), size[axis], edge) for row in lines])
         out = np.moveaxis(resized, -1, axis)
         if uint8:
             out = np.clip(np.floor(out + 0.5), 0, 255)
@@ -88,3 +94,29 @@ def test_same_size_is_identity_and_constant_stays_constant():
     assert torch.allclose(
         imresize(flat, (20, 20)), torch.full((1, 3, 20, 20), 0.3, dtype=torch.float64)
     )
+
+
+def test_the_older_clamped_edge_rule_hand_derived():
+    """imresize([1 2 3 4], [1 2]) as older MATLAB releases made it: the taps -2, -1, 0 read
+    pixel 1 and tap 5 pixel 4 (clamped, not mirrored), so with the weights of the test above
+    y1 = (-0.0234375 - 0.0703125 + 0.2265625 + 0.8671875 + 0.8671875*2 + 0.2265625*3
+          - 0.0703125*4 - 0.0234375*4) / 2 = 1.51953125, and y2 = 5 - y1."""
+    ramp = torch.tensor([1.0, 2.0, 3.0, 4.0], dtype=torch.float64).view(1, 1, 1, 4)
+    out = imresize(ramp, (1, 2), edge="clamp")
+    assert out.flatten().tolist() == pytest.approx([1.51953125, 3.48046875], abs=1e-12)
+
+
+def test_the_two_edge_rules_differ_only_in_the_border_band():
+    """A x4 bicubic downscale (how SR test sets' LR images are made): the clamped rule
+    matches its scalar reference, and differs from the mirrored one only in the outer two
+    output pixels on each side, the ones whose taps (2 / s = 8 input pixels each way) reach
+    past the border; inside they are equal."""
+    image = np.random.default_rng(1).integers(0, 256, (48, 40)).astype(np.uint8)
+    tensor = torch.from_numpy(image).view(1, 1, 48, 40)
+    clamped = imresize(tensor, (12, 10), edge="clamp")[0, 0].numpy().astype(float)
+    mirrored = imresize(tensor, (12, 10))[0, 0].numpy().astype(float)
+    assert np.array_equal(clamped, _reference(image, (12, 10), uint8=True, edge="clamp"))
+    difference = np.abs(clamped - mirrored)
+    assert difference[2:-2, 2:-2].max() == 0 and difference.max() > 0
+    with pytest.raises(ValueError, match="unknown imresize edge"):
+        imresize(tensor, (12, 10), edge="wrap")

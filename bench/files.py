@@ -64,8 +64,13 @@ class ImageError(BenchError):
     """An image that cannot be used: unreadable, truncated, or of the wrong kind."""
 
 
+#: PIL modes of one-channel images
+GREY_MODES = ("L", "I", "I;16", "F", "1", "LA")
+
+
 def read_image(path: Path, mode: str = "RGB") -> np.ndarray:
-    """Decode an image fully as uint8 (H, W, 3) for ``"RGB"`` or (H, W) for ``"L"``.
+    """Decode an image fully as uint8 (H, W, 3) for ``"RGB"`` or (H, W) for ``"L"``;
+    ``"any"`` gives either, as the file holds it (8-bit greyscale as (H, W)).
 
     ``mode="RGB"`` refuses grayscale files instead of silently replicating channels;
     pass ``mode="L"`` for masks. RGBA and palette images are converted to RGB.
@@ -73,7 +78,11 @@ def read_image(path: Path, mode: str = "RGB") -> np.ndarray:
     try:
         with Image.open(path) as image:
             image.load()  # decode now: truncated files fail here, not later
-            if mode == "RGB" and image.mode in ("L", "I", "I;16", "F", "1", "LA"):
+            if mode == "any":
+                if image.mode in ("I", "I;16", "F"):
+                    raise ImageError(f"{path}: {image.mode} greyscale; 8-bit images only")
+                mode = "L" if image.mode in GREY_MODES else "RGB"
+            if mode == "RGB" and image.mode in GREY_MODES:
                 raise ImageError(f"{path}: grayscale image ({image.mode}) where RGB is expected")
             return np.asarray(image.convert(mode))
     except (UnidentifiedImageError, OSError, SyntaxError) as error:

@@ -26,7 +26,7 @@ from bench.audit import AuditRow, audit_rows
 from bench.data.spec import IMAGE_SUFFIXES
 from bench.data.verify import hidden
 from bench.errors import BenchError, UsageError
-from bench.files import read_image
+from bench.files import GREY_MODES, read_image
 from bench.metrics.result import MetricResult
 from bench.protocols import Protocol
 from bench.protocols.audit_scoring import audit_protocols
@@ -279,6 +279,12 @@ def check_sizes(protocol: Protocol, pairs) -> list[tuple]:
     return sized
 
 
+def _channels(path: Path) -> int:
+    """1 for a greyscale file, 3 otherwise (from the header)."""
+    with Image.open(path) as image:
+        return 1 if image.mode in GREY_MODES else 3
+
+
 def _load(path: Path, mode: str = "RGB") -> torch.Tensor:
     try:
         array = read_image(path, mode)
@@ -295,16 +301,17 @@ def score_pairs(protocol: Protocol, sized, batch: int) -> MetricResult:
 
 def score_pairs_under(protocols: list[Protocol], sized, batch: int) -> list[MetricResult]:
     """:func:`score_pairs` under several protocols, each image read once."""
+    mode = "any" if all(p.accepts_grey for p in protocols) else "RGB"
     by_size: dict[tuple, list] = defaultdict(list)
-    for item in sized:
-        by_size[item[4]].append(item)
+    for item in sized:  # one batch holds one size and one channel count per side
+        by_size[(item[4], _channels(item[1]), _channels(item[2]))].append(item)
 
     def groups(advance) -> Iterable[tuple]:
         for items in by_size.values():
             for start in range(0, len(items), batch):
                 chunk = items[start : start + batch]
-                pred = torch.stack([_load(p) for _, p, _, _, _ in chunk])
-                gt = torch.stack([_load(g) for _, _, g, _, _ in chunk])
+                pred = torch.stack([_load(p, mode) for _, p, _, _, _ in chunk])
+                gt = torch.stack([_load(g, mode) for _, _, g, _, _ in chunk])
                 mask = torch.stack([_load(m, "L") for *_, m, _ in chunk]) if chunk[0][3] else None
                 yield pred, gt, mask, [k for k, *_ in chunk]
                 advance(len(chunk))

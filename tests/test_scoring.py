@@ -111,3 +111,40 @@ def test_one_size_rule_for_runs_and_folders(tmp_path):
     assert size_problem(rgb, (48, 48), (60, 90), (64, 96)) is None
     said = size_problem(rgb, (48, 48), (60, 90), None)
     assert said == "is 48x48 but its ground truth is 90x60; protocol 'rgb' does not resize"
+
+
+def test_a_y_channel_protocol_scores_greyscale_files_on_their_grey_values(tmp_path):
+    """lol (evaluate_PSNR_SSIM.m): a one-channel pair is scored on its raw grey values, as the
+    script's ``if size(im,3)==3`` guard does, an RGB pair on rounded BT.601 Y, in one folder;
+    checked against numpy and scikit-image. An RGB protocol still refuses the grey file, and
+    nothing is replicated to RGB."""
+    from skimage.metrics import peak_signal_noise_ratio, structural_similarity
+
+    from bench.scoring import score_folders
+
+    rng = np.random.default_rng(3)
+    grey = rng.integers(0, 256, (40, 48), dtype=np.uint8)
+    grey_pred = np.clip(grey.astype(int) + rng.integers(-20, 21, grey.shape), 0, 255).astype(np.uint8)  # fmt: skip
+    colour = rng.integers(0, 256, (40, 48, 3), dtype=np.uint8)
+    colour_pred = np.clip(colour.astype(int) + rng.integers(-20, 21, colour.shape), 0, 255).astype(np.uint8)  # fmt: skip
+    for folder, images in (("gt", (grey, colour)), ("pred", (grey_pred, colour_pred))):
+        (tmp_path / folder).mkdir()
+        for name, image in zip(("a", "b"), images, strict=True):
+            Image.fromarray(image).save(tmp_path / folder / f"{name}.png")
+    result = score_folders(tmp_path / "pred", tmp_path / "gt", get_protocol("lol", tmp_path))
+    rows = result.per_image.set_index("name")
+    a, b = grey_pred.astype(np.float64), grey.astype(np.float64)
+    assert rows.loc["a", "psnr"] == pytest.approx(peak_signal_noise_ratio(b, a, data_range=255), abs=1e-9)  # fmt: skip
+    ssim = structural_similarity(a, b, gaussian_weights=True, sigma=1.5, use_sample_covariance=False, data_range=255)  # fmt: skip
+    assert rows.loc["a", "ssim"] == pytest.approx(ssim, abs=1e-9)
+    weights = np.array([65.481, 128.553, 24.966]) / 255
+
+    def y(image):
+        r, g, bl = image.astype(np.float64).transpose(2, 0, 1)
+        return np.floor(r * weights[0] + g * weights[1] + bl * weights[2] + 16.5)
+
+    expected = peak_signal_noise_ratio(y(colour), y(colour_pred), data_range=255)
+    assert rows.loc["b", "psnr"] == pytest.approx(expected, abs=1e-9)
+    assert "lpips" not in result.summary and "lpips" in result.unavailable
+    with pytest.raises(UsageError, match="grayscale image"):
+        score_folders(tmp_path / "pred", tmp_path / "gt", get_protocol("rgb", tmp_path))

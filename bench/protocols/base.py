@@ -107,7 +107,10 @@ class Protocol:
         per_image = pd.concat([r.per_image for r in results], ignore_index=True)
         unavailable = {k: v for r in results for k, v in r.unavailable.items()}
         meta = dict(results[0].meta, n_images=len(per_image))
-        return MetricResult(per_image, self.summarize(per_image), unavailable, meta)
+        # a metric some batch could not compute is unavailable for the set, never a mean of
+        # the others
+        summary = {k: v for k, v in self.summarize(per_image).items() if k not in unavailable}
+        return MetricResult(per_image, summary, unavailable, meta)
 
     def pair_key(self, stem: str) -> str:
         """The key that pairs a prediction file with its ground truth (and mask)."""
@@ -144,11 +147,19 @@ class Protocol:
 
     # -- shared checks ---------------------------------------------------------------------
 
+    @property
+    def accepts_grey(self) -> bool:
+        """Whether one-channel images are scored (on their grey values, as a Y-channel
+        script's ``if size(im,3)==3`` guard does); otherwise only RGB, never replicated."""
+        return False
+
     def _check_inputs(self, pred, target, mask, names) -> None:
-        for label, images, channels in (("pred", pred, 3), ("target", target, 3)):
-            if images.dtype != torch.uint8 or images.ndim != 4 or images.shape[1] != channels:
+        channels = (1, 3) if self.accepts_grey else (3,)
+        shape = "(N, 1 or 3, H, W)" if self.accepts_grey else "(N, 3, H, W)"
+        for label, images in (("pred", pred), ("target", target)):
+            if images.dtype != torch.uint8 or images.ndim != 4 or images.shape[1] not in channels:
                 raise UsageError(
-                    f"protocol '{self.name}': {label} must be uint8 (N, 3, H, W), "
+                    f"protocol '{self.name}': {label} must be uint8 {shape}, "
                     f"got {images.dtype} {tuple(images.shape)}"
                 )
         if not self.set_metrics and pred.shape[0] != target.shape[0]:

@@ -348,6 +348,10 @@ class _YChannel(_RestorationProtocol):
         "gt_mean": (False, True),
     }
 
+    @property
+    def accepts_grey(self) -> bool:
+        return self.channel == "y"
+
     def measure(self, pred, target, mask):
         pred, target = _same_size(pred, target, self.size)
         if self.gt_mean:
@@ -355,11 +359,16 @@ class _YChannel(_RestorationProtocol):
         self._require_window(pred, 11, self.name)
         if self.channel == "rgb":
             columns = self._psnr_ssim(pred, target, "skimage")
+        elif self.channel == "y":
+            columns = self._psnr_ssim(_luma(pred), _luma(target), "wang")
         else:
-            to_y = rgb_to_y if self.channel == "y" else rgb_to_yiq_luma
-            columns = self._psnr_ssim(to_y(pred), to_y(target), "wang")
+            columns = self._psnr_ssim(rgb_to_yiq_luma(pred), rgb_to_yiq_luma(target), "wang")
         unavailable: dict[str, str] = {}
-        self._lpips_column(pred, target, columns, unavailable)
+        if 1 in (pred.shape[1], target.shape[1]):
+            if self._wants("lpips"):
+                unavailable["lpips"] = "LPIPS compares RGB images; a greyscale image has none"
+        else:
+            self._lpips_column(pred, target, columns, unavailable)
         return columns, unavailable
 
     def conventions(self) -> dict[str, Any]:
@@ -370,6 +379,12 @@ class _YChannel(_RestorationProtocol):
             "gt_mean": GT_MEAN_CONVENTION if self.gt_mean else "none",
             **self._lpips_meta(),
         }
+
+
+def _luma(images: torch.Tensor) -> torch.Tensor:
+    """What the Y-channel scripts score: BT.601 Y of an RGB image (MATLAB ``rgb2ycbcr`` on
+    uint8), the grey values themselves of a one-channel image (``if size(im,3)==3``)."""
+    return images.to(torch.float64) if images.shape[1] == 1 else rgb_to_y(images)
 
 
 @PROTOCOLS.register("lol")

@@ -98,6 +98,8 @@ PROTOCOL_HEADLINES: dict[str, tuple[MetricSpec, ...]] = {
     "raindrop": _RESTORATION,
     "gopro": _RESTORATION,
     "rgb": _RESTORATION,
+    "sr-y": (_PSNR, _SSIM),
+    "sr-rgb": (_PSNR, _SSIM),
     "celeba": (),
     "cifar10": (),
 }

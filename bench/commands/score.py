@@ -15,6 +15,7 @@ from typing import Annotated, Any
 import typer
 
 from bench import console
+from bench.errors import UsageError
 from bench.files import atomic_write
 from bench.options import ConfigOption, JsonOption, QuietOption, examples, setup
 
@@ -24,6 +25,7 @@ EPILOG = examples(
     "bench score results/istd data/istd/test/test_C -p istd --audit   # how much is convention",
     "bench score results/runs/RUN_ID data/istd/test/test_C --mask-dir data/istd/test/test_B "
     "--audit   # a run's whole audit again",
+    "bench score released/Set14_x4 Set14/HR -p sr-y --scale 4 --match '(?P<id>.+)_x4_SR'",
 )
 
 
@@ -82,6 +84,13 @@ def score(
             "and show how far each headline number moves (docs/protocols.md).",
         ),
     ] = False,
+    scale: Annotated[
+        int | None,
+        typer.Option(
+            help="Super-resolution factor (2, 3, 4, 8) for the sr-y and sr-rgb protocols: the "
+            "pixels shaved from each border and the ground truth's modcrop [default: 4].",
+        ),
+    ] = None,
     device: Annotated[str, typer.Option(help="cpu, cuda or auto.")] = "cpu",
     batch: Annotated[int, typer.Option(min=1, help="Images per evaluation batch.")] = 16,
     config_path: ConfigOption = None,
@@ -106,7 +115,12 @@ def score(
     if audit:
         _audit(pred_dir, gt_dir, protocol_name, mask_dir, csv, match, device, batch, config)
         return
-    protocol = get_protocol(protocol_name, config.paths.weights_dir, device)
+    options = {}
+    if scale is not None:
+        if not protocol_name.startswith("sr-"):
+            raise UsageError(f"--scale is for the super-resolution protocols (sr-y, sr-rgb), not '{protocol_name}'")  # fmt: skip
+        options["scale"] = scale
+    protocol = get_protocol(protocol_name, config.paths.weights_dir, device, **options)
     if run_samples is not None:
         pred_dir = run_samples[0] if protocol.resizes else run_samples[1]
         console.info(

@@ -1,0 +1,102 @@
+"""Super-resolution protocols: the literature's MATLAB scoring of SR outputs.
+
+The scripts behind SR tables (SRCNN's, EDSR's and their descendants) read both images as
+uint8, ``modcrop`` the ground truth to a multiple of the scale (the size the SR output has),
+shave ``scale`` pixels from every border (the bicubic degradation's edge band), and score:
+
+* ``sr-y``: Y of BT.601 (MATLAB ``rgb2ycbcr`` on uint8, rounded); a one-channel image is
+  scored on its grey values (their ``if size(im,3)==3`` guard); PSNR with peak 255 and
+  Wang's SSIM (11x11 Gaussian, sigma 1.5);
+* ``sr-rgb``: the same on the three RGB channels (SSIM the mean of the channels').
+
+``scale`` (2, 3, 4 or 8; `bench score --scale`) is both the shave and the modcrop.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import torch
+
+from bench.errors import UsageError
+from bench.metrics.color import rgb_to_y
+from bench.metrics.fullref import psnr, ssim
+from bench.protocols.base import PROTOCOLS, Protocol
+
+SCALES = (4, 2, 3, 8)
+
+
+class _SuperResolution(Protocol):
+    #: the ground truth is brought to the output's size (modcrop), never the output resized
+    resizes: ClassVar[bool] = True
+    mean_columns = ("psnr", "ssim")
+    channel: ClassVar[str]
+
+    def __init__(self, weights_dir, device="cpu", scale: int = 4) -> None:
+        super().__init__(weights_dir, device)
+        if scale not in SCALES:
+            raise UsageError(
+                f"protocol '{self.name}': scale {scale} is not one of {', '.join(map(str, sorted(SCALES)))}"  # fmt: skip
+            )
+        self.scale = scale
+
+    @property
+    def accepts_grey(self) -> bool:
+        return self.channel == "y"
+
+    def measure(self, pred, target, mask):
+        target = self._modcropped(target, tuple(pred.shape[-2:]))
+        s = self.scale
+        pred, target = pred[..., s:-s, s:-s], target[..., s:-s, s:-s]
+        if self.channel == "y":
+            pred, target = _luma(pred), _luma(target)
+        elif 1 in (pred.shape[1], target.shape[1]):
+            raise UsageError(f"protocol '{self.name}' scores RGB; a greyscale image needs sr-y")
+        return {"psnr": psnr(pred, target, 255.0), "ssim": ssim(pred, target, 255.0, "wang")}, {}
+
+    def _modcropped(self, target: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+        """The ground truth cropped (top-left) to a multiple of the scale, as ``modcrop``
+        does; the output must have that size."""
+        height, width = target.shape[-2:]
+        modcrop = (height - height % self.scale, width - width % self.scale)
+        if tuple(size) != modcrop:
+            raise UsageError(
+                f"protocol '{self.name}': an output of {size[1]}x{size[0]} is not the ground "
+                f"truth's {width}x{height} cropped to a multiple of the scale {self.scale}; "
+                "check --scale"
+            )
+        return target[..., : size[0], : size[1]]
+
+    def conventions(self) -> dict[str, Any]:
+        return {
+            "channel": "BT.601 Y (rgb2ycbcr on uint8, rounded); grey values of a one-channel image"
+            if self.channel == "y"
+            else "RGB",
+            "scale": self.scale,
+            "shave": f"{self.scale} pixels from every border",
+            "modcrop": "the ground truth cropped to the output's size (a multiple of the scale)",
+            "psnr": "peak 255",
+            "ssim": "Wang (11x11 Gaussian, sigma 1.5, L = 255)",
+        }
+
+
+def _luma(images: torch.Tensor) -> torch.Tensor:
+    return images.to(torch.float64) if images.shape[1] == 1 else rgb_to_y(images)
+
+
+@PROTOCOLS.register("sr-y")
+class SrY(_SuperResolution):
+    __doc__ = __doc__
+    name = "sr-y"
+    description = "super-resolution: Y-channel PSNR/SSIM, modcrop, scale pixels shaved"
+    table = "the SR literature's tables (Set5, Set14, BSD100, Urban100, Manga109)"
+    channel = "y"
+
+
+@PROTOCOLS.register("sr-rgb")
+class SrRgb(_SuperResolution):
+    __doc__ = __doc__
+    name = "sr-rgb"
+    description = "super-resolution: RGB PSNR/SSIM, modcrop, scale pixels shaved"
+    table = "SR tables that score RGB"
+    channel = "rgb"

@@ -60,6 +60,13 @@ def rgb_to_y(rgb255: torch.Tensor, rounded: bool = True) -> torch.Tensor:
     return to_uint8_matlab(y) if rounded else y
 
 
+def y_or_grey(images: torch.Tensor) -> torch.Tensor:
+    """What the Y-channel MATLAB scripts score, float64 (N, 1, H, W): the rounded BT.601 Y of
+    RGB images (``rgb2ycbcr`` on uint8), the grey values themselves of one-channel images
+    (their ``if size(im,3)==3`` guard)."""
+    return images.to(torch.float64) if images.shape[1] == 1 else rgb_to_y(images)
+
+
 def rgb_to_yiq_luma(rgb255: torch.Tensor) -> torch.Tensor:
     """Y of YIQ (N, 1, H, W), float64 in [0, 255]: 0.299 R + 0.587 G + 0.114 B, full range and
     unrounded (MATLAB ``rgb2ntsc``; scikit-image ``rgb2yiq``; pyiqa's default Y)."""

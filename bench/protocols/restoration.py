@@ -14,7 +14,7 @@ import torch
 
 from bench import weights as weight_files
 from bench.errors import UsageError
-from bench.metrics.color import rgb_to_lab, rgb_to_y, rgb_to_yiq_luma
+from bench.metrics.color import rgb_to_lab, rgb_to_y, rgb_to_yiq_luma, y_or_grey
 from bench.metrics.fullref import SSIM_FORMS, psnr, region_abs_sums, ssim, ssim_inside_outside
 from bench.metrics.perceptual import Lpips
 from bench.metrics.resize import imresize
@@ -360,7 +360,7 @@ class _YChannel(_RestorationProtocol):
         if self.channel == "rgb":
             columns = self._psnr_ssim(pred, target, "skimage")
         elif self.channel == "y":
-            columns = self._psnr_ssim(_luma(pred), _luma(target), "wang")
+            columns = self._psnr_ssim(y_or_grey(pred), y_or_grey(target), "wang")
         else:
             columns = self._psnr_ssim(rgb_to_yiq_luma(pred), rgb_to_yiq_luma(target), "wang")
         unavailable: dict[str, str] = {}
@@ -379,12 +379,6 @@ class _YChannel(_RestorationProtocol):
             "gt_mean": GT_MEAN_CONVENTION if self.gt_mean else "none",
             **self._lpips_meta(),
         }
-
-
-def _luma(images: torch.Tensor) -> torch.Tensor:
-    """What the Y-channel scripts score: BT.601 Y of an RGB image (MATLAB ``rgb2ycbcr`` on
-    uint8), the grey values themselves of a one-channel image (``if size(im,3)==3``)."""
-    return images.to(torch.float64) if images.shape[1] == 1 else rgb_to_y(images)
 
 
 @PROTOCOLS.register("lol")

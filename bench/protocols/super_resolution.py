@@ -19,7 +19,7 @@ from typing import Any, ClassVar
 import torch
 
 from bench.errors import UsageError
-from bench.metrics.color import rgb_to_y
+from bench.metrics.color import y_or_grey
 from bench.metrics.fullref import psnr, ssim
 from bench.protocols.base import PROTOCOLS, Protocol
 
@@ -49,7 +49,7 @@ class _SuperResolution(Protocol):
         s = self.scale
         pred, target = pred[..., s:-s, s:-s], target[..., s:-s, s:-s]
         if self.channel == "y":
-            pred, target = _luma(pred), _luma(target)
+            pred, target = y_or_grey(pred), y_or_grey(target)
         elif 1 in (pred.shape[1], target.shape[1]):
             raise UsageError(f"protocol '{self.name}' scores RGB; a greyscale image needs sr-y")
         return {"psnr": psnr(pred, target, 255.0), "ssim": ssim(pred, target, 255.0, "wang")}, {}
@@ -78,10 +78,6 @@ class _SuperResolution(Protocol):
             "psnr": "peak 255",
             "ssim": "Wang (11x11 Gaussian, sigma 1.5, L = 255)",
         }
-
-
-def _luma(images: torch.Tensor) -> torch.Tensor:
-    return images.to(torch.float64) if images.shape[1] == 1 else rgb_to_y(images)
 
 
 @PROTOCOLS.register("sr-y")

@@ -252,13 +252,15 @@ class Tracker:
     def log_file(self, run_id: str, path: Path, folder: str | None = None) -> None:
         self.client.log_artifact(run_id, str(path), folder)
 
-    def download(self, run_id: str, name: str) -> Path:
-        """One artifact of a run, fetched into a temporary folder (a server's artifacts may
-        live on another machine)."""
+    def read_csv(self, run_id: str, name: str) -> Any:
+        """A CSV artifact of a run as a DataFrame, fetched into a temporary folder that is
+        removed after reading (a server's artifacts may live on another machine)."""
         import tempfile
 
-        folder = tempfile.mkdtemp(prefix="bench-artifact-")
-        return Path(self.client.download_artifacts(run_id, name, folder))
+        import pandas as pd
+
+        with tempfile.TemporaryDirectory(prefix="bench-artifact-") as folder:
+            return pd.read_csv(self.client.download_artifacts(run_id, name, folder))
 
     def log_text(self, run_id: str, text: str, name: str) -> None:
         self.client.log_text(run_id, text, name)

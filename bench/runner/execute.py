@@ -431,7 +431,7 @@ def finished_record(
     }
     if run.data.tags.get("eval_subset") == "yes":
         record.subset = run.data.tags.get("eval_images")
-    record.per_image = pd.read_csv(tracker.download(run.info.run_id, "per_image.csv"))
+    record.per_image = tracker.read_csv(run.info.run_id, "per_image.csv")
     return record
 
 

@@ -112,9 +112,19 @@ class Tracker:
         if migrated_here is not None:
             store_schema.remember(migrated_here)
         self.experiment_id = found.experiment_id if found is not None else self._create()
-        if found is None or EXPERIMENT_KIND not in found.tags:
-            # model training, so MLflow 3's UI opens on runs rather than GenAI traces
+        if found is not None and EXPERIMENT_KIND not in found.tags:
+            self._mark_training()
+
+    def _mark_training(self) -> None:
+        """Tag an experiment made elsewhere as model training. Processes opening it at once
+        all try; the database refuses every insert but the first, which is the same tag."""
+        from mlflow.exceptions import MlflowException
+
+        try:
             self.client.set_experiment_tag(self.experiment_id, EXPERIMENT_KIND, TRAINING)
+        except MlflowException:
+            if EXPERIMENT_KIND not in self.client.get_experiment(self.experiment_id).tags:
+                raise
 
     def _create(self) -> str:
         """Create the experiment; when another process created it first (cells starting at
@@ -122,8 +132,12 @@ class Tracker:
         from mlflow.exceptions import MlflowException
 
         try:
+            # tagged in the same insert (model training, so MLflow 3's UI opens on runs
+            # rather than GenAI traces): a separate tag call races other processes
             return self.client.create_experiment(
-                self.experiment, artifact_location=artifact_root(self.uri)
+                self.experiment,
+                artifact_location=artifact_root(self.uri),
+                tags={EXPERIMENT_KIND: TRAINING},
             )
         except MlflowException as error:
             if error.error_code != "RESOURCE_ALREADY_EXISTS":

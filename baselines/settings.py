@@ -15,10 +15,13 @@ TASKS = (
     "low-light",
     "deraining",
     "deblurring",
+    "super-resolution",
     "generation",
     "inpainting",
     "translation",
 )
+#: the tasks whose data pairs a degraded input with its clean target
+RESTORATION_TASKS = ("shadow-removal", "low-light", "deraining", "deblurring", "super-resolution")
 
 
 def paper_settings(name: str, task: str) -> dict[str, Any]:

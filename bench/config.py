@@ -74,6 +74,8 @@ class MethodBudget:
 
     iterations_scale: float = 1.0
     lr_scale: float = 1.0
+    #: sampling steps at most (None: the profile's); a --steps flag is never capped
+    max_steps: int | None = field(default=None, metadata=at_least(1))
 
 
 @dataclass(frozen=True)
@@ -115,6 +117,11 @@ class ProfileConfig:
             iterations = max(1, round(iterations * own.iterations_scale))
         lr = self.lr if self.lr == "paper" else self.lr * own.lr_scale
         return iterations, lr
+
+    def capped_steps(self, method: str, steps: int) -> int:
+        """``steps`` (the profile's or the paper's) within ``method``'s ``max_steps``."""
+        cap = self.methods.get(method, MethodBudget()).max_steps
+        return steps if cap is None else min(steps, cap)
 
 
 @dataclass(frozen=True)
@@ -318,8 +325,8 @@ def _check_names(config: Config) -> None:
                     f"{where} has '{method}', which is not a method; "
                     f"valid choices: {choices(METHODS)}"
                 )
-            for key, scale in vars(budget).items():
-                base = key.removesuffix("_scale")
+            for key in ("iterations_scale", "lr_scale"):  # max_steps: checked on reading
+                scale, base = getattr(budget, key), key.removesuffix("_scale")
                 if scale <= 0:
                     raise ConfigError(f"{where}.{method}.{key} = {scale} must be positive")
                 if scale != 1 and getattr(profile, base) == "paper":

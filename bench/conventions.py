@@ -100,6 +100,7 @@ PROTOCOL_HEADLINES: dict[str, tuple[MetricSpec, ...]] = {
     "rgb": _RESTORATION,
     "sr-y": (_PSNR, _SSIM),
     "sr-rgb": (_PSNR, _SSIM),
+    "sr3-faces": (_PSNR, _SSIM, MetricSpec("Consistency", "consistency", "MSE", "lower")),
     "celeba": (),
     "cifar10": (),
 }

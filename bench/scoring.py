@@ -135,10 +135,13 @@ def size_problem(
 
 def fitted(protocol: Protocol, pred: torch.Tensor, size: tuple, padded: tuple | None) -> torch.Tensor:  # fmt: skip
     """Predictions as ``protocol`` scores them against files of ``size`` (:func:`size_problem`)."""
-    problem = size_problem(protocol, tuple(pred.shape[-2:]), tuple(size), padded)
+    shape, size = tuple(pred.shape[-2:]), tuple(size)
+    problem = size_problem(protocol, shape, size, padded)
     if problem is not None:
         raise UsageError(f"a prediction {problem}")
-    if protocol.resizes or tuple(pred.shape[-2:]) == tuple(size):
+    if padded is not None and shape == tuple(padded) != size:
+        return pred[..., : size[0], : size[1]]  # at the padded size: the padding cut away
+    if protocol.resizes or shape == size:
         return pred
     return to_native_size(pred, size, padded)
 

@@ -176,6 +176,9 @@ class _Reader:
         return value
 
     def _union(self, args: tuple, value: Any, key: str) -> Any:
+        present = [option for option in args if option is not type(None)]
+        if len(present) == 1 and value is not None:  # X | None: X's own error, naming the key
+            return self.convert(present[0], value, key)
         for option in args:
             try:
                 return self.convert(option, value, key)

@@ -183,3 +183,21 @@ def test_a_relative_config_path_still_gives_absolute_paths(tmp_path, monkeypatch
     config = load_config(Path("bench.toml"))
     assert config.paths.results_dir == tmp_path / "out"
     assert config.paths.results_dir.is_absolute() and config.source.is_absolute()
+
+
+def test_max_steps_caps_a_method_s_paper_steps_and_never_a_steps_flag(tmp_path):
+    """SR3's super-resolution schedule has 2000 steps; a profile may sample it in fewer."""
+    from bench.runner.cells import expand
+
+    path = write(
+        tmp_path,
+        '[run]\ndataset = "synth-sr"\nmethods = ["sr3", "rddm"]\n[profiles.smoke]\nsteps = "paper"\n'
+        "[profiles.smoke.methods.sr3]\nmax_steps = 40\n",
+    )
+    cells = {cell.method: cell for cell in expand(load_config(path))}
+    assert (cells["sr3"].steps, cells["rddm"].steps) == (40, 5)
+    assert expand(load_config(path), steps=500)[0].steps == 500  # --steps is the user's
+    uncapped = write(tmp_path, '[run]\ndataset = "synth-sr"\nmethods = ["sr3"]\n[profiles.smoke]\nsteps = "paper"\n[profiles.smoke.methods.sr3]\nmax_steps = 5000\n')  # fmt: skip
+    assert expand(load_config(uncapped))[0].steps == 2000
+    with pytest.raises(ConfigError, match="max_steps"):
+        load_config(write(tmp_path, "[profiles.smoke.methods.sr3]\nmax_steps = 0\n"))

@@ -148,3 +148,17 @@ def test_a_y_channel_protocol_scores_greyscale_files_on_their_grey_values(tmp_pa
     assert "lpips" not in result.summary and "lpips" in result.unavailable
     with pytest.raises(UsageError, match="grayscale image"):
         score_folders(tmp_path / "pred", tmp_path / "gt", get_protocol("rgb", tmp_path))
+
+
+def test_predictions_at_the_padded_size_lose_the_padding_even_under_resizing_protocols(tmp_path):
+    """A prediction at the size the loader padded its file to (a test at the files' own size)
+    is cut back to the file before any protocol sees it: sr-y then finds the modcropped
+    ground truth's size, which it requires, and its score equals the unpadded one's."""
+    truth = smooth(60, 90, 0.5)  # x3: modcrop keeps 60x90; the loader pads to 64x96
+    pred = torch.zeros((1, 3, 64, 96), dtype=torch.uint8)
+    pred[..., :60, :90] = (truth.int() + 3).clamp(0, 255).to(torch.uint8)
+    samples = Samples(pred, pred.clone(), None, None, ["a"], 1, NativeFiles(targets=[truth], padded=[(64, 96)]))  # fmt: skip
+    protocol = get_protocol("sr-y", tmp_path, scale=3)
+    scored = score_samples(protocol, samples)
+    direct = protocol.evaluate(pred[..., :60, :90], truth[None], names=["a"])
+    assert scored.summary["psnr"] == direct.summary["psnr"] < 60

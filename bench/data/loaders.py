@@ -23,7 +23,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from bench.data.spec import DatasetSpec
+from bench.data.spec import DatasetSpec, SuperResolution
 from bench.data.verify import SplitFiles, pair_split
 from bench.errors import UsageError
 from bench.files import read_image
@@ -45,6 +45,9 @@ class Preprocess:
     resize_filter: str = "bicubic"  # a name of RESIZE_FILTERS
     center_box_mask: bool = False  # inpainting: centre h/2 x w/2 box filled with 0.5
     normalize: bool = True  # [0, 1] -> [-1, 1]
+    #: super-resolution data: the LR input brought to the HR size (the manifest's scale,
+    #: kernel and edge rule) and the ground truth cropped to a multiple of the scale, first
+    super_resolution: SuperResolution | None = None
 
     @classmethod
     def for_split(
@@ -61,6 +64,7 @@ class Preprocess:
             flip=manifest.get("train_flip", "random") if train else "none",
             fixed_crop=tuple(crop) if crop else None,
             center_box_mask=bool(manifest.get("center_box_mask", False)),
+            super_resolution=spec.super_resolution,
         )
         valid = {field.name for field in fields(cls)} - {"image_size"}
         unknown = set(options) - valid
@@ -125,6 +129,44 @@ def _resize(image: np.ndarray, size: int, resize_filter: str = "bicubic") -> np.
     if image.shape[:2] == (size, size):
         return image
     return np.asarray(Image.fromarray(image).resize((size, size), RESIZE_FILTERS[resize_filter]))
+
+
+def modcrop(image: np.ndarray, scale: int) -> np.ndarray:
+    """The top-left part whose sides are multiples of ``scale`` (MATLAB ``modcrop``)."""
+    height, width = image.shape[:2]
+    return image[: height - height % scale, : width - width % scale]
+
+
+def bicubic(image: np.ndarray, size: tuple[int, int], setting: SuperResolution) -> np.ndarray:
+    """A uint8 HWC image resized to ``size`` = (H, W) with the dataset's bicubic: MATLAB's
+    ``imresize`` (with its edge rule) or PIL's (SR3's ``prepare_data.py``)."""
+    from bench.metrics.resize import imresize
+
+    if setting.kernel == "pil":
+        return np.asarray(Image.fromarray(image).resize(size[::-1], Image.Resampling.BICUBIC))
+    tensor = torch.from_numpy(np.require(image, requirements=["C", "W"])).permute(2, 0, 1)[None]
+    return imresize(tensor, size, edge=setting.edge)[0].permute(1, 2, 0).numpy()
+
+
+def super_resolution_pair(
+    images: dict[str, np.ndarray], setting: SuperResolution, lr_file: Path
+) -> dict[str, np.ndarray]:
+    """The ground truth (and mask) modcropped, and the LR input upscaled to its size: the
+    degraded input the methods condition on (SR3's LRHR dataset feeds the upsampled LR; RDDM
+    and Resfusion learn its residual to HR). An LR file of another size than the HR's
+    modcrop divided by the scale is an error naming it."""
+    scale = setting.scale
+    out = {role: modcrop(image, scale) for role, image in images.items() if role != "input"}
+    height, width = out["target"].shape[:2]
+    lr = images["input"]
+    if lr.shape[:2] != (height // scale, width // scale):
+        raise UsageError(
+            f"{lr_file}: an LR image of {lr.shape[1]}x{lr.shape[0]} does not match its HR "
+            f"image at scale {scale} (expected {width // scale}x{height // scale}); check "
+            "[super_resolution] scale in the dataset's manifest and its LR folder"
+        )
+    out["input"] = bicubic(lr, (height, width), setting)
+    return out
 
 
 def _to_tensor(image: np.ndarray, normalize: bool) -> torch.Tensor:
@@ -285,6 +327,12 @@ class PairedDataset(_SplitDataset):
             role: self._read(path, keys[role], "L" if role == "mask" else "RGB")
             for role, path in roles.items()
         }
+        setting = self.options.super_resolution
+        if setting is not None:
+            images = IMAGE_CACHE.kept(
+                ("upscaled", tuple(keys.items()), setting),
+                lambda: super_resolution_pair(images, setting, roles["input"]),
+            )
         # Outputs are saved under the input's basename, as in the official code.
         return self._item(images, roles.get("input", roles["target"]).stem, tuple(keys.items()))
 
@@ -295,11 +343,16 @@ class PairedDataset(_SplitDataset):
         them, at their own size: what the papers' evaluation scripts read
         (docs/protocols.md, "Native size")."""
         files = self.files.pairs[self.ids[index]]
-        return {  # writable copies: PIL's arrays are read-only views, which torch warns about
+        setting = self.options.super_resolution
+        wanted = set(roles) | ({"input"} if setting is not None else set())
+        images = {  # writable copies: PIL's arrays are read-only views, which torch warns about
             role: np.array(read_image(files[role], "L" if role == "mask" else "RGB"))
-            for role in roles
+            for role in wanted
             if role in files
         }
+        if setting is not None:  # scored as SR scripts read it: modcropped
+            images = super_resolution_pair(images, setting, files["input"])
+        return {role: np.array(images[role]) for role in roles if role in images}
 
 
 class UnpairedDataset(_SplitDataset):

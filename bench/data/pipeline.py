@@ -80,8 +80,10 @@ def dataset_pipeline(preprocess: dict[str, Any]) -> Pipeline:
     """The manifest's ``[preprocess]`` defaults as a pipeline."""
     return Pipeline(
         source=DATASET,
+        train_crop=preprocess.get("train_crop", "resize"),
         train_flip=preprocess.get("train_flip", "random"),
         equalize_input=bool(preprocess.get("equalize_input", False)),
+        test_size=preprocess.get("test_size", "resize"),
     )
 
 

@@ -140,8 +140,25 @@ class _PreprocessFile:
 
     equalize_input: bool = False
     train_flip: Literal["none", "random", "always"] = "random"
+    #: the dataset's own pipeline (bench.data.pipeline): super-resolution trains on crops and
+    #: tests at the files' size, since resizing would change the task's scale
+    train_crop: Literal["resize", "random"] = "resize"
+    test_size: Literal["resize", "native"] = "resize"
     fixed_crop: tuple[int, ...] = ()  # centre x, centre y, size
     center_box_mask: bool = False
+
+
+@dataclass(frozen=True)
+class SuperResolution:
+    """``[super_resolution]`` of a super-resolution manifest: the scale its LR images have,
+    the bicubic kernel that made them and that upsamples them for the methods (``"matlab"``:
+    ``imresize``, antialiased; ``"pil"``: PIL's, as SR3's ``prepare_data.py``), and MATLAB's
+    edge rule (``"symmetric"``, today's; ``"clamp"``, older releases). Folders and pairing
+    patterns may name ``{scale}``."""
+
+    scale: Literal[2, 3, 4, 8]
+    kernel: Literal["matlab", "pil"] = "matlab"
+    edge: Literal["symmetric", "clamp"] = "symmetric"
 
 
 @dataclass(frozen=True)
@@ -170,6 +187,7 @@ class _ManifestFile:
     settings: dict[str, Any] = field(default_factory=dict)
     root: str | None = None  # a user's dataset: its folder (relative: beside the manifest)
     split_by_hash: _HashSplitFile | None = None
+    super_resolution: SuperResolution | None = None
 
 
 @dataclass(frozen=True)
@@ -197,6 +215,13 @@ class DatasetSpec:
     manifest: Path | None = None
     #: where a user's dataset lives (`bench data add`); None: <data_root>/<name>
     root: Path | None = None
+    #: super-resolution data: the LR images' scale and edge rule (None for other tasks)
+    super_resolution: SuperResolution | None = None
+
+    @property
+    def protocol_options(self) -> dict[str, Any]:
+        """What the dataset sets on its protocol: the scale of super-resolution data."""
+        return {"scale": self.super_resolution.scale} if self.super_resolution else {}
 
     @property
     def split_rule(self) -> str | None:
@@ -256,10 +281,14 @@ def _root(root: str | None, manifest: Path) -> Path | None:
 def _layouts(manifest: _ManifestFile, where: Path) -> dict[str, Split]:
     """Each split's role folders with the pairing's stem patterns, as the kind requires."""
     layouts: dict[str, Split] = {}
+    scale = manifest.super_resolution.scale if manifest.super_resolution else None
     for split_name, split in manifest.splits.items():
         folders = {"input": split.input, "target": split.target, "mask": split.mask}
         roles = {
-            role: Role(folders[role], manifest.pairing.get(role, "{id}"))
+            role: Role(
+                _at_scale(folders[role], scale),
+                _at_scale(manifest.pairing.get(role, "{id}"), scale),  # type: ignore[arg-type]
+            )
             for role in ROLES
             if folders[role] is not None
         }
@@ -286,6 +315,24 @@ def _layouts(manifest: _ManifestFile, where: Path) -> dict[str, Split]:
     return layouts
 
 
+def _at_scale(text: str, scale: int | None) -> str:
+    """A folder or pattern with ``{scale}`` filled in (super-resolution manifests)."""
+    return text if scale is None else text.replace("{scale}", str(scale))
+
+
+def _check_super_resolution(manifest: _ManifestFile, path: Path) -> None:
+    """The task and its ``[super_resolution]`` table come together, with paired LR files."""
+    if (manifest.task == "super-resolution") != (manifest.super_resolution is not None):
+        raise typed_toml.fail(
+            UsageError,
+            path,
+            "super_resolution",
+            "is required by task 'super-resolution' (scale = 2, 3, 4 or 8) and allowed only there",
+        )
+    if manifest.super_resolution is not None and manifest.kind != "paired":
+        raise typed_toml.fail(UsageError, path, "kind", "must be 'paired' (LR input, HR target) for super-resolution")  # fmt: skip
+
+
 def parse_manifest(path: Path) -> DatasetSpec:
     """Read and check one manifest; a malformed file is a UsageError naming it and the key."""
     table = typed_toml.read_toml(path)
@@ -295,6 +342,7 @@ def parse_manifest(path: Path) -> DatasetSpec:
             raise typed_toml.fail(UsageError, path, key, f"= '{split_name}' is named but not defined under [splits]")  # fmt: skip
     if manifest.name != path.stem:
         raise typed_toml.fail(UsageError, path, "name", f"= '{manifest.name}' differs from the file name '{path.stem}'")  # fmt: skip
+    _check_super_resolution(manifest, path)
     layouts = _layouts(manifest, path)
     preprocess = dict(table.get("preprocess", {}))  # what the file sets, as it sets it
     return DatasetSpec(
@@ -323,4 +371,5 @@ def parse_manifest(path: Path) -> DatasetSpec:
         open_points=manifest.open,
         manifest=path,
         root=_root(manifest.root, path),
+        super_resolution=manifest.super_resolution,
     )

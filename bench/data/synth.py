@@ -1,7 +1,7 @@
 """Offline suites built from the photographs that ship inside scikit-image.
 
 Each suite crops clean images from real photos and degrades them with a simple physical
-model of its task (shadow, low light, rain, motion blur). Training crops and test images come
+model of its task (shadow, low light, rain, motion blur, bicubic downscaling). Training crops and test images come
 from disjoint photos, so no test image shares content with the training set. Everything is
 drawn from one seeded generator and written as PNG (no timestamps), so the same seed and
 parameters give byte-identical folders.
@@ -14,7 +14,7 @@ import shutil
 import tempfile
 import zlib
 from collections.abc import Callable
-from functools import cache
+from functools import cache, partial
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +22,7 @@ import numpy as np
 from PIL import Image
 from scipy import ndimage
 
-from bench.data.spec import DatasetSpec
+from bench.data.spec import DatasetSpec, SuperResolution
 from bench.errors import UsageError
 from bench.files import write_image
 
@@ -163,12 +163,33 @@ def blur(clean: np.ndarray, rng: np.random.Generator) -> dict[str, np.ndarray]:
     return {"input": np.clip(blurred, 0, 1) ** (1 / 2.2)}
 
 
+def downscale(
+    clean: np.ndarray, rng: np.random.Generator, *, setting: SuperResolution
+) -> dict[str, np.ndarray]:
+    """The LR image of super-resolution benchmarks: the uint8 HR, modcropped, resized by
+    1/scale with the dataset's bicubic (MATLAB's antialiased ``imresize`` by default)."""
+    from bench.data.loaders import bicubic, modcrop
+
+    hr = modcrop(_uint8(clean), setting.scale)
+    lr = bicubic(hr, (hr.shape[0] // setting.scale, hr.shape[1] // setting.scale), setting)
+    return {"input": lr.astype(np.float32) / 255.0}  # _uint8 gives the same bytes back
+
+
 SUITES: dict[str, Degrade] = {
     "synth-shadow": shadow,
     "synth-lowlight": lowlight,
     "synth-rain": rain,
     "synth-blur": blur,
+    "synth-sr": downscale,
 }
+
+
+def _degrader(spec: DatasetSpec) -> Degrade:
+    """The suite's degradation, set as its manifest sets it (a super-resolution scale)."""
+    setting = spec.super_resolution
+    if setting is None:
+        return SUITES[spec.name]
+    return partial(SUITES[spec.name], setting=setting)
 
 
 def _write_pair(spec: DatasetSpec, out: Path, split: str, pair_id: str, images: dict) -> None:
@@ -179,7 +200,7 @@ def _write_pair(spec: DatasetSpec, out: Path, split: str, pair_id: str, images: 
 
 
 def _paired_suite(spec: DatasetSpec, out: Path, rng: np.random.Generator, params: dict) -> None:
-    degrade = SUITES[spec.name]
+    degrade = _degrader(spec)
     patch = int(params["patch"])
     test_h, test_w = (int(v) for v in params["test_size"])
     train_photos = [photo(name) for name in TRAIN_PHOTOS]

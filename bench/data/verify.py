@@ -194,9 +194,20 @@ def _decode_problems(spec: DatasetSpec, files: SplitFiles) -> list[str]:
     for role, paths in files.singles.items():
         for path in paths:
             size_of(path, role)
+    scale = spec.super_resolution.scale if spec.super_resolution else None
     for roles in files.pairs.values():
         sizes = {role: size_of(path, role) for role, path in roles.items()}
         known = {role: size for role, size in sizes.items() if size is not None}
+        if scale is not None and "input" in known and "target" in known:
+            # an LR image has the HR image's modcropped size divided by the scale
+            height, width = known["target"]
+            if known.pop("input") != (height // scale, width // scale):
+                lr = sizes["input"]
+                problems.append(
+                    f"{roles['input']}: LR {lr[1]}x{lr[0]} is not its HR image "
+                    f"{roles['target'].name} ({width}x{height}) at scale {scale} (expected "
+                    f"{width // scale}x{height // scale})"
+                )
         if len(set(known.values())) > 1:
             described = ", ".join(
                 f"{roles[r].parent.name}/{roles[r].name} {s[1]}x{s[0]}" for r, s in known.items()

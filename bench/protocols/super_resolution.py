@@ -96,3 +96,51 @@ class SrRgb(_SuperResolution):
     description = "super-resolution: RGB PSNR/SSIM, modcrop, scale pixels shaved"
     table = "SR tables that score RGB"
     channel = "rgb"
+
+
+@PROTOCOLS.register("sr3-faces")
+class SR3Faces(Protocol):
+    """SR3's face super-resolution (16->128 and 64->512, both x8), as its official code scores
+    validation images (``core/metrics.py``): the uint8 RGB images (``tensor2img``: clamp,
+    round), PSNR over every value with peak 255, SSIM Wang's 11x11 Gaussian (sigma 1.5) on
+    the valid region, averaged over the channels, no shave and no modcrop. The SR3 paper adds
+    consistency, the MSE between the LR input and the output downsampled to it; here the LR is
+    the ground truth downsampled with MATLAB's bicubic, which is the input exactly where the
+    dataset's LR images were made that way, and both are on [0, 1]."""
+
+    name = "sr3-faces"
+    description = "SR3 faces: RGB PSNR/SSIM on uint8, no shave (core/metrics.py), consistency"
+    table = "SR3's face super-resolution (official code's README; paper Table 2 reports consistency)"  # fmt: skip
+    mean_columns = ("psnr", "ssim", "consistency")
+
+    def __init__(self, weights_dir, device="cpu", scale: int = 8) -> None:
+        super().__init__(weights_dir, device)
+        if scale not in SCALES:
+            raise UsageError(f"protocol 'sr3-faces': scale {scale} is not one of {', '.join(map(str, sorted(SCALES)))}")  # fmt: skip
+        self.scale = scale
+
+    def measure(self, pred, target, mask):
+        from bench.metrics.resize import imresize
+
+        height, width = target.shape[-2:]
+        if height % self.scale or width % self.scale:
+            raise UsageError(f"protocol 'sr3-faces': a {width}x{height} ground truth is not a multiple of the scale {self.scale}")  # fmt: skip
+        size = (height // self.scale, width // self.scale)
+        lr, down = imresize(target, size), imresize(pred, size)  # uint8 in, uint8 out
+        consistency = ((down.double() - lr.double()) / 255).pow(2).flatten(1).mean(1)
+        return {
+            "psnr": psnr(pred, target, 255.0),
+            "ssim": ssim(pred, target, 255.0, "wang"),
+            "consistency": consistency,
+        }, {}
+
+    def conventions(self) -> dict[str, Any]:
+        return {
+            "channel": "RGB, uint8",
+            "scale": self.scale,
+            "shave": "none",
+            "psnr": "peak 255, MSE over every value",
+            "ssim": "Wang (11x11 Gaussian, sigma 1.5, valid region), mean of the channels",
+            "consistency": "MSE on [0, 1] between the ground truth and the output, each "
+            "downsampled by MATLAB bicubic imresize to the LR size (uint8)",
+        }

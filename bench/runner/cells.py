@@ -147,7 +147,9 @@ def expand(
                     task=spec.task,
                     protocol=spec.protocol,
                     iterations=int(resolve("iterations", method_iterations, iterations)),
-                    steps=int(resolve("steps", profile.steps, steps)),
+                    steps=steps
+                    if steps is not None
+                    else profile.capped_steps(method, int(resolve("steps", profile.steps, None))),
                     lr=float(resolve("lr", method_lr, None)),
                     precision=precision or profile.precision,
                     compile=profile.compile if compile is None else compile,

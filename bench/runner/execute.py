@@ -43,6 +43,7 @@ if TYPE_CHECKING:  # types only: the runner builds these through their registrie
     from baselines.base import Method
     from bench.data import DataInUse
     from bench.data.loaders import _SplitDataset
+    from bench.data.spec import DatasetSpec
     from bench.metrics.result import MetricResult
 
 #: images per row in the logged sample grid (input / output / ground truth columns)
@@ -284,12 +285,16 @@ def _read_native(split: _SplitDataset, indices: range, native: NativeFiles) -> N
         native.padded.append(split.padded_shape(*files["target"].shape[:2]))
 
 
-def score(cell: Cell, samples: Samples, weights_dir: Path, device: torch.device) -> MetricResult:
-    """Score with the cell's protocol: a restoration protocol image by image against the
-    files at their own size, a generation protocol (FID / IS / KID) on the whole set."""
+def score(
+    cell: Cell, samples: Samples, weights_dir: Path, device: torch.device, spec: DatasetSpec
+) -> MetricResult:
+    """Score with the cell's protocol, set as the dataset sets it (a super-resolution
+    scale): a restoration protocol image by image against the files at their own size, a
+    generation protocol (FID / IS / KID) on the whole set."""
     from bench.protocols import get_protocol
 
-    return score_samples(get_protocol(cell.protocol, weights_dir, device=str(device)), samples)
+    protocol = get_protocol(cell.protocol, weights_dir, str(device), **spec.protocol_options)
+    return score_samples(protocol, samples)
 
 
 def audit_metrics(
@@ -490,7 +495,7 @@ def run_cell(cell: Cell, context: RunContext) -> CellRecord:
             tracker.set_tags(run_id, subset)
             record.subset = subset["eval_images"] if subset["eval_subset"] == "yes" else None
         with phase("score"):
-            scores = score(cell, samples, context.weights_dir, device)
+            scores = score(cell, samples, context.weights_dir, device, spec)
             keep_scores(record, scores)
             if cell.eval_every:  # the learning curve ends at the run's own numbers
                 curve = curve_metrics(cell, scores.summary)
@@ -607,7 +612,7 @@ def train_cell(
         def on_eval(iteration: int, ema: Any) -> None:
             with console.quiet():
                 samples = sample_split(ema.model, test_split, cell, device)
-                scores = score(cell, samples, context.weights_dir, device)
+                scores = score(cell, samples, context.weights_dir, device, spec)
             tracker.log_metrics(run_id, curve_metrics(cell, scores.summary), step=iteration)
 
     with console.progress_bar(f"training {cell.method}", cell.iterations) as advance:

@@ -82,6 +82,7 @@ def score_identity(cell: Cell, context: RunContext) -> CellRecord:
     import pandas as pd
 
     from bench.data import open_split, use_dataset
+    from bench.data.pipeline import dataset_pipeline
 
     started = time.perf_counter()
     record = CellRecord(cell, FAILED)
@@ -99,13 +100,13 @@ def score_identity(cell: Cell, context: RunContext) -> CellRecord:
             record.seconds = time.perf_counter() - started
             return record
         console.info(f"scoring the identity baseline on {cell.dataset}")
-        split = open_split(
-            cell.dataset, root, spec.test_split, image_size=cell.image_size, train=False
-        )
+        # the dataset's own test pipeline (its files' size for super-resolution)
+        size, options = dataset_pipeline(dict(spec.preprocess)).test_options(cell.image_size)
+        split = open_split(cell.dataset, root, spec.test_split, size, train=False, **options)
         samples = sample_split(Identity(), split, cell, torch.device("cpu"))
         subset = samples.subset_tags()
         record.subset = subset["eval_images"] if subset["eval_subset"] == "yes" else None
-        scores = score(cell, samples, context.weights_dir, torch.device("cpu"))
+        scores = score(cell, samples, context.weights_dir, torch.device("cpu"), spec)
         record.metrics = logged(cell.protocol, scores.summary)
         record.unavailable = logged(cell.protocol, scores.unavailable)
         record.per_image = scores.per_image

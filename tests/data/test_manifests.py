@@ -29,6 +29,7 @@ SYNTH_PROTOCOLS = {
     "synth-rain": "raindrop",
     "synth-blur": "gopro",
     "synth-faces": "celeba",
+    "synth-sr": "sr-y",
 }
 
 

@@ -98,3 +98,29 @@ def test_bench_score_scale_and_match_on_released_names(sr_folders, tmp_path):
     assert (
         refused.exit_code == 2 and "--scale is for the super-resolution protocols" in refused.output
     )
+
+
+def test_sr3_faces_scores_as_the_official_code_and_consistency_has_its_closed_form():
+    """PSNR over every RGB value and Wang SSIM as the channels' mean (SR3's core/metrics.py,
+    here scikit-image configured the same way); consistency of an output that is the ground
+    truth plus 10 grey levels is (10 / 255)^2 exactly: a shift by whole levels survives the
+    bicubic downsampling (its weights sum to one) and MATLAB's rounding unchanged."""
+    import torch
+
+    rng = np.random.default_rng(1)
+    target = rng.integers(20, 200, (2, 64, 64, 3), dtype=np.uint8)
+    noisy = np.clip(target.astype(int) + rng.integers(-12, 13, target.shape), 0, 255).astype(np.uint8)  # fmt: skip
+    shifted = target + np.uint8(10)
+    protocol = get_protocol("sr3-faces", "weights")
+    as_tensor = lambda a: torch.from_numpy(a).permute(0, 3, 1, 2)  # noqa: E731
+    result = protocol.evaluate(as_tensor(noisy), as_tensor(target))
+    for i in range(2):
+        row = result.per_image.iloc[i]
+        assert row["psnr"] == pytest.approx(peak_signal_noise_ratio(target[i], noisy[i], data_range=255), abs=1e-10)  # fmt: skip
+        assert row["ssim"] == pytest.approx(structural_similarity(target[i], noisy[i], channel_axis=2, **WANG), abs=1e-7)  # fmt: skip
+    shifted_result = protocol.evaluate(as_tensor(shifted), as_tensor(target))
+    np.testing.assert_allclose(shifted_result.per_image["consistency"], (10 / 255) ** 2, rtol=1e-12)
+    same = protocol.evaluate(as_tensor(target), as_tensor(target))
+    assert (same.per_image["consistency"] == 0).all()
+    with pytest.raises(UsageError, match="multiple of the scale 8"):
+        protocol.evaluate(as_tensor(target[:, :60, :60]), as_tensor(target[:, :60, :60]))

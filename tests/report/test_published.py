@@ -21,6 +21,7 @@ from bench.report.published import (
 )
 
 EXPECTED_IDS = {
+    "sr3-official-readme",
     "rddm-table-1",
     "rddm-table-2",
     "rddm-table-3a",
@@ -505,3 +506,18 @@ def test_generation_columns_read_the_runs_own_protocol(tables):
     row = table.rows[0]
     keys = {metric_key(table.context(row, table.column(k))) for k in ("celeba_fid", "celeba_is")}
     assert keys == {"celeba/fid", "celeba/isc"}
+
+
+def test_sr3_readme_table_is_the_official_code_s_and_names_its_datasets(tables):
+    """The README of SR3's official re-implementation prints 16->128 PSNR 23.26, SSIM 0.675
+    and 64->512 PSNR 19.87, SSIM 0.445; each column names the dataset and protocol a run of
+    that configuration logs."""
+    from bench.data import get_dataset
+
+    table = tables["sr3-official-readme"]
+    assert table.source == "secondary"
+    printed = {key: text(tables, "sr3-official-readme", "SR3 (official re-implementation)", key) for key in ("psnr_16_128", "ssim_16_128", "psnr_64_512", "ssim_64_512")}  # fmt: skip
+    assert printed == {"psnr_16_128": "23.26", "ssim_16_128": "0.675", "psnr_64_512": "19.87", "ssim_64_512": "0.445"}  # fmt: skip
+    for column in table.columns:
+        spec = get_dataset(column.dataset)
+        assert (spec.protocol, spec.task, spec.super_resolution.scale) == ("sr3-faces", "super-resolution", 8)  # fmt: skip

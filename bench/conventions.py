@@ -262,3 +262,9 @@ def printed_columns(protocol: str) -> tuple[str, ...]:
     if base in PRINTED_COLUMNS:
         return PRINTED_COLUMNS[base]
     return tuple(spec.key for spec in HEADLINES.get(base) or SET_METRICS)
+
+
+def identity_label(task: str | None) -> str:
+    """The row of the degraded input scored as the output: for super-resolution that input is
+    the bicubic-upsampled LR, the field's baseline."""
+    return "bicubic (input)" if task == "super-resolution" else "identity (input)"

@@ -13,7 +13,7 @@ import typer
 
 from baselines.registry import registered_names
 from bench import console
-from bench.conventions import MetricKey, printed_columns
+from bench.conventions import MetricKey, identity_label, printed_columns
 from bench.errors import EXIT_FAILURE, BenchError, UsageError
 from bench.options import (
     ARGV_KEY,
@@ -499,7 +499,7 @@ def _results_table(config: Config, result: GridResult) -> Any:
     header = ["method", "seed", "status", *(n.metric for n in shown.values()), *extra_columns, "seconds"]  # fmt: skip
     body = [
         [
-            "identity (input)" if r is result.identity else r.cell.method,
+            identity_label(r.cell.task) if r is result.identity else r.cell.method,
             "" if r is result.identity else r.cell.seed,
             r.status,
             *(_fmt(r.metrics.get(k)) for k in shown),

@@ -143,7 +143,9 @@ def bicubic(image: np.ndarray, size: tuple[int, int], setting: SuperResolution) 
     from bench.metrics.resize import imresize
 
     if setting.kernel == "pil":
-        return np.asarray(Image.fromarray(image).resize(size[::-1], Image.Resampling.BICUBIC))
+        grey = image.shape[2] == 1  # PIL takes a one-channel image as (H, W)
+        resized = Image.fromarray(image[..., 0] if grey else image).resize(size[::-1], Image.Resampling.BICUBIC)  # fmt: skip
+        return np.asarray(resized)[..., None] if grey else np.asarray(resized)
     tensor = torch.from_numpy(np.require(image, requirements=["C", "W"])).permute(2, 0, 1)[None]
     return imresize(tensor, size, edge=setting.edge)[0].permute(1, 2, 0).numpy()
 

@@ -190,6 +190,38 @@ def _check_checksums(root: Path, checksums: Mapping[str, str]) -> None:
             )
 
 
+#: the conversion of super-resolution sets that ship HR images only
+LR_IMAGES = "sr-lr"
+
+
+def make_lr_images(spec: DatasetSpec, root: Path) -> int:
+    """Write each split's LR images from its HR images, as the SR literature makes them:
+    the HR image modcropped, resized by 1/scale with the dataset's bicubic (MATLAB's
+    ``imresize`` by default), saved as PNG under the LR folder's name for it. LR files already
+    there are kept (a set's own LR images are never replaced); greyscale images stay grey.
+    Returns how many were written."""
+    from bench.data.loaders import bicubic, modcrop
+    from bench.files import read_image
+
+    setting = spec.super_resolution
+    if setting is None:
+        raise BenchError(f"{spec.name}: conversion {LR_IMAGES} needs a [super_resolution] table")
+    made = 0
+    for split in spec.split_layouts.values():
+        hr_role, lr_role = split.roles["target"], split.roles["input"]
+        for hr_file in list_images(_need(root / hr_role.folder, "the HR images")):
+            lr_file = root / lr_role.folder / f"{lr_role.stem_for(hr_file.stem)}.png"
+            if lr_file.exists():
+                continue
+            hr = modcrop(read_image(hr_file, "any"), setting.scale)
+            channels = hr if hr.ndim == 3 else hr[..., None]
+            size = (hr.shape[0] // setting.scale, hr.shape[1] // setting.scale)
+            lr = bicubic(np.ascontiguousarray(channels), size, setting)
+            write_image(lr_file, lr if hr.ndim == 3 else lr[..., 0])
+            made += 1
+    return made
+
+
 #: conversion name -> function(dataset folder, the manifest's [prepare.md5])
 CONVERSIONS: dict[str, Callable[[Path, Mapping[str, str]], None]] = {
     "gopro-sequences": gopro_sequences,
@@ -238,6 +270,9 @@ def prepare(spec: DatasetSpec, root: Path) -> str:
         return f"{spec.name}: no conversion needed; the files are read as they are laid out"
     if spec.prepare.startswith("unwrap:"):
         unwrap(root, spec.prepare.partition(":")[2])
+    elif spec.prepare == LR_IMAGES:
+        made = make_lr_images(spec, root)
+        return f"{spec.name}: {made} LR image(s) made from the HR images ({spec.super_resolution})"
     else:
         _check_checksums(root, spec.prepare_md5)
         CONVERSIONS[spec.prepare](root, spec.prepare_md5)

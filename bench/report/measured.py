@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from bench.conventions import MetricKey
+from bench.conventions import MetricKey, identity_label
 from bench.report.runs import Store, TrackedRun
 
 
@@ -130,7 +130,11 @@ def _identity_row(
 ) -> list[str]:
     blank = ["", "", "", ""]  # seed, iterations, steps, precision
     return (
-        [f"[{identity.run_id[:8]}]({link(identity)})", "identity (input)", *blank]
+        [
+            f"[{identity.run_id[:8]}]({link(identity)})",
+            identity_label(identity.tags.get("task")),
+            *blank,
+        ]
         + [images_scored(identity), identity.status]
         + [format_measured(identity.metrics.get(k)) for k in keys]
         + (["", "", ""] if gap else [])

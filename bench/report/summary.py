@@ -10,7 +10,7 @@ from __future__ import annotations
 import statistics
 from collections.abc import Callable, Mapping
 
-from bench.conventions import MetricKey
+from bench.conventions import MetricKey, identity_label
 from bench.report.common import by_seed, settings_key
 from bench.report.measured import format_measured, gap_cells, gap_metric, images_scored, metric_keys
 from bench.report.runs import Store, TrackedRun
@@ -137,7 +137,9 @@ def _group_table(
     rows = []
     if baseline is not None:
         values = [format_measured(baseline.metrics.get(k)) for k in keys]
-        rows.append(["identity (input)", "", *values] + (["", ""] if gap else []))
+        rows.append(
+            [identity_label(baseline.tags.get("task")), "", *values] + (["", ""] if gap else [])
+        )
     rows += [_method_row(label, members, keys, gap, link) for label, members in method_rows(runs)]
     return table(header, rows)
 

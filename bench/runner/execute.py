@@ -391,7 +391,12 @@ def run_name(cell: Cell) -> str:
 def cell_tags(cell: Cell, context: RunContext) -> dict[str, Any]:
     """The tags a cell's MLflow run carries (what `bench report` selects runs by)."""
     tags = {**context.tags, "cell": cell.key, "method": cell.method, "dataset": cell.dataset}
-    tags |= {"seed": cell.seed, "profile": cell.profile, "protocol": cell.protocol}
+    tags |= {
+        "seed": cell.seed,
+        "profile": cell.profile,
+        "protocol": cell.protocol,
+        "task": cell.task,
+    }
     tags |= {"cell_settings": cell_settings(cell, context)}
     return tags | {"device": context.device, "run_kind": "cell"}
 

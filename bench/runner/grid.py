@@ -156,7 +156,7 @@ def identity_key(cell: Cell, spec: Any, root: Any, context: RunContext) -> str |
 def log_identity(record: CellRecord, context: RunContext, tracker: Tracker) -> None:
     cell = record.cell
     tags = {**context.tags, "method": IDENTITY, "dataset": cell.dataset, "run_kind": "identity"}
-    tags |= {"protocol": cell.protocol, "profile": cell.profile}
+    tags |= {"protocol": cell.protocol, "profile": cell.profile, "task": cell.task}
     if record.subset:
         tags |= {"eval_images": record.subset, "eval_subset": "yes"}
     record.run_id = tracker.start(IDENTITY, tags, parent=context.parent_run_id)

@@ -114,3 +114,38 @@ def test_the_pil_kernel_upsamples_as_sr3_s_prepare_data():
     reference = np.asarray(tv.resize(Image.fromarray(lr), 128, InterpolationMode.BICUBIC))
     np.testing.assert_array_equal(bicubic(lr, (128, 128), SuperResolution(8, kernel="pil")), reference)  # fmt: skip
     assert not np.array_equal(bicubic(lr, (128, 128), SuperResolution(8)), reference)
+
+
+def test_prepare_makes_the_lr_images_of_a_set_that_ships_hr_only(tmp_path):
+    """Set5's manifest: `bench data prepare` writes LR_bicubic/X4/<name>x4.png, the HR image
+    modcropped and downscaled by MATLAB bicubic; a greyscale HR image gets a greyscale LR; an
+    LR file already there is kept; the folder then verifies."""
+    from skimage import data as photos
+
+    from bench.data.prepare import prepare
+
+    spec = get_dataset("set5")
+    hr = {
+        "baby": photos.astronaut()[:101, :103],
+        "bird": photos.coffee()[:66, :70],
+        "butterfly": photos.chelsea()[:64, :64],
+        "head": photos.camera()[:50, :77],  # greyscale
+    }
+    for name, image in hr.items():
+        (tmp_path / "HR").mkdir(exist_ok=True)
+        Image.fromarray(image).save(tmp_path / "HR" / f"{name}.png")
+    kept = np.full((16, 16, 3), 7, dtype=np.uint8)  # a shipped LR file of the right size
+    Image.fromarray(photos.rocket()[:64, :64]).save(tmp_path / "HR" / "woman.png")
+    (tmp_path / "LR_bicubic" / "X4").mkdir(parents=True)
+    Image.fromarray(kept).save(tmp_path / "LR_bicubic" / "X4" / "womanx4.png")
+    assert "4 LR image(s)" in prepare(spec, tmp_path)
+    for name, image in hr.items():
+        lr = read(tmp_path / "LR_bicubic" / "X4" / f"{name}x4.png")
+        height, width = image.shape[0] // 4, image.shape[1] // 4
+        cropped = image[: height * 4, : width * 4]
+        if image.ndim == 2:
+            assert lr.shape == (height, width)
+            np.testing.assert_array_equal(lr, matlab(cropped[..., None], (height, width))[..., 0])
+        else:
+            np.testing.assert_array_equal(lr, matlab(cropped, (height, width)))
+    np.testing.assert_array_equal(read(tmp_path / "LR_bicubic" / "X4" / "womanx4.png"), kept)

@@ -37,8 +37,12 @@ def test_manifest_folder_is_the_source_tree():
     assert manifest_dir() == REPO / "datasets"
 
 
+#: super-resolution sets, SR3's face configurations among them (test-only sets have no train split)
+SR_DATASETS = {"set5", "set14", "b100", "urban100", "manga109", "div2k", "sr3-faces-16-128", "sr3-faces-64-512"}  # fmt: skip
+
+
 def test_every_dataset_has_a_manifest_and_is_registered():
-    assert set(DATASETS.names()) == PAPER_DATASETS | set(SYNTH_PROTOCOLS)
+    assert set(DATASETS.names()) == PAPER_DATASETS | SR_DATASETS | set(SYNTH_PROTOCOLS)
     assert {p.stem for p in (REPO / "datasets").glob("*.toml")} == set(DATASETS.names())
 
 
@@ -54,6 +58,20 @@ def test_manifest_fields(name):
         assert spec.manual or spec.downloads  # says how to get the files
     for split in spec.split_layouts.values():
         assert "target" in split.roles
+
+
+@pytest.mark.parametrize("name", sorted(SR_DATASETS))
+def test_super_resolution_manifests(name):
+    spec = get_dataset(name)
+    assert (spec.task, spec.kind) == ("super-resolution", "paired")
+    assert spec.homepage.startswith("https://") and (spec.manual or spec.downloads)
+    assert spec.preprocess["test_size"] == "native"  # resizing would change the scale
+    setting = spec.super_resolution
+    assert setting.kernel == ("pil" if name.startswith("sr3-") else "matlab")
+    test = spec.split(spec.test_split).roles
+    if spec.prepare == "sr-lr":  # LR made by bench: EDSR's benchmark names
+        assert (test["input"].folder, test["input"].pattern) == ("LR_bicubic/X4", "{id}x4")
+    assert spec.protocol == ("sr3-faces" if name.startswith("sr3-") else "sr-y")
 
 
 def test_synthetic_suites_score_with_the_protocol_they_stand_in_for():

@@ -9,12 +9,11 @@ import torch
 from mlflow.tracking import MlflowClient
 from PIL import Image
 from skimage.metrics import peak_signal_noise_ratio
+from test_run import SHORT
 from typer.testing import CliRunner
 
 from bench.cli import app
 from bench.metrics.resize import imresize
-
-from test_run import SHORT
 
 SR = (
     SHORT

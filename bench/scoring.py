@@ -68,11 +68,21 @@ class Samples:
 
 
 def native_groups(native: NativeFiles) -> dict[tuple, list[int]]:
-    """Image indices grouped by (file size, padded size): one resize per group."""
+    """Image indices grouped by (file size, padded size, channels): one resize per group,
+    greyscale ground truth apart from colour."""
     groups: dict[tuple, list[int]] = {}
     for index, (target, padded) in enumerate(zip(native.targets, native.padded, strict=True)):
-        groups.setdefault((tuple(target.shape[-2:]), padded), []).append(index)
+        groups.setdefault((tuple(target.shape[-2:]), padded, target.shape[0]), []).append(index)
     return groups
+
+
+def in_channels(pred: torch.Tensor, channels: int) -> torch.Tensor:
+    """Predictions with their ground truth's channels: for a greyscale file (a super-resolution
+    set's; the methods saw it in three equal channels) the rounded mean of the output's
+    channels, scored on its grey values; colour predictions of colour files as they are."""
+    if channels == pred.shape[1]:
+        return pred
+    return pred.to(torch.float64).mean(dim=1, keepdim=True).round().to(torch.uint8)
 
 
 def to_native_size(pred: torch.Tensor, size: tuple, padded: tuple) -> torch.Tensor:
@@ -88,8 +98,8 @@ def native_predictions(samples: Samples) -> dict[str, torch.Tensor]:
     """Every prediction at its ground truth file's size, by name: what the protocols that do
     not resize scored, and what `bench score` needs to reproduce the run's audit."""
     out = {}
-    for (size, padded), indices in native_groups(samples.native).items():
-        pred = samples.pred[indices]
+    for (size, padded, channels), indices in native_groups(samples.native).items():
+        pred = in_channels(samples.pred[indices], channels)
         if pred.shape[-2:] != size:
             pred = to_native_size(pred, size, padded)
         out.update({samples.names[i]: image for i, image in zip(indices, pred, strict=True)})
@@ -109,8 +119,8 @@ def score_samples(protocol: Protocol, samples: Samples) -> MetricResult:
         return protocol.evaluate(samples.pred, samples.target, samples.mask, samples.names)
 
     def groups() -> Iterable[tuple]:
-        for (size, padded), indices in native_groups(native).items():
-            pred = fitted(protocol, samples.pred[indices], size, padded)
+        for (size, padded, channels), indices in native_groups(native).items():
+            pred = fitted(protocol, in_channels(samples.pred[indices], channels), size, padded)
             target = torch.stack([native.targets[i] for i in indices])
             mask = torch.stack([native.masks[i] for i in indices]) if native.masks else None
             yield pred, target, mask, [samples.names[i] for i in indices]

@@ -162,3 +162,27 @@ def test_predictions_at_the_padded_size_lose_the_padding_even_under_resizing_pro
     scored = score_samples(protocol, samples)
     direct = protocol.evaluate(pred[..., :60, :90], truth[None], names=["a"])
     assert scored.summary["psnr"] == direct.summary["psnr"] < 60
+
+
+def test_a_greyscale_ground_truth_scores_the_output_s_grey_values_under_sr_y(tmp_path):
+    """A super-resolution set's greyscale file: the output (three channels, as the methods
+    give it) is scored as the rounded mean of its channels against the grey values, never
+    against a replicated RGB; a colour file beside it is scored on Y. References: numpy and
+    scikit-image."""
+    from skimage.metrics import peak_signal_noise_ratio
+
+    grey = smooth(40, 48, 0.2)[:1]  # (1, H, W)
+    colour = smooth(40, 48, 1.1)
+    rng = np.random.default_rng(3)
+    noise = torch.from_numpy(rng.integers(-6, 7, (2, 3, 40, 48)))
+    pred = torch.stack([grey.expand(3, -1, -1), colour]).int().add(noise).clamp(0, 255).to(torch.uint8)  # fmt: skip
+    native = NativeFiles(targets=[grey, colour], padded=[(40, 48), (40, 48)])
+    samples = Samples(pred, pred.clone(), None, None, ["g", "c"], 2, native)
+    result = score_samples(get_protocol("sr-y", tmp_path, scale=2), samples).per_image.set_index("name")  # fmt: skip
+    as_grey = np.round(pred[0].double().mean(0).numpy())
+    expected = peak_signal_noise_ratio(grey[0].double().numpy()[2:-2, 2:-2], as_grey[2:-2, 2:-2], data_range=255)  # fmt: skip
+    assert result.loc["g", "psnr"] == pytest.approx(expected, abs=1e-9)
+    weights = np.array([65.481, 128.553, 24.966]) / 255
+    y = lambda image: np.floor(np.tensordot(weights, image.double().numpy(), 1) + 16.5)  # noqa: E731
+    expected_c = peak_signal_noise_ratio(y(colour)[2:-2, 2:-2], y(pred[1])[2:-2, 2:-2], data_range=255)  # fmt: skip
+    assert result.loc["c", "psnr"] == pytest.approx(expected_c, abs=1e-9)

@@ -150,6 +150,22 @@ def bicubic(image: np.ndarray, size: tuple[int, int], setting: SuperResolution) 
     return imresize(tensor, size, edge=setting.edge)[0].permute(1, 2, 0).numpy()
 
 
+def _mode(role: str, setting: SuperResolution | None) -> str:
+    """How a role's files are decoded: masks as one channel; super-resolution sets as the
+    files hold them (greyscale images occur in Set14 and Manga109-like sets); RGB otherwise."""
+    if role == "mask":
+        return "L"
+    return "any" if setting is not None else "RGB"
+
+
+def as_rgb(image: np.ndarray) -> np.ndarray:
+    """A (H, W, 3) image: a greyscale one (H, W) or (H, W, 1) in three equal channels."""
+    if image.ndim == 3 and image.shape[2] == 3:
+        return image
+    grey = image if image.ndim == 2 else image[..., 0]
+    return np.repeat(grey[..., None], 3, axis=2)
+
+
 def super_resolution_pair(
     images: dict[str, np.ndarray], setting: SuperResolution, lr_file: Path
 ) -> dict[str, np.ndarray]:
@@ -158,6 +174,7 @@ def super_resolution_pair(
     and Resfusion learn its residual to HR). An LR file of another size than the HR's
     modcrop divided by the scale is an error naming it."""
     scale = setting.scale
+    images = {role: image[..., None] if image.ndim == 2 else image for role, image in images.items()}  # fmt: skip
     out = {role: modcrop(image, scale) for role, image in images.items() if role != "input"}
     height, width = out["target"].shape[:2]
     lr = images["input"]
@@ -325,15 +342,19 @@ class PairedDataset(_SplitDataset):
         pair_id = self.ids[index]
         roles = self.files.pairs[pair_id]
         keys = {role: _file_key(path) for role, path in roles.items()}
-        images = {
-            role: self._read(path, keys[role], "L" if role == "mask" else "RGB")
-            for role, path in roles.items()
-        }
         setting = self.options.super_resolution
+        images = {
+            role: self._read(path, keys[role], _mode(role, setting)) for role, path in roles.items()
+        }
         if setting is not None:
             images = IMAGE_CACHE.kept(
                 ("upscaled", tuple(keys.items()), setting),
-                lambda: super_resolution_pair(images, setting, roles["input"]),
+                lambda: {
+                    role: as_rgb(image)  # the methods take RGB; the scores keep grey grey
+                    for role, image in super_resolution_pair(
+                        images, setting, roles["input"]
+                    ).items()
+                },
             )
         # Outputs are saved under the input's basename, as in the official code.
         return self._item(images, roles.get("input", roles["target"]).stem, tuple(keys.items()))
@@ -348,12 +369,13 @@ class PairedDataset(_SplitDataset):
         setting = self.options.super_resolution
         wanted = set(roles) | ({"input"} if setting is not None else set())
         images = {  # writable copies: PIL's arrays are read-only views, which torch warns about
-            role: np.array(read_image(files[role], "L" if role == "mask" else "RGB"))
+            role: np.array(read_image(files[role], _mode(role, setting)))
             for role in wanted
             if role in files
         }
-        if setting is not None:  # scored as SR scripts read it: modcropped
+        if setting is not None:  # scored as SR scripts read it: modcropped, grey as grey
             images = super_resolution_pair(images, setting, files["input"])
+            images["input"] = as_rgb(images["input"])  # shown beside the RGB outputs
         return {role: np.array(images[role]) for role in roles if role in images}
 
 

@@ -184,9 +184,12 @@ def _decode_problems(spec: DatasetSpec, files: SplitFiles) -> list[str]:
     """Decode every image; RGB where RGB is expected; the roles of a pair agree in size."""
     problems: list[str] = []
 
+    # super-resolution sets may hold greyscale images (Y-channel protocols score them grey)
+    colour = "any" if spec.super_resolution is not None else "RGB"
+
     def size_of(path: Path, role: str) -> tuple[int, int] | None:
         try:
-            return read_image(path, "L" if role == "mask" else "RGB").shape[:2]
+            return read_image(path, "L" if role == "mask" else colour).shape[:2]
         except ImageError as error:
             problems.append(str(error))
             return None

@@ -341,8 +341,8 @@ def grid_images(samples: Samples) -> dict[str, dict[str, np.ndarray]]:
             "output": outputs.get(name, samples.pred[index]),
             "target": native.targets[index] if native is not None else samples.target[index],
         }  # fmt: skip
-        found[name] = {
-            role: np.ascontiguousarray(image.permute(1, 2, 0).numpy())
+        found[name] = {  # greyscale shown in three channels, beside the colour columns
+            role: np.ascontiguousarray(image.expand(3, -1, -1).permute(1, 2, 0).numpy())
             for role, image in roles.items()
             if image is not None
         }

@@ -149,3 +149,15 @@ def test_prepare_makes_the_lr_images_of_a_set_that_ships_hr_only(tmp_path):
         else:
             np.testing.assert_array_equal(lr, matlab(cropped, (height, width)))
     np.testing.assert_array_equal(read(tmp_path / "LR_bicubic" / "X4" / "womanx4.png"), kept)
+    # a greyscale file verifies; the methods see it in three equal channels (padded to a
+    # multiple of 8), the scores see it grey
+    from bench.data.loaders import open_split as open_spec_split
+
+    verify(spec, tmp_path, relock=True)
+    split = open_spec_split(spec, tmp_path, "test", None, train=False, normalize=False)
+    index = split.ids.index("head")
+    item = split[index]
+    assert item["input"].shape == (3, 48, 80) and torch.equal(item["input"][0], item["input"][2])
+    native = split.native(index, ("target", "input"))
+    assert native["target"].shape == (48, 76, 1) and native["input"].shape == (48, 76, 3)
+    np.testing.assert_array_equal(native["target"][..., 0], hr["head"][:48, :76])

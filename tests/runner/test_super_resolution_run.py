@@ -90,3 +90,33 @@ def test_ddim_refuses_super_resolution_in_one_line(tmp_path):
     assert result.exit_code == 2
     assert "ddim does not apply to dataset synth-sr (task super-resolution)" in result.output
     assert "Traceback" not in result.output
+
+
+def test_an_official_sr3_64_512_file_super_resolves_synth_sr_without_options(tmp_path):
+    """`bench run synth-sr -m sr3 --checkpoint FILE` on a generator file of the official
+    sr_sr3_64_512 structure (6 input channels: upsampled LR and noisy HR; multipliers
+    1,2,4,8,16, one res block, no attention): built with the 16 groups that structure
+    implies, sampled on the file's 2000-step schedule respaced to --steps, scored by sr-y."""
+    import official_reference as official
+
+    state = official.sr3_unet_state(6, 3, inner=16, mults=(1, 2, 4, 8, 16), res_blocks=1, attn_res=(), image_size=32)  # fmt: skip
+    path = tmp_path / "I1000000_E200_gen.pth"
+    torch.save({f"denoise_fn.{k}": v for k, v in state.items()}, path)
+    config = tmp_path / "bench.toml"
+    config.write_text(SR.format(root=tmp_path))
+    args = ["run", "--config", str(config), "-m", "sr3", "--steps", "3", "--checkpoint", str(path)]
+    result = CliRunner().invoke(app, args, terminal_width=200)
+    assert result.exit_code == 0, result.output
+    client = MlflowClient(f"sqlite:///{tmp_path / 'results' / 'mlflow.db'}")
+    experiment = client.get_experiment_by_name("test")
+    cell = next(
+        r
+        for r in client.search_runs([experiment.experiment_id])
+        if r.data.tags.get("run_kind") == "cell"
+    )
+    assert cell.info.status == "FINISHED", cell.data.tags.get("error")
+    assert cell.data.tags["weights.format"] == "sr3-generator"
+    assert np.isfinite(cell.data.metrics["sr-y/psnr"])
+    assert not (tmp_path / "results" / "checkpoints").exists()  # nothing was trained
+    inferred = " ".join(v for k, v in cell.data.tags.items() if k.startswith("weights."))
+    assert "'norm_groups': 16" in inferred and "'unet_mults': (1, 2, 4, 8, 16)" in inferred

@@ -236,6 +236,13 @@ CONVENTIONS: tuple[Convention, ...] = (
                "structural_similarity(channel_axis=-1) without gaussian_weights",
                {"ssim_form": "skimage"}, recomputes=("ssim",)),
     Convention("rgb", *_LPIPS_V0),
+    Convention("sr-y", "noshave", "no border shaved (the SR scripts shave scale pixels)",
+               "SR3's core/metrics.py; scripts that score the whole image", {"shave": False}),
+    Convention("sr-y", "in-rgb", "PSNR and SSIM on RGB instead of the BT.601 Y channel",
+               "SR3's core/metrics.py; EDSR's DIV2K validation", {"channel": "rgb"}),
+    Convention("sr-y", "unrounded", "Y as an unrounded float (the scripts: uint8 rgb2ycbcr, "
+               "rounded)", "BasicSR calculate_psnr/ssim with test_y_channel (bgr2ycbcr)",
+               {"rounded_y": False}),
 )  # fmt: skip
 
 VARIANTS: dict[str, Convention] = {c.name: c for c in CONVENTIONS if c.is_protocol}

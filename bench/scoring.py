@@ -13,9 +13,10 @@ from __future__ import annotations
 
 import re
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -398,14 +399,15 @@ def audit_folders(
     batch: int = 16,
     match: str | None = None,
     native_dir: Path | None = None,
+    options: Mapping[str, Any] | None = None,
 ) -> tuple[list[AuditRow], MetricResult]:
     """The protocol audit of a folder of results: :func:`score_folders` under the paper's
     protocol ``base`` and under every convention of its task, each image read once; the rows
     and the paper protocol's result. ``native_dir``: the same predictions at the ground
     truth's size (a run's ``samples_native/``), which the conventions that do not resize
     score, while those that resize score ``pred_dir`` (the run's ``samples/``), as the run
-    did."""
-    protocols = audit_protocols(base, weights_dir, device)
+    did. ``options``: the protocol's settings (a super-resolution scale)."""
+    protocols = audit_protocols(base, weights_dir, device, options)
     reference = protocols[base]
     if mask_dir is not None and not reference.uses_mask:
         raise UsageError(f"protocol '{base}' takes no masks; drop --mask-dir")

@@ -112,14 +112,14 @@ def score(
         protocol_name, why = default_protocol(gt_dir, config.paths.data_root)
         console.info(f"protocol {protocol_name}: {why}; pass --protocol to choose another")
     run_samples = run_folders(pred_dir)
-    if audit:
-        _audit(pred_dir, gt_dir, protocol_name, mask_dir, csv, match, device, batch, config)
-        return
     options = {}
     if scale is not None:
-        if not protocol_name.startswith("sr-"):
-            raise UsageError(f"--scale is for the super-resolution protocols (sr-y, sr-rgb), not '{protocol_name}'")  # fmt: skip
+        if not protocol_name.startswith(("sr-", "sr3-")):
+            raise UsageError(f"--scale is for the super-resolution protocols (sr-y, sr-rgb, sr3-faces), not '{protocol_name}'")  # fmt: skip
         options["scale"] = scale
+    if audit:
+        _audit(pred_dir, gt_dir, protocol_name, mask_dir, csv, match, device, batch, config, options)  # fmt: skip
+        return
     protocol = get_protocol(protocol_name, config.paths.weights_dir, device, **options)
     if run_samples is not None:
         pred_dir = run_samples[0] if protocol.resizes else run_samples[1]
@@ -184,7 +184,7 @@ def default_protocol(gt_dir: Path, data_root: Path) -> tuple[str, str]:
     return "rgb", f"{gt_dir} is in no registered dataset's folder: a plain pair of folders"
 
 
-def _audit(pred_dir, gt_dir, base, mask_dir, csv, match, device, batch, config) -> None:
+def _audit(pred_dir, gt_dir, base, mask_dir, csv, match, device, batch, config, options) -> None:
     """`bench score --audit`: the audit table, its CSV, and --json."""
     import pandas as pd
 
@@ -199,7 +199,7 @@ def _audit(pred_dir, gt_dir, base, mask_dir, csv, match, device, batch, config) 
                      "at the files' size samples_native/, as the run did")  # fmt: skip
     rows, reference = audit_folders(
         pred_dir, gt_dir, base, config.paths.weights_dir, device, mask_dir, batch, match,
-        native_dir,
+        native_dir, options,
     )  # fmt: skip
     titles = list(rows[0].values)
     spec = HEADLINES[base][0]

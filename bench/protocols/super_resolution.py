@@ -19,7 +19,7 @@ from typing import Any, ClassVar
 import torch
 
 from bench.errors import UsageError
-from bench.metrics.color import y_or_grey
+from bench.metrics.color import rgb_to_y, y_or_grey
 from bench.metrics.fullref import psnr, ssim
 from bench.protocols.base import PROTOCOLS, Protocol
 
@@ -32,13 +32,26 @@ class _SuperResolution(Protocol):
     mean_columns = ("psnr", "ssim")
     channel: ClassVar[str]
 
-    def __init__(self, weights_dir, device="cpu", scale: int = 4) -> None:
+    def __init__(
+        self,
+        weights_dir,
+        device="cpu",
+        scale: int = 4,
+        shave: bool = True,
+        channel: str | None = None,
+        rounded_y: bool = True,
+    ) -> None:
+        """``scale``: the modcrop and (with ``shave``) the border shaved; ``channel``: "y" or
+        "rgb" (default: the protocol's); ``rounded_y``: Y rounded as MATLAB's uint8
+        ``rgb2ycbcr`` (False: the float Y of Python ports). The last three are the audit's
+        conventions (bench/conventions.py)."""
         super().__init__(weights_dir, device)
         if scale not in SCALES:
             raise UsageError(
                 f"protocol '{self.name}': scale {scale} is not one of {', '.join(map(str, sorted(SCALES)))}"  # fmt: skip
             )
-        self.scale = scale
+        self.scale, self.shave, self.rounded_y = scale, shave, rounded_y
+        self.channel = channel or type(self).channel
 
     @property
     def accepts_grey(self) -> bool:
@@ -46,13 +59,19 @@ class _SuperResolution(Protocol):
 
     def measure(self, pred, target, mask):
         target = self._modcropped(target, tuple(pred.shape[-2:]))
-        s = self.scale
-        pred, target = pred[..., s:-s, s:-s], target[..., s:-s, s:-s]
+        if self.shave:
+            s = self.scale
+            pred, target = pred[..., s:-s, s:-s], target[..., s:-s, s:-s]
         if self.channel == "y":
-            pred, target = y_or_grey(pred), y_or_grey(target)
+            pred, target = self._y(pred), self._y(target)
         elif 1 in (pred.shape[1], target.shape[1]):
             raise UsageError(f"protocol '{self.name}' scores RGB; a greyscale image needs sr-y")
         return {"psnr": psnr(pred, target, 255.0), "ssim": ssim(pred, target, 255.0, "wang")}, {}
+
+    def _y(self, images: torch.Tensor) -> torch.Tensor:
+        if self.rounded_y or images.shape[1] == 1:
+            return y_or_grey(images)
+        return rgb_to_y(images, rounded=False)
 
     def _modcropped(self, target: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
         """The ground truth cropped (top-left) to a multiple of the scale, as ``modcrop``
@@ -68,12 +87,13 @@ class _SuperResolution(Protocol):
         return target[..., : size[0], : size[1]]
 
     def conventions(self) -> dict[str, Any]:
+        rounding = "rounded" if self.rounded_y else "unrounded float"
         return {
-            "channel": "BT.601 Y (rgb2ycbcr on uint8, rounded); grey values of a one-channel image"
+            "channel": f"BT.601 Y (rgb2ycbcr on uint8, {rounding}); grey values of a one-channel image"  # fmt: skip
             if self.channel == "y"
             else "RGB",
             "scale": self.scale,
-            "shave": f"{self.scale} pixels from every border",
+            "shave": f"{self.scale} pixels from every border" if self.shave else "none",
             "modcrop": "the ground truth cropped to the output's size (a multiple of the scale)",
             "psnr": "peak 255",
             "ssim": "Wang (11x11 Gaussian, sigma 1.5, L = 255)",

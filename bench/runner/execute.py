@@ -298,7 +298,12 @@ def score(
 
 
 def audit_metrics(
-    cell: Cell, samples: Samples, scores: MetricResult, context: RunContext, device: torch.device
+    cell: Cell,
+    samples: Samples,
+    scores: MetricResult,
+    context: RunContext,
+    device: torch.device,
+    spec: DatasetSpec,
 ) -> dict[str, float]:
     """The protocol audit of a cell's outputs as logged: the rows (``audit/<protocol>/<title>``)
     and every value of each variant protocol (``audit/istd-origin/psnr_s``, ...), which the
@@ -309,7 +314,7 @@ def audit_metrics(
 
     summaries, table = audit_summaries(
         cell.protocol, lambda protocol: score_samples(protocol, samples),
-        context.weights_dir, str(device), known=scores,
+        context.weights_dir, str(device), known=scores, options=spec.protocol_options,
     )  # fmt: skip
     metrics = to_metrics(audit_rows(base_of(cell.protocol), summaries, table))
     for name, summary in summaries.items():
@@ -507,7 +512,9 @@ def run_cell(cell: Cell, context: RunContext) -> CellRecord:
                 tracker.log_metrics(run_id, curve, step=cell.iterations)
         if cell.audit and auditable(base_of(cell.protocol)):
             with phase("audit"):
-                tracker.log_metrics(run_id, audit_metrics(cell, samples, scores, context, device))
+                tracker.log_metrics(
+                    run_id, audit_metrics(cell, samples, scores, context, device, spec)
+                )
         with phase("cost"), autocast(cell.precision, device):
             cost = measure_cost(method, cell.image_size, cell.steps, device)
         with phase("log"):

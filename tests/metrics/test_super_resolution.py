@@ -124,3 +124,33 @@ def test_sr3_faces_scores_as_the_official_code_and_consistency_has_its_closed_fo
     assert (same.per_image["consistency"] == 0).all()
     with pytest.raises(UsageError, match="multiple of the scale 8"):
         protocol.evaluate(as_tensor(target[:, :60, :60]), as_tensor(target[:, :60, :60]))
+
+
+def test_the_sr_audit_conventions_against_references(sr_folders):
+    """sr-y's audit: no shave, RGB instead of Y, Y unrounded (BasicSR's float bgr2ycbcr),
+    each recomputed here with numpy and scikit-image on the colour image; `bench score
+    --audit --scale 4` prints every row."""
+    tmp_path, hr, out = sr_folders
+    for folder, name in (("sr", "camera_x4_SR.png"), ("hr", "camera.png")):
+        (tmp_path / folder / name).unlink()  # greyscale: sr-y-in-rgb refuses it, by name
+    truth, output = hr["astronaut"][:64, :68], out["astronaut"]
+    weights = np.array([65.481, 128.553, 24.966]) / 255
+    float_y = lambda image: image.astype(np.float64) @ weights + 16  # noqa: E731
+    expected = {
+        "sr-y-noshave": peak_signal_noise_ratio(_y(truth), _y(output), data_range=255),
+        "sr-y-in-rgb": peak_signal_noise_ratio(
+            truth[4:-4, 4:-4], output[4:-4, 4:-4], data_range=255
+        ),  # fmt: skip
+        "sr-y-unrounded": peak_signal_noise_ratio(
+            float_y(truth)[4:-4, 4:-4], float_y(output)[4:-4, 4:-4], data_range=255
+        ),  # fmt: skip
+    }
+    for name, value in expected.items():
+        result = score_folders(tmp_path / "sr", tmp_path / "hr", get_protocol(name, tmp_path, scale=4), match="(?P<id>.+)_x4_SR")  # fmt: skip
+        assert result.per_image.set_index("name").loc["astronaut", "psnr"] == pytest.approx(value, abs=1e-9), name  # fmt: skip
+    args = ["score", str(tmp_path / "sr"), str(tmp_path / "hr"), "--protocol", "sr-y", "--scale", "4",
+            "--match", "(?P<id>.+)_x4_SR", "--audit", "--csv", str(tmp_path / "audit.csv")]  # fmt: skip
+    cli = CliRunner().invoke(app, args, terminal_width=250)
+    assert cli.exit_code == 0, cli.output
+    for name in expected:
+        assert name in cli.output

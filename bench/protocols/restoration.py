@@ -81,7 +81,7 @@ def gt_mean_corrected(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
 class _RestorationProtocol(Protocol):
     #: the papers' scripts bring prediction and ground truth to one size (each protocol says how)
     resizes: ClassVar[bool] = True
-    #: resize both images to 256x256 before LPIPS (docs/protocols.md §2.4); False: native size
+    #: resize both images to 256x256 before LPIPS (docs/protocols.md §2.5); False: native size
     lpips_resized: ClassVar[bool] = True
 
     #: option -> its valid values, the paper's first; the constructor takes each as a keyword

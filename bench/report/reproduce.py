@@ -46,6 +46,7 @@ REPORTED = (
     "resfusion-table-7-raindrop",
     "resfusion-table-8",
     "resfusion-available",
+    "sr3-official-readme",
 )
 
 #: published dataset name -> bench dataset (datasets/*.toml); others are the same name

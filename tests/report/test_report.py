@@ -555,3 +555,18 @@ def test_resfusion_table_1_reads_each_resolution_from_its_protocol(report):
     assert delta[header.index("PSNR ALL")] == f"{30.25 - 30.09:+.2f}"  # no interval logged
     assert "Source: main text, Section 3 (experiments), camera-ready (page 5)" in table
     assert "`bench run --table resfusion-table-1`" in text
+
+
+def test_sr3_readme_table_shows_a_measured_sr3_run_beside_the_official_numbers(tmp_path):
+    """A paper-profile SR3 run on sr3-faces-16-128 (2000 steps, protocol sr3-faces) fills the
+    16->128 cells of SR3's official README table; the 64->512 cells stay unmeasured."""
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    writer = Writer(uri, "sr")
+    parent = writer.grid("sr3-faces-16-128")
+    metrics = {"sr3-faces/psnr": 23.1234, "sr3-faces/ssim": 0.6612, "sr3-faces/consistency": 2.1e-5}  # fmt: skip
+    writer.cell(parent, "sr3", "sr3-faces-16-128", "sr3-faces", steps=2000, iterations=1_000_000, metrics=metrics)  # fmt: skip
+    text = ReportBuilder(read_store(uri, "sr"), load_published(), all_tables=True).markdown()
+    section = text[text.index("SR3 face super-resolution") :]
+    row = next(line for line in section.splitlines() if line.startswith("| SR3 (official"))
+    assert "23.26" in row and "0.675" in row and "19.87" in row
+    assert "23.12" in section and "0.661" in section

@@ -16,7 +16,18 @@ METHOD_NAMES = {
     "rddm", "rddm-sm-res", "rddm-sm-n", "rddm-1net", "rddm-shared-encoder", "rddm-aosa",
     "resfusion", "sr3", "ddim",
 }  # fmt: skip
-DATASET_NAMES = {"istd", "lol", "sid-rgb", "raindrop", "gopro", "celeba", "cifar10", "lol-v2-real"}
+DATASET_NAMES = {
+    "istd",
+    "lol",
+    "sid-rgb",
+    "raindrop",
+    "gopro",
+    "celeba",
+    "cifar10",
+    "lol-v2-real",
+    "sr3-faces-16-128",
+    "sr3-faces-64-512",
+}
 
 
 @pytest.fixture(scope="module")

@@ -12,7 +12,7 @@ from bench.data.synth import generate
 SCRIPT = """
 import resource, sys, torch
 from pathlib import Path
-from bench.data import open_split
+from bench.data import get_dataset, open_split
 from bench.runner.execute import sample_split, score
 from bench.runner.cells import Cell
 from bench.runner.grid import Identity
@@ -25,7 +25,7 @@ cell = Cell(dataset="synth-shadow", method="identity", seed=0, profile="smoke",
             eval_batch_size=16)
 split = open_split("synth-shadow", root, "test", image_size=48, train=False)
 samples = sample_split(Identity(), split, cell, torch.device("cpu"))
-scores = score(cell, samples, root / "no-weights", torch.device("cpu"))
+scores = score(cell, samples, root / "no-weights", torch.device("cpu"), get_dataset("synth-shadow"))
 assert len(scores.per_image) == count
 print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024)
 """

@@ -167,13 +167,19 @@ def test_the_sr3_64_512_structure_loads_with_its_16_groups_and_no_options(tmp_pa
 
 def test_the_sr3_16_128_structure_is_named_with_the_default_32_groups(tmp_path):
     """sr_sr3_16_128 (multipliers 1,2,4,8,8, two res blocks, attention at 16 px of 128)
-    leaves norm_groups at the code's default, 32."""
+    leaves norm_groups at the code's default, 32; loaded with nothing passed, its output is
+    the official network's."""
     state = official.sr3_unet_state(6, 3, inner=32, mults=(1, 2, 4, 8, 8), res_blocks=2, attn_res=(16,), image_size=128)  # fmt: skip
     path = tmp_path / "I830000_E32_gen.pth"
     torch.save(_prefixed(state, "denoise_fn."), path)
     info = read_checkpoint(path)
     assert info.options["norm_groups"] == 32 and info.options["attn_levels"] == (3,)
     assert any("sr_sr3_16_128" in note for note in info.notes)
+    method = load_method(path, image_size=128)  # no options: exact to the official network
+    x = _inputs(6, size=128)[0][:1]
+    level = torch.tensor([0.6])
+    with torch.no_grad():
+        _close(method.nets["denoiser"](x, level), official.sr3_unet(state, x, level, groups=32))
 
 
 def test_sr3_attention_follows_the_image_size_like_the_official_16_128():

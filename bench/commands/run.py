@@ -384,6 +384,19 @@ def _interrupted(context: RunContext, cells: list, argv: list[str]) -> str:
     )
 
 
+def _check_trainable(dataset: str) -> None:
+    """A test-only set (Set5 and the other SR benchmarks) samples a trained network: without
+    --checkpoint there is nothing to train on."""
+    from bench.data import get_dataset
+
+    spec = get_dataset(dataset)
+    if spec.train_split is None:
+        raise UsageError(
+            f"dataset {dataset} has no training split: pass --checkpoint FILE (a network "
+            f"trained elsewhere, e.g. on div2k) to sample and score it"
+        )
+
+
 def _plan(
     config: Any,
     iters: int | None,
@@ -407,6 +420,8 @@ def _plan(
     from bench.runner.execute import RunContext
 
     cells = expand(config, iters, steps, options, precision, compile, eval_every, pipeline)
+    if checkpoint is None:
+        _check_trainable(config.run.dataset)
     ensure_writable(config.paths.results_dir, f"[paths] results_dir in {config.source}")
     if resume:  # before any work: a checkpoint of other settings is never continued
         from bench.runner.execute import checkpoint_path, resume_problem

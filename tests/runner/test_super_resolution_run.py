@@ -120,3 +120,11 @@ def test_an_official_sr3_64_512_file_super_resolves_synth_sr_without_options(tmp
     assert not (tmp_path / "results" / "checkpoints").exists()  # nothing was trained
     inferred = " ".join(v for k, v in cell.data.tags.items() if k.startswith("weights."))
     assert "'norm_groups': 16" in inferred and "'unet_mults': (1, 2, 4, 8, 16)" in inferred
+
+
+def test_a_test_only_set_needs_a_checkpoint(tmp_path):
+    config = tmp_path / "bench.toml"
+    config.write_text(SR.format(root=tmp_path))
+    result = CliRunner().invoke(app, ["run", "set5", "--config", str(config), "-m", "sr3"])
+    assert result.exit_code == 2
+    assert "set5 has no training split: pass --checkpoint FILE" in " ".join(result.output.split())

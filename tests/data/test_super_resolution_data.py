@@ -161,3 +161,29 @@ def test_prepare_makes_the_lr_images_of_a_set_that_ships_hr_only(tmp_path):
     native = split.native(index, ("target", "input"))
     assert native["target"].shape == (48, 76, 1) and native["input"].shape == (48, 76, 3)
     np.testing.assert_array_equal(native["target"][..., 0], hr["head"][:48, :76])
+
+
+def test_a_manifest_s_clamp_edge_rule_makes_the_older_matlab_lr(tmp_path):
+    """[super_resolution] edge = "clamp": the LR images bench makes follow older MATLAB
+    releases, which clamp border indices; they differ from today's mirrored ones near the
+    border only."""
+    from skimage import data as photos
+
+    from bench.data.prepare import prepare
+
+    text = (get_dataset("set5").manifest.read_text()).replace(
+        'edge = "symmetric"', 'edge = "clamp"'
+    )
+    manifest = tmp_path / "set5.toml"
+    manifest.write_text(text)
+    spec = parse_manifest(manifest)
+    assert spec.super_resolution.edge == "clamp"
+    root = tmp_path / "set5"
+    (root / "HR").mkdir(parents=True)
+    hr = photos.astronaut()[:64, :80]
+    Image.fromarray(hr).save(root / "HR" / "baby.png")
+    prepare(spec, root)
+    lr = read(root / "LR_bicubic" / "X4" / "babyx4.png").astype(int)
+    np.testing.assert_array_equal(lr, matlab(hr, (16, 20), edge="clamp"))
+    mirrored = matlab(hr, (16, 20)).astype(int)
+    assert np.abs(lr - mirrored)[2:-2, 2:-2].max() == 0 and np.abs(lr - mirrored).max() > 0

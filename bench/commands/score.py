@@ -122,7 +122,7 @@ def score(
         return
     protocol = get_protocol(protocol_name, config.paths.weights_dir, device, **options)
     if run_samples is not None:
-        pred_dir = run_samples[0] if protocol.resizes else run_samples[1]
+        pred_dir = run_samples[0] if protocol.scores_loader_size else run_samples[1]
         console.info(
             f"{pred_dir.parent} is a run's folder: {protocol.name} scores {pred_dir.name}/"
         )

@@ -356,8 +356,10 @@ class PairedDataset(_SplitDataset):
                     ).items()
                 },
             )
-        # Outputs are saved under the input's basename, as in the official code.
-        return self._item(images, roles.get("input", roles["target"]).stem, tuple(keys.items()))
+        # Outputs are saved under the input's basename, as in the official code; a
+        # super-resolution output under its HR image's, which `bench score` pairs it with
+        name = pair_id if setting is not None else roles.get("input", roles["target"]).stem
+        return self._item(images, name, tuple(keys.items()))
 
     def native(
         self, index: int, roles: tuple[str, ...] = ("target", "mask")

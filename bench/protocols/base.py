@@ -148,6 +148,13 @@ class Protocol:
     # -- shared checks ---------------------------------------------------------------------
 
     @property
+    def scores_loader_size(self) -> bool:
+        """Which of a run's folders this protocol's script scores: the predictions at the
+        loader's size (``samples/``, which a resizing script brings to its own size) or at
+        the files' (``samples_native/``)."""
+        return self.resizes
+
+    @property
     def accepts_grey(self) -> bool:
         """Whether one-channel images are scored (on their grey values, as a Y-channel
         script's ``if size(im,3)==3`` guard does); otherwise only RGB, never replicated."""

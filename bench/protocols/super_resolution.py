@@ -57,6 +57,10 @@ class _SuperResolution(Protocol):
     def accepts_grey(self) -> bool:
         return self.channel == "y"
 
+    @property
+    def scores_loader_size(self) -> bool:
+        return False  # SR outputs are scored at their files' size, the HR image's modcrop
+
     def measure(self, pred, target, mask):
         target = self._modcropped(target, tuple(pred.shape[-2:]))
         if self.shave:

@@ -128,3 +128,30 @@ def test_a_test_only_set_needs_a_checkpoint(tmp_path):
     result = CliRunner().invoke(app, ["run", "set5", "--config", str(config), "-m", "sr3"])
     assert result.exit_code == 2
     assert "set5 has no training split: pass --checkpoint FILE" in " ".join(result.output.split())
+
+
+def test_bench_score_on_the_run_s_folder_reproduces_its_score(sr_run):
+    """Outputs are named after their HR images, so `bench score RUN HR --scale 4` pairs them
+    without --match and gives the run's own sr-y PSNR."""
+    import json
+
+    tmp_path, result = sr_run
+    client = MlflowClient(f"sqlite:///{tmp_path / 'results' / 'mlflow.db'}")
+    experiment = client.get_experiment_by_name("test")
+    run = next(
+        r
+        for r in client.search_runs([experiment.experiment_id])
+        if r.data.tags.get("method") == "rddm"
+    )
+    import shutil
+
+    folder = tmp_path / "results" / "runs" / run.info.run_id
+    hr = tmp_path / "scored-hr"  # the HR images of the 3 scored (eval_images = 3)
+    hr.mkdir()
+    for image in (folder / "samples_native").iterdir():
+        shutil.copy(tmp_path / "data" / "synth-sr" / "test" / "HR" / image.name, hr)
+    args = ["score", str(folder), str(hr), "--protocol", "sr-y", "--scale", "4", "--json"]
+    scored = CliRunner().invoke(app, args)
+    assert scored.exit_code == 0, scored.output
+    summary = json.loads(scored.stdout)["summary"]
+    assert summary["psnr"] == pytest.approx(run.data.metrics["sr-y/psnr"], abs=1e-12)

@@ -26,6 +26,14 @@ from bench.protocols.base import PROTOCOLS, Protocol
 SCALES = (4, 2, 3, 8)
 
 
+def checked_scale(protocol: str, scale: int) -> int:
+    """``scale`` when it is one of SCALES; otherwise one error naming the protocol."""
+    if scale not in SCALES:
+        valid = ", ".join(map(str, sorted(SCALES)))
+        raise UsageError(f"protocol '{protocol}': scale {scale} is not one of {valid}")
+    return scale
+
+
 class _SuperResolution(Protocol):
     #: the ground truth is brought to the output's size (modcrop), never the output resized
     resizes: ClassVar[bool] = True
@@ -46,11 +54,7 @@ class _SuperResolution(Protocol):
         ``rgb2ycbcr`` (False: the float Y of Python ports). The last three are the audit's
         conventions (bench/conventions.py)."""
         super().__init__(weights_dir, device)
-        if scale not in SCALES:
-            raise UsageError(
-                f"protocol '{self.name}': scale {scale} is not one of {', '.join(map(str, sorted(SCALES)))}"  # fmt: skip
-            )
-        self.scale, self.shave, self.rounded_y = scale, shave, rounded_y
+        self.scale, self.shave, self.rounded_y = checked_scale(self.name, scale), shave, rounded_y
         self.channel = channel or type(self).channel
 
     @property
@@ -139,9 +143,7 @@ class SR3Faces(Protocol):
 
     def __init__(self, weights_dir, device="cpu", scale: int = 8) -> None:
         super().__init__(weights_dir, device)
-        if scale not in SCALES:
-            raise UsageError(f"protocol 'sr3-faces': scale {scale} is not one of {', '.join(map(str, sorted(SCALES)))}")  # fmt: skip
-        self.scale = scale
+        self.scale = checked_scale(self.name, scale)
 
     def measure(self, pred, target, mask):
         from bench.metrics.resize import imresize
